@@ -1,0 +1,165 @@
+"""SigLIP2 image embedder over `transformers`: the frozen backbone silva's head reads.
+
+Loading goes through `AutoModel` / `AutoImageProcessor`, so a Hub id
+(`google/siglip2-so400m-patch14-384`) and a local `save_pretrained` folder take the same path.
+Images are decoded and preprocessed in a thread pool a few batches ahead of the model, so
+decoding overlaps the GPU; on CUDA the tower runs in bf16 with SDPA attention.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from silva_model.devices import resolve_device
+
+DEFAULT_BACKBONE = "google/siglip2-so400m-patch14-384"
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
+_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """An image that could not be embedded, and why."""
+
+    path: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.error}"
+
+
+@dataclass
+class EmbedBatch:
+    """One batch of results: `embeddings[i]` belongs to `paths[indices[i]]`."""
+
+    indices: list[int]
+    embeddings: np.ndarray
+    failures: list[ImageFailure] = field(default_factory=list)
+
+
+def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and fully decode an image (a truncated file fails here, not later)."""
+    with Image.open(path) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def expand_image_paths(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; folders expanded recursively to their image files, sorted."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
+
+
+class SiglipEmbedder:
+    """Batched, L2-normalised float32 image embeddings from a SigLIP / SigLIP2 checkpoint."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_BACKBONE,
+        device: str = "auto",
+        dtype: str | None = None,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        prefetch_batches: int = 2,
+    ) -> None:
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.model_id = str(model)
+        self.device = resolve_device(device)
+        if dtype is None:
+            self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        elif dtype in _DTYPES:
+            self.dtype = _DTYPES[dtype]
+        else:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+        self.batch_size = int(batch_size)
+        self.num_workers = max(1, int(num_workers))
+        self.prefetch_batches = max(1, int(prefetch_batches))
+        self.processor = AutoImageProcessor.from_pretrained(self.model_id)
+        self.model = AutoModel.from_pretrained(self.model_id, dtype=self.dtype, attn_implementation="sdpa")
+        self.model.to(self.device).eval()
+
+    @property
+    def embed_dim(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "vision_config", cfg).hidden_size)
+
+    def _pixels(self, image: Image.Image) -> np.ndarray:
+        return self.processor(images=image, return_tensors="np")["pixel_values"][0]
+
+    def _load_pixels(self, path: str) -> np.ndarray:
+        return self._pixels(load_rgb(path))
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixel_values: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Preprocessed (B, 3, H, W) pixels -> (B, D) unit-norm float32."""
+        px = torch.as_tensor(pixel_values)
+        if self.device.type == "cuda":
+            px = px.pin_memory()
+        px = px.to(self.device, self.dtype, non_blocking=True)
+        out = self.model.get_image_features(pixel_values=px)
+        emb = out.pooler_output if hasattr(out, "pooler_output") else out  # transformers 5 vs 4
+        return F.normalize(emb.float(), dim=-1).cpu().numpy()
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.embed_dim), np.float32)
+        return np.concatenate([
+            self.embed_pixels(np.stack([self._pixels(im.convert("RGB")) for im in images[s : s + self.batch_size]]))
+            for s in range(0, len(images), self.batch_size)
+        ])
+
+    def iter_embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> Iterator[EmbedBatch]:
+        """Yield one EmbedBatch per batch of paths, decoding ahead of the model. An unreadable
+        image becomes an ImageFailure naming its path; the rest of its batch goes on."""
+        paths = [str(p) for p in paths]
+        chunks = [range(s, min(s + self.batch_size, len(paths))) for s in range(0, len(paths), self.batch_size)]
+        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="silva-decode") as pool:
+            inflight: deque[tuple[range, list[Future[np.ndarray]]]] = deque()
+
+            def submit(ci: int) -> None:
+                inflight.append((chunks[ci], [pool.submit(self._load_pixels, paths[i]) for i in chunks[ci]]))
+
+            for ci in range(min(self.prefetch_batches, len(chunks))):
+                submit(ci)
+            next_ci = len(inflight)
+            while inflight:
+                idxs, futures = inflight.popleft()
+                if next_ci < len(chunks):
+                    submit(next_ci)
+                    next_ci += 1
+                ok, pixels, failures = [], [], []
+                for i, fut in zip(idxs, futures, strict=True):
+                    try:
+                        pixels.append(fut.result())
+                        ok.append(i)
+                    except Exception as e:  # any decode error is the image's, not the run's
+                        failures.append(ImageFailure(paths[i], f"{type(e).__name__}: {e}"))
+                emb = self.embed_pixels(np.stack(pixels)) if pixels else np.zeros((0, self.embed_dim), np.float32)
+                yield EmbedBatch(ok, emb, failures)
+
+    def embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> EmbedBatch:
+        """All paths at once: embeddings for the readable ones, failures for the rest."""
+        batches = list(self.iter_embed_paths(paths))
+        return EmbedBatch(
+            [i for b in batches for i in b.indices],
+            np.concatenate([b.embeddings for b in batches]) if batches else np.zeros((0, self.embed_dim), np.float32),
+            [f for b in batches for f in b.failures],
+        )

@@ -1,0 +1,115 @@
+"""The `silva` command line.
+
+    silva score IMG [IMG|DIR ...] (--repo-id ID | --head DIR) [--backbone ID|PATH] [--json]
+    silva score-manifest MANIFEST (--repo-id ID | --head DIR) [--split S] [--out scores.parquet]
+
+Exit codes: 0 every image scored; 1 some images could not be read (each is reported on
+stderr and skipped); 2 nothing could be scored or the command was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from silva_model.atomic import atomic_path
+from silva_model.backbone import expand_image_paths
+from silva_model.manifest import SPLITS, ManifestError, load_manifest
+from silva_model.metrics import compute_metrics
+from silva_model.scorer import Scorer
+
+
+def _add_head_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--repo-id", help="Hugging Face Hub repo id of a released head")
+    src.add_argument("--head", help="local folder of a released head or a training checkpoint")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _scorer(a: argparse.Namespace) -> Scorer:
+    return Scorer.from_pretrained(a.repo_id or a.head, revision=a.revision, device=a.device)
+
+
+def _cmd_score(a: argparse.Namespace) -> int:
+    paths = expand_image_paths(a.images)
+    if not paths:
+        print("silva: no images found in the given paths", file=sys.stderr)
+        return 2
+    scorer = _scorer(a)
+    embedder = scorer.embedder(a.backbone, batch_size=a.batch_size, num_workers=a.workers)
+    batch, scores = scorer.score_paths(paths, embedder)
+    for f in batch.failures:
+        print(f"silva: skipped {f}", file=sys.stderr)
+    for i, s in zip(batch.indices, scores, strict=True):
+        rating = float(scorer.expected_rating(s))
+        if a.json:
+            print(json.dumps({"path": str(paths[i]), "score": round(float(s), 6), "expected_rating": round(rating, 4)}))
+        else:
+            print(f"{s:.4f}\t{rating:.2f}\t{paths[i]}")
+    if not batch.indices:
+        return 2
+    return 1 if batch.failures else 0
+
+
+def _cmd_score_manifest(a: argparse.Namespace) -> int:
+    arrays = load_manifest(a.manifest, dim=None, required_splits=())
+    mask = arrays.mask(a.split) if a.split else np.ones(len(arrays), bool)
+    if not mask.any():
+        raise ManifestError(f"split {a.split!r} of {a.manifest} is empty")
+    scorer = _scorer(a)
+    scores, pred = scorer.predict(arrays.embeddings[mask])
+    y = arrays.scores[mask]
+    if a.out:
+        cols = {"row": pa.array(np.flatnonzero(mask)), "split": pa.array(np.asarray(SPLITS)[arrays.split_codes[mask]]),
+                "personal_score": pa.array(y), "score": pa.array(scores),
+                "expected_rating": pa.array(scorer.expected_rating(scores))}
+        if arrays.post_id is not None:
+            cols["post_id"] = pa.array(arrays.post_id[mask])
+        with atomic_path(a.out) as tmp:
+            pq.write_table(pa.table(cols), tmp)
+    m = compute_metrics(y, scores, pred)
+    summary = {"n": int(mask.sum()), "mean_score": float(scores.mean()), "spearman": m["spearman"],
+               "qwk": m["qwk"], "mae": m["mae"], "out": a.out}
+    print(json.dumps(summary) if a.json else "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                       for k, v in summary.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="silva", description="Score illustrations by one person's learned taste.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="score image files (folders are searched recursively)")
+    s.add_argument("images", nargs="+", help="image files or folders")
+    _add_head_args(s)
+    s.add_argument("--backbone", help="SigLIP2 model id or local folder (default: the head's own backbone)")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    s.set_defaults(func=_cmd_score)
+    m = sub.add_parser("score-manifest", help="score the precomputed embeddings of a manifest")
+    m.add_argument("manifest")
+    _add_head_args(m)
+    m.add_argument("--split", choices=list(SPLITS), help="only this split (default: all rows)")
+    m.add_argument("--out", help="write per-row scores to this parquet file")
+    m.set_defaults(func=_cmd_score_manifest)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a)
+    except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as e:
+        print(f"silva: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The ordinal head: an MLP from a frozen image embedding to one latent taste value, and
+K-1 learnable thresholds ("quality bars") that the latent value must clear.
+
+The thresholds are strictly increasing *by construction* (first threshold plus cumulative
+softplus gaps), so the cumulative probabilities P(y > k) = sigmoid(f(x) - theta_k) can never
+cross, whatever values the parameters take. The score is the mean of those probabilities: the
+expected fraction of the 4 bars an image clears, in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+NUM_CLASSES = 5
+EMBED_DIM = 1152
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Shape of the head; stored in `config.json` so a released head rebuilds exactly."""
+
+    embed_dim: int = EMBED_DIM
+    hidden: tuple[int, ...] = (1024, 512)
+    dropout: float = 0.1
+    num_classes: int = NUM_CLASSES
+    backbone: str = "google/siglip2-so400m-patch14-384"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in d.items() if k in known})
+
+
+@dataclass
+class HeadOutput:
+    latent: torch.Tensor  # (B,) f(x)
+    logits: torch.Tensor  # (B, K-1) f(x) - theta_k
+    score: torch.Tensor  # (B,) mean_k sigmoid(logits), in [0, 1]
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class OrdinalHead(nn.Module):
+    """MLP + monotone thresholds. Inputs are standardised with train-split statistics held
+    as buffers, because SigLIP embeddings share a large common direction that would otherwise
+    dominate the first layer's pre-activations."""
+
+    def __init__(self, config: HeadConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or HeadConfig()
+        c = self.config
+        layers: list[nn.Module] = []
+        width = c.embed_dim
+        for h in c.hidden:
+            layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(c.dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+        k = c.num_classes - 1
+        self.theta_first = nn.Parameter(torch.tensor(-(k - 1) / 2.0))
+        # softplus(0.5413) == 1.0: unit gaps until init_thresholds says otherwise.
+        self.theta_gaps = nn.Parameter(torch.full((k - 1,), 0.5413))
+        self.register_buffer("input_mean", torch.zeros(c.embed_dim))
+        self.register_buffer("input_scale", torch.ones(c.embed_dim))
+
+    @property
+    def num_thresholds(self) -> int:
+        return self.config.num_classes - 1
+
+    def thresholds(self) -> torch.Tensor:
+        """theta_1 < theta_2 < ... < theta_{K-1}, strictly, for any parameter values."""
+        gaps = F.softplus(self.theta_gaps) + 1e-4
+        return torch.cat([self.theta_first.reshape(1), self.theta_first + torch.cumsum(gaps, 0)])
+
+    @torch.no_grad()
+    def init_thresholds(self, cumulative_positive_rate: torch.Tensor) -> None:
+        """Place the bars where the untrained head (f(x) ~ 0) reproduces the train prior:
+        P(y > k) = sigmoid(-theta_k)  =>  theta_k = logit(1 - p_k). Rates are clamped so
+        an absent class (p_k = 0 or 1) gives a finite, still increasing threshold."""
+        p = cumulative_positive_rate.double().clamp(1e-3, 1 - 1e-3)
+        theta = torch.logit(1 - p)
+        theta = torch.cummax(theta, 0).values  # p_k is non-increasing, but be safe with clamping
+        gaps = (theta[1:] - theta[:-1]).clamp_min(1e-3) - 1e-4
+        self.theta_first.copy_(theta[0].float())
+        # softplus inverse: log(exp(g) - 1), stable for large g.
+        self.theta_gaps.copy_((gaps + torch.log(-torch.expm1(-gaps))).float())
+
+    @torch.no_grad()
+    def set_input_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.input_mean.copy_(mean)
+        self.input_scale.copy_(1.0 / std.clamp_min(1e-6))
+
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.input_mean) * self.input_scale
+        return self.mlp(x).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> HeadOutput:
+        f = self.latent(x)
+        logits = f.unsqueeze(-1) - self.thresholds().unsqueeze(0)
+        return HeadOutput(latent=f, logits=logits, score=torch.sigmoid(logits).mean(-1))
+
+
+def expected_rating(score: torch.Tensor | float, num_classes: int = NUM_CLASSES):
+    """Score in [0, 1] -> expected rating in [1, K]: 1 + (K-1) * score."""
+    return 1 + (num_classes - 1) * score
+
+
+def predicted_class(logits: torch.Tensor) -> torch.Tensor:
+    """1 + number of bars cleared (P(y > k) > 0.5). Monotone thresholds make this consistent:
+    clearing bar k implies clearing every lower bar."""
+    return 1 + (logits > 0).sum(-1)

@@ -1,0 +1,271 @@
+"""The manifest contract: the one table the trainer, the evaluator and the pipeline share.
+
+Parquet with columns
+  - `embedding`: fixed-size list of D float32 (D = 1152 for SigLIP2-SO400M),
+  - `personal_score`: integer rating 1..5,
+  - `split`: "train" | "val" | "test", a function of the embedding's bytes (`splits.py`),
+  - `post_id`: optional integer id, only used to name rows in messages.
+
+Embeddings move between Arrow and NumPy as one contiguous float32 buffer (fixed-size list
+<-> reshape), never row by row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from silva_model.atomic import atomic_path
+from silva_model.head import EMBED_DIM, NUM_CLASSES
+from silva_model.splits import DEFAULT_FRACTIONS, SPLITS, assign_split_codes, content_hash
+
+REQUIRED_COLUMNS = ("embedding", "personal_score", "split")
+
+
+class ManifestError(ValueError):
+    """The manifest breaks the contract; the message names the first offending rows."""
+
+
+@dataclass
+class ManifestArrays:
+    """The manifest as NumPy arrays: what training and evaluation actually consume."""
+
+    embeddings: np.ndarray  # (N, D) float32, C-contiguous
+    scores: np.ndarray  # (N,) int64 in 1..5
+    split_codes: np.ndarray  # (N,) int8 index into SPLITS
+    post_id: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def mask(self, split: str) -> np.ndarray:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return self.split_codes == SPLITS.index(split)
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        m = self.mask(split)
+        return np.ascontiguousarray(self.embeddings[m]), self.scores[m]
+
+    def fingerprint(self) -> str:
+        """Order-independent SHA-256 of (content hash, rating, split) over all rows."""
+        rec = np.empty(len(self), dtype=[("h", "<u8"), ("y", "<i8"), ("s", "i1")])
+        rec["h"], rec["y"], rec["s"] = content_hash(self.embeddings), self.scores, self.split_codes
+        rec.sort(order=["h", "y", "s"])
+        return hashlib.sha256(rec.tobytes()).hexdigest()
+
+
+def _rows(idx: np.ndarray, post_id: np.ndarray | None, limit: int = 5) -> str:
+    idx = np.asarray(idx).ravel()
+    shown = [f"{int(i)}" + (f" (post_id {post_id[i]})" if post_id is not None else "") for i in idx[:limit]]
+    more = f" (+{idx.size - limit} more)" if idx.size > limit else ""
+    return ", ".join(shown) + more
+
+
+def embeddings_to_arrow(embeddings: np.ndarray) -> pa.FixedSizeListArray:
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x.ndim != 2:
+        raise ManifestError(f"embeddings must be 2-d (rows, dim), got shape {x.shape}")
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+
+
+def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray | None = None) -> np.ndarray:
+    """Arrow list column -> (N, D) float32 without a per-row loop. Accepts fixed-size and
+    variable-size lists (what polars or pandas may write); every row must have the same length."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if not (pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type)
+            or pa.types.is_large_list(col.type)):
+        raise ManifestError(f"column 'embedding' must be a list of floats, got {col.type}")
+    if not (pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
+        raise ManifestError(f"column 'embedding' must hold floats, got {col.type}")
+    n = len(col)
+    if col.null_count:
+        raise ManifestError(f"embedding is null at row(s) {_rows(np.flatnonzero(col.is_null()), post_id)}")
+    if pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
+    else:
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        dim = int(np.bincount(lengths).argmax()) if n else 0
+        bad = np.flatnonzero(lengths != dim)
+        if bad.size:
+            raise ManifestError(
+                f"embeddings have different lengths: most have {dim}, but row(s) "
+                f"{_rows(bad, post_id)} have {lengths[bad[:5]].tolist()}"
+            )
+    values = col.flatten()
+    if values.null_count:
+        row = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0] // max(dim, 1)
+        raise ManifestError(f"embedding has a null value at row {_rows(np.array([row]), post_id)}")
+    flat = values.to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat, dtype=np.float32).reshape(n, dim)
+
+
+def build_table(
+    embeddings: np.ndarray, scores, split_codes: np.ndarray, post_id=None
+) -> pa.Table:
+    cols = {
+        "embedding": embeddings_to_arrow(embeddings),
+        "personal_score": pa.array(np.asarray(scores, dtype=np.int8)),
+        "split": pa.DictionaryArray.from_arrays(
+            pa.array(np.asarray(split_codes, dtype=np.int8)), pa.array(list(SPLITS))
+        ),
+    }
+    if post_id is not None:
+        cols["post_id"] = pa.array(np.asarray(post_id, dtype=np.int64))
+    return pa.table(cols)
+
+
+def build_manifest(
+    embeddings: np.ndarray,
+    scores,
+    post_id=None,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    dim: int = EMBED_DIM,
+) -> pa.Table:
+    """Embeddings + ratings -> a validated manifest table with content-hashed splits."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ManifestError(f"embeddings must have shape (rows, {dim}), got {x.shape}")
+    y = np.asarray(scores)
+    if y.shape != (x.shape[0],):
+        raise ManifestError(f"{x.shape[0]} embeddings but {y.shape} ratings")
+    if y.dtype.kind not in "iu":
+        raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
+    pid = None if post_id is None else np.asarray(post_id)
+    bad = np.flatnonzero((y < 1) | (y > NUM_CLASSES))
+    if bad.size:
+        raise ManifestError(f"rating outside 1..5 at row(s) {_rows(bad, pid)}: {y[bad[:5]].tolist()}")
+    table = build_table(x, y, assign_split_codes(content_hash(x), fractions), pid)
+    validate_manifest(table, dim=dim)
+    return table
+
+
+def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
+    """Convert (and type-check) a manifest table; value checks live in `validate_arrays`."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ManifestError(f"manifest lacks column(s) {missing}; has {table.column_names}")
+    post_id = None
+    if "post_id" in table.column_names:
+        post_id = table.column("post_id").to_numpy(zero_copy_only=False)
+    x = embeddings_from_arrow(table.column("embedding"), post_id)
+    if dim is not None and x.shape[1] != dim:
+        raise ManifestError(f"embeddings have length {x.shape[1]}, expected {dim} (rows 0.. all)")
+
+    score_col = table.column("personal_score")
+    if not pa.types.is_integer(score_col.type):
+        raise ManifestError(f"column 'personal_score' must be integers 1..5, got {score_col.type}")
+    if score_col.null_count:
+        raise ManifestError(f"personal_score is null at row(s) {_rows(np.flatnonzero(score_col.is_null()), post_id)}")
+    scores = score_col.to_numpy().astype(np.int64)
+
+    split_col = table.column("split")
+    if pa.types.is_dictionary(split_col.type):
+        split_col = split_col.cast(pa.string())
+    if not (pa.types.is_string(split_col.type) or pa.types.is_large_string(split_col.type)):
+        raise ManifestError(f"column 'split' must be strings {SPLITS}, got {split_col.type}")
+    codes = pc.index_in(split_col, value_set=pa.array(list(SPLITS))).to_numpy(zero_copy_only=False)
+    unknown = np.flatnonzero(np.isnan(codes.astype(np.float64)))
+    if unknown.size:
+        vals = split_col.take(pa.array(unknown[:5])).to_pylist()
+        raise ManifestError(f"unknown split {vals} at row(s) {_rows(unknown, post_id)}; expected {SPLITS}")
+    return ManifestArrays(x, scores, codes.astype(np.int8), post_id)
+
+
+def validate_arrays(
+    m: ManifestArrays, required_splits: tuple[str, ...] = ("train", "val")
+) -> dict[str, dict[int, int]]:
+    """Check values; return per-split class counts. Raises ManifestError naming rows."""
+    pid = m.post_id
+    nonfinite = np.flatnonzero(~np.isfinite(m.embeddings).all(axis=1))
+    if nonfinite.size:
+        raise ManifestError(f"embedding has NaN or inf at row(s) {_rows(nonfinite, pid)}")
+    bad = np.flatnonzero((m.scores < 1) | (m.scores > NUM_CLASSES))
+    if bad.size:
+        raise ManifestError(
+            f"personal_score outside 1..5 at row(s) {_rows(bad, pid)}: {m.scores[bad[:5]].tolist()}"
+        )
+    _check_duplicates(m)
+    counts: dict[str, dict[int, int]] = {}
+    for code, name in enumerate(SPLITS):
+        sel = m.scores[m.split_codes == code]
+        counts[name] = {c: int(n) for c, n in enumerate(np.bincount(sel, minlength=NUM_CLASSES + 1)[1:], 1)}
+    empty = [s for s in required_splits if sum(counts[s].values()) == 0]
+    if empty:
+        raise ManifestError(
+            f"split(s) {empty} are empty ({len(m)} rows in all); rate more images "
+            "or change the split fractions"
+        )
+    return counts
+
+
+def _check_duplicates(m: ManifestArrays) -> None:
+    """The same embedding bytes must carry one rating and one split."""
+    h = content_hash(m.embeddings)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    same = np.flatnonzero(hs[1:] == hs[:-1])
+    for i in same:
+        a, b = order[i], order[i + 1]
+        if not np.array_equal(m.embeddings[a], m.embeddings[b]):
+            continue  # a 64-bit collision between different embeddings: not a duplicate
+        pair = np.array(sorted((a, b)))
+        if m.split_codes[a] != m.split_codes[b]:
+            raise ManifestError(
+                f"the same embedding is in two splits ({SPLITS[m.split_codes[pair[0]]]} and "
+                f"{SPLITS[m.split_codes[pair[1]]]}) at rows {_rows(pair, m.post_id)}"
+            )
+        if m.scores[a] != m.scores[b]:
+            raise ManifestError(
+                f"the same embedding has two ratings ({m.scores[pair[0]]} and {m.scores[pair[1]]}) "
+                f"at rows {_rows(pair, m.post_id)}"
+            )
+
+
+def validate_manifest(
+    table: pa.Table, dim: int | None = EMBED_DIM, required_splits: tuple[str, ...] = ("train", "val")
+) -> dict[str, dict[int, int]]:
+    return validate_arrays(to_arrays(table, dim), required_splits)
+
+
+def write_manifest(table: pa.Table, path: str | Path) -> Path:
+    """Write atomically. The embedding column skips dictionary encoding and statistics:
+    neither helps random floats, and both cost time on a million rows."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=["split"],
+            write_statistics=[c for c in table.column_names if c != "embedding"],
+        )
+    return path
+
+
+def read_manifest(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    try:
+        return pq.read_table(path)
+    except pa.ArrowInvalid as e:
+        raise ManifestError(f"{path} is not a readable parquet file: {e}") from e
+
+
+def load_manifest(
+    source: str | Path | pa.Table, dim: int | None = EMBED_DIM, required_splits: tuple[str, ...] = ("train", "val")
+) -> ManifestArrays:
+    """Path or table -> validated arrays: the one entry point training and evaluation use."""
+    table = source if isinstance(source, pa.Table) else read_manifest(source)
+    arrays = to_arrays(table, dim)
+    validate_arrays(arrays, required_splits)
+    return arrays
