@@ -24,8 +24,14 @@ from silva_model.devices import resolve_device
 
 DEFAULT_BACKBONE = "google/siglip2-so400m-patch14-384"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
-_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+_DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+}
 
 
 @dataclass(frozen=True)
@@ -121,16 +127,22 @@ class SiglipEmbedder:
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.embed_dim), np.float32)
-        return np.concatenate([
-            self.embed_pixels(np.stack([self._pixels(im.convert("RGB")) for im in images[s : s + self.batch_size]]))
-            for s in range(0, len(images), self.batch_size)
-        ])
+        return np.concatenate(
+            [
+                self.embed_pixels(
+                    np.stack([self._pixels(im.convert("RGB")) for im in images[s : s + self.batch_size]])
+                )
+                for s in range(0, len(images), self.batch_size)
+            ]
+        )
 
     def iter_embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> Iterator[EmbedBatch]:
         """Yield one EmbedBatch per batch of paths, decoding ahead of the model. An unreadable
         image becomes an ImageFailure naming its path; the rest of its batch goes on."""
         paths = [str(p) for p in paths]
-        chunks = [range(s, min(s + self.batch_size, len(paths))) for s in range(0, len(paths), self.batch_size)]
+        chunks = [
+            range(s, min(s + self.batch_size, len(paths))) for s in range(0, len(paths), self.batch_size)
+        ]
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="silva-decode") as pool:
             inflight: deque[tuple[range, list[Future[np.ndarray]]]] = deque()
 
@@ -152,7 +164,11 @@ class SiglipEmbedder:
                         ok.append(i)
                     except Exception as e:  # any decode error is the image's, not the run's
                         failures.append(ImageFailure(paths[i], f"{type(e).__name__}: {e}"))
-                emb = self.embed_pixels(np.stack(pixels)) if pixels else np.zeros((0, self.embed_dim), np.float32)
+                emb = (
+                    self.embed_pixels(np.stack(pixels))
+                    if pixels
+                    else np.zeros((0, self.embed_dim), np.float32)
+                )
                 yield EmbedBatch(ok, emb, failures)
 
     def embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> EmbedBatch:
@@ -160,6 +176,8 @@ class SiglipEmbedder:
         batches = list(self.iter_embed_paths(paths))
         return EmbedBatch(
             [i for b in batches for i in b.indices],
-            np.concatenate([b.embeddings for b in batches]) if batches else np.zeros((0, self.embed_dim), np.float32),
+            np.concatenate([b.embeddings for b in batches])
+            if batches
+            else np.zeros((0, self.embed_dim), np.float32),
             [f for b in batches for f in b.failures],
         )

@@ -71,7 +71,7 @@ def _model_card(config: dict[str, Any]) -> str:
     data_lines = "\n".join(f"- {k}: {v}" for k, v in sorted(data.items())) or "- not recorded"
     return f"""---
 library_name: silva
-base_model: {hc['backbone']}
+base_model: {hc["backbone"]}
 tags:
 - silva
 - aesthetic-scoring
@@ -82,7 +82,7 @@ tags:
 
 An ordinal head that scores illustrations by **one person's** taste, learned from their own
 1-5 ratings. It is not a universal quality model. Input: the L2-normalised
-{hc['embed_dim']}-d image embedding of `{hc['backbone']}`. Output: a score in [0, 1] (the
+{hc["embed_dim"]}-d image embedding of `{hc["backbone"]}`. Output: a score in [0, 1] (the
 fraction of the 4 quality bars cleared) and an expected rating 1 + 4 * score.
 
 ## Use
@@ -94,7 +94,7 @@ silva score image.jpg --head path/to/this/folder
 ```python
 from silva_model import Scorer
 scorer = Scorer.from_pretrained("path/or/repo-id")
-scores = scorer.score_embeddings(embeddings)  # (N, {hc['embed_dim']}) float32 -> (N,) in [0, 1]
+scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -> (N,) in [0, 1]
 ```
 
 ## Evaluation
@@ -107,10 +107,10 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc['embed_dim']}) float32 -
 
 ## Details
 
-- MLP {hc['embed_dim']} -> {' -> '.join(str(h) for h in hc['hidden'])} -> 1 (GELU, dropout {hc['dropout']}),
-  {hc['num_classes'] - 1} monotone thresholds (first + cumulative softplus gaps).
+- MLP {hc["embed_dim"]} -> {" -> ".join(str(h) for h in hc["hidden"])} -> 1 (GELU, dropout {hc["dropout"]}),
+  {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
 - Weights: `{WEIGHTS_NAME}` (safetensors, fp32); configuration: `{CONFIG_NAME}`.
-- Released: {config.get('released_at', '')}
+- Released: {config.get("released_at", "")}
 """
 
 
@@ -147,7 +147,9 @@ def save_pretrained(
     return directory
 
 
-def load_head(directory: str | Path, device: str | torch.device = "cpu") -> tuple[OrdinalHead, dict[str, Any]]:
+def load_head(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[OrdinalHead, dict[str, Any]]:
     """Load a release folder or a training checkpoint folder."""
     directory = Path(directory)
     if (directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file():
@@ -187,7 +189,9 @@ def resolve_pretrained(path_or_repo_id: str | Path, revision: str | None = None)
 
     try:
         return Path(
-            snapshot_download(repo_id=str(path_or_repo_id), revision=revision, allow_patterns=list(RELEASE_FILES))
+            snapshot_download(
+                repo_id=str(path_or_repo_id), revision=revision, allow_patterns=list(RELEASE_FILES)
+            )
         )
     except HFValidationError as e:
         raise FileNotFoundError(f"{path_or_repo_id} is neither a local folder nor a valid Hub repo id") from e

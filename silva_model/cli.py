@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +50,11 @@ def _cmd_score(a: argparse.Namespace) -> int:
     for i, s in zip(batch.indices, scores, strict=True):
         rating = float(scorer.expected_rating(s))
         if a.json:
-            print(json.dumps({"path": str(paths[i]), "score": round(float(s), 6), "expected_rating": round(rating, 4)}))
+            print(
+                json.dumps(
+                    {"path": str(paths[i]), "score": round(float(s), 6), "expected_rating": round(rating, 4)}
+                )
+            )
         else:
             print(f"{s:.4f}\t{rating:.2f}\t{paths[i]}")
     if not batch.indices:
@@ -68,23 +71,38 @@ def _cmd_score_manifest(a: argparse.Namespace) -> int:
     scores, pred = scorer.predict(arrays.embeddings[mask])
     y = arrays.scores[mask]
     if a.out:
-        cols = {"row": pa.array(np.flatnonzero(mask)), "split": pa.array(np.asarray(SPLITS)[arrays.split_codes[mask]]),
-                "personal_score": pa.array(y), "score": pa.array(scores),
-                "expected_rating": pa.array(scorer.expected_rating(scores))}
+        cols = {
+            "row": pa.array(np.flatnonzero(mask)),
+            "split": pa.array(np.asarray(SPLITS)[arrays.split_codes[mask]]),
+            "personal_score": pa.array(y),
+            "score": pa.array(scores),
+            "expected_rating": pa.array(scorer.expected_rating(scores)),
+        }
         if arrays.post_id is not None:
             cols["post_id"] = pa.array(arrays.post_id[mask])
         with atomic_path(a.out) as tmp:
             pq.write_table(pa.table(cols), tmp)
     m = compute_metrics(y, scores, pred)
-    summary = {"n": int(mask.sum()), "mean_score": float(scores.mean()), "spearman": m["spearman"],
-               "qwk": m["qwk"], "mae": m["mae"], "out": a.out}
-    print(json.dumps(summary) if a.json else "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                                       for k, v in summary.items()))
+    summary = {
+        "n": int(mask.sum()),
+        "mean_score": float(scores.mean()),
+        "spearman": m["spearman"],
+        "qwk": m["qwk"],
+        "mae": m["mae"],
+        "out": a.out,
+    }
+    print(
+        json.dumps(summary)
+        if a.json
+        else "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="silva", description="Score illustrations by one person's learned taste.")
+    p = argparse.ArgumentParser(
+        prog="silva", description="Score illustrations by one person's learned taste."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("score", help="score image files (folders are searched recursively)")
     s.add_argument("images", nargs="+", help="image files or folders")

@@ -1,6 +1,6 @@
 """Evaluate a head on one split of a manifest: metrics, confusion matrix, per-class counts.
 
-    python -m silva_model.evaluate --checkpoint DIR --manifest manifest.parquet --split val
+python -m silva_model.evaluate --checkpoint DIR --manifest manifest.parquet --split val
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ def evaluate(
 ) -> dict[str, Any]:
     if not isinstance(head, OrdinalHead):
         head, _ = load_head(head)
-    arrays = manifest if isinstance(manifest, ManifestArrays) else load_manifest(manifest, dim=None,
-                                                                                 required_splits=())
+    arrays = (
+        manifest
+        if isinstance(manifest, ManifestArrays)
+        else load_manifest(manifest, dim=None, required_splits=())
+    )
     x, y = arrays.subset(split)
     if y.size == 0:
         raise ManifestError(f"split {split!r} is empty: nothing to evaluate")
@@ -51,8 +54,11 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [f"### {result['split']} (n = {m['n']})", "", "| metric | value |", "|---|---|"]
     for k in ("spearman", "pearson", "qwk", "mae", "rmse", "accuracy", "top1_precision", "top5_precision"):
         lines.append(f"| {k} | {m[k]:.4f} |")
-    lines += ["", "| given \\ predicted | " + " | ".join(str(c) for c in range(1, NUM_CLASSES + 1)) + " | n |",
-              "|---|" + "---|" * (NUM_CLASSES + 1)]
+    lines += [
+        "",
+        "| given \\ predicted | " + " | ".join(str(c) for c in range(1, NUM_CLASSES + 1)) + " | n |",
+        "|---|" + "---|" * (NUM_CLASSES + 1),
+    ]
     for c, row in enumerate(result["confusion"], 1):
         lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + f" | {result['class_counts'][c]} |")
     return "\n".join(lines)

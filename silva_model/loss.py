@@ -21,9 +21,7 @@ def class_counts(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tenso
     return torch.bincount(y.long() - 1, minlength=num_classes)[:num_classes]
 
 
-def threshold_weights(
-    y: torch.Tensor, num_classes: int = NUM_CLASSES
-) -> tuple[torch.Tensor, torch.Tensor]:
+def threshold_weights(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-threshold class balancing weights from the train split's ratings.
 
     For threshold k with n_pos = #{y > k}, n_neg = #{y <= k}, n = n_pos + n_neg:

@@ -80,8 +80,11 @@ def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray |
     variable-size lists (what polars or pandas may write); every row must have the same length."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if not (pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type)
-            or pa.types.is_large_list(col.type)):
+    if not (
+        pa.types.is_fixed_size_list(col.type)
+        or pa.types.is_list(col.type)
+        or pa.types.is_large_list(col.type)
+    ):
         raise ManifestError(f"column 'embedding' must be a list of floats, got {col.type}")
     if not (pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
         raise ManifestError(f"column 'embedding' must hold floats, got {col.type}")
@@ -107,9 +110,7 @@ def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray |
     return np.ascontiguousarray(flat, dtype=np.float32).reshape(n, dim)
 
 
-def build_table(
-    embeddings: np.ndarray, scores, split_codes: np.ndarray, post_id=None
-) -> pa.Table:
+def build_table(embeddings: np.ndarray, scores, split_codes: np.ndarray, post_id=None) -> pa.Table:
     cols = {
         "embedding": embeddings_to_arrow(embeddings),
         "personal_score": pa.array(np.asarray(scores, dtype=np.int8)),
@@ -163,7 +164,9 @@ def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
     if not pa.types.is_integer(score_col.type):
         raise ManifestError(f"column 'personal_score' must be integers 1..5, got {score_col.type}")
     if score_col.null_count:
-        raise ManifestError(f"personal_score is null at row(s) {_rows(np.flatnonzero(score_col.is_null()), post_id)}")
+        raise ManifestError(
+            f"personal_score is null at row(s) {_rows(np.flatnonzero(score_col.is_null()), post_id)}"
+        )
     scores = score_col.to_numpy().astype(np.int64)
 
     split_col = table.column("split")
@@ -262,7 +265,9 @@ def read_manifest(path: str | Path) -> pa.Table:
 
 
 def load_manifest(
-    source: str | Path | pa.Table, dim: int | None = EMBED_DIM, required_splits: tuple[str, ...] = ("train", "val")
+    source: str | Path | pa.Table,
+    dim: int | None = EMBED_DIM,
+    required_splits: tuple[str, ...] = ("train", "val"),
 ) -> ManifestArrays:
     """Path or table -> validated arrays: the one entry point training and evaluation use."""
     table = source if isinstance(source, pa.Table) else read_manifest(source)

@@ -63,7 +63,9 @@ class Scorer:
         """The backbone this head was trained on, unless another is named."""
         return SiglipEmbedder(backbone or self.config.backbone, device=str(self.device), **kwargs)
 
-    def score_paths(self, paths: Sequence[str | os.PathLike[str]], embedder: SiglipEmbedder) -> tuple[EmbedBatch, np.ndarray]:
+    def score_paths(
+        self, paths: Sequence[str | os.PathLike[str]], embedder: SiglipEmbedder
+    ) -> tuple[EmbedBatch, np.ndarray]:
         """Embed and score image files; returns the embedding batch (indices, failures) and scores."""
         if embedder.embed_dim != self.config.embed_dim:
             raise ValueError(

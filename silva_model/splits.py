@@ -59,6 +59,8 @@ def assign_split_codes(
     return np.searchsorted(edges, u, side="right").astype(np.int8)
 
 
-def assign_splits(embeddings: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> np.ndarray:
+def assign_splits(
+    embeddings: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> np.ndarray:
     """(N, D) embeddings -> (N,) split names."""
     return np.asarray(SPLITS, dtype=object)[assign_split_codes(content_hash(embeddings), fractions)]

@@ -59,8 +59,15 @@ def _taste_parts(world: _World, c: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.stack([lin, clus, nonlin], axis=1)
 
 
-def _make_world(dim: int, world_seed: int, weights: tuple[float, float, float], noise: float,
-                mix: tuple[float, ...], n_clusters: int, rank: int) -> _World:
+def _make_world(
+    dim: int,
+    world_seed: int,
+    weights: tuple[float, float, float],
+    noise: float,
+    mix: tuple[float, ...],
+    n_clusters: int,
+    rank: int,
+) -> _World:
     rng = np.random.default_rng(world_seed)
     cluster_p = rng.dirichlet(np.full(n_clusters, 2.0))
     w = _World(

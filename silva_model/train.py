@@ -90,7 +90,9 @@ EpochCallback = Callable[[dict[str, float]], None]
 
 
 @torch.no_grad()
-def predict(head: OrdinalHead, x: torch.Tensor | np.ndarray, batch_size: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    head: OrdinalHead, x: torch.Tensor | np.ndarray, batch_size: int = 16_384
+) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings -> (score in [0, 1], predicted class 1..K) as NumPy arrays."""
     device = next(head.parameters()).device
     was_training = head.training
@@ -116,8 +118,13 @@ def _seed_everything(seed: int) -> torch.Generator:
 def build_head(config: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor) -> OrdinalHead:
     """A fresh head whose input statistics and thresholds come from the train split."""
     head = OrdinalHead(
-        HeadConfig(embed_dim=x_train.shape[1], hidden=config.hidden, dropout=config.dropout,
-                   num_classes=NUM_CLASSES, backbone=config.backbone)
+        HeadConfig(
+            embed_dim=x_train.shape[1],
+            hidden=config.hidden,
+            dropout=config.dropout,
+            num_classes=NUM_CLASSES,
+            backbone=config.backbone,
+        )
     )
     head.set_input_stats(x_train.mean(0).cpu(), x_train.std(0).cpu())
     counts = class_counts(y_train.cpu(), NUM_CLASSES).double()
@@ -146,7 +153,9 @@ def train(
     xv = torch.from_numpy(xv_np).to(device)
 
     head = build_head(config, x, y).to(device)
-    loss_fn = (CumulativeBCELoss.balanced(y.cpu()) if config.class_balance else CumulativeBCELoss()).to(device)
+    loss_fn = (CumulativeBCELoss.balanced(y.cpu()) if config.class_balance else CumulativeBCELoss()).to(
+        device
+    )
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(x.shape[0] / config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -176,24 +185,46 @@ def train(
             loss_sum += loss.detach() * idx.numel()
         score, pred = predict(head, xv)
         metrics = compute_metrics(yv_np, score, pred)
-        record = {"epoch": epoch, "train_loss": float(loss_sum) / x.shape[0],
-                  **{f"val_{k}": v for k, v in metrics.items()}}
+        record = {
+            "epoch": epoch,
+            "train_loss": float(loss_sum) / x.shape[0],
+            **{f"val_{k}": v for k, v in metrics.items()},
+        }
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
         if metrics["spearman"] > best["metrics"]["spearman"]:
-            best = {"epoch": epoch, "metrics": metrics,
-                    "state": {k: v.detach().clone() for k, v in head.state_dict().items()}}
+            best = {
+                "epoch": epoch,
+                "metrics": metrics,
+                "state": {k: v.detach().clone() for k, v in head.state_dict().items()},
+            }
             if out_dir is not None:
-                save_checkpoint(head, out_dir, {"epoch": epoch, "val_metrics": metrics, "train_config":
-                                config.to_dict(), "manifest_fingerprint": fingerprint,
-                                "n_train": int(x.shape[0]), "n_val": int(xv.shape[0])})
-        bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_spearman=f"{metrics['spearman']:.3f}",
-                        best=best["epoch"])
+                save_checkpoint(
+                    head,
+                    out_dir,
+                    {
+                        "epoch": epoch,
+                        "val_metrics": metrics,
+                        "train_config": config.to_dict(),
+                        "manifest_fingerprint": fingerprint,
+                        "n_train": int(x.shape[0]),
+                        "n_val": int(xv.shape[0]),
+                    },
+                )
+        bar.set_postfix(
+            loss=f"{record['train_loss']:.4f}", val_spearman=f"{metrics['spearman']:.3f}", best=best["epoch"]
+        )
     head.load_state_dict(best["state"])
     head.eval()
-    return TrainResult(head, best["epoch"], best["metrics"], history,
-                       Path(out_dir) if out_dir is not None else None, time.perf_counter() - t0)
+    return TrainResult(
+        head,
+        best["epoch"],
+        best["metrics"],
+        history,
+        Path(out_dir) if out_dir is not None else None,
+        time.perf_counter() - t0,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,12 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
-    overrides = {k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
+    }
     cfg = dataclasses.replace(cfg, **overrides)
     res = train(a.manifest, cfg, a.out, progress=not a.quiet)
     m = res.best_metrics
-    print(f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
-          f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)")
+    print(
+        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
+        f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
+    )
     return 0
 
 

@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+
+from silva_model.head import HeadConfig, OrdinalHead, expected_rating, predicted_class
+from silva_model.loss import CumulativeBCELoss, class_counts, cumulative_targets, threshold_weights
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_thresholds_strictly_increasing_for_any_parameters(seed):
+    head = OrdinalHead()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.theta_first.copy_(torch.randn((), generator=g) * 50)
+        head.theta_gaps.copy_(torch.randn(3, generator=g) * 50 - 40)  # very negative raw gaps too
+    t = head.thresholds()
+    assert torch.all(t[1:] > t[:-1])
+    x = torch.randn(64, 1152, generator=g)
+    p = torch.sigmoid(head(x).logits)  # P(y > k) must be non-increasing in k
+    assert torch.all(p[:, 1:] <= p[:, :-1] + 1e-7)
+
+
+def test_score_is_mean_of_bar_probabilities_and_maps_to_ratings():
+    head = OrdinalHead(HeadConfig(embed_dim=8, hidden=(16,), dropout=0.0)).eval()
+    x = torch.randn(32, 8)
+    out = head(x)
+    f = head.latent(x)
+    manual = torch.sigmoid(f[:, None] - head.thresholds()[None, :]).mean(1)
+    torch.testing.assert_close(out.score, manual)
+    assert torch.all((out.score >= 0) & (out.score <= 1))
+    assert expected_rating(0.0) == 1 and expected_rating(1.0) == 5
+    cls = predicted_class(out.logits)
+    assert torch.equal(cls, 1 + (f[:, None] > head.thresholds()).sum(1))
+    assert cls.min() >= 1 and cls.max() <= 5
+
+
+def test_default_head_weighs_about_7_mb():
+    head = OrdinalHead()
+    n = sum(p.numel() for p in head.parameters())
+    assert 6.5e6 < 4 * n < 7.5e6
+    assert [m.out_features for m in head.mlp if isinstance(m, torch.nn.Linear)] == [1024, 512, 1]
+
+
+def test_init_thresholds_reproduces_the_train_prior():
+    head = OrdinalHead(HeadConfig(embed_dim=4, hidden=(4,)))
+    rates = torch.tensor([0.93, 0.75, 0.37, 0.10])
+    head.init_thresholds(rates)
+    torch.testing.assert_close(torch.sigmoid(-head.thresholds()), rates, atol=1e-4, rtol=0)
+    head.init_thresholds(torch.tensor([1.0, 1.0, 0.4, 0.0]))  # absent classes: still finite, increasing
+    t = head.thresholds()
+    assert torch.isfinite(t).all() and torch.all(t[1:] > t[:-1])
+
+
+def test_cumulative_targets():
+    y = torch.tensor([1, 2, 3, 4, 5])
+    expected = torch.tensor([[0, 0, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]).float()
+    assert torch.equal(cumulative_targets(y), expected)
+
+
+def test_threshold_weights_follow_the_documented_formula():
+    y = torch.tensor([1] * 10 + [2] * 20 + [3] * 40 + [4] * 20 + [5] * 10)
+    w_pos, w_neg = threshold_weights(y)
+    n_pos = torch.tensor([90.0, 70, 30, 10])
+    torch.testing.assert_close(w_pos, 100 / (2 * n_pos))
+    torch.testing.assert_close(w_neg, 100 / (2 * (100 - n_pos)))
+    assert torch.equal(class_counts(y), torch.tensor([10, 20, 40, 20, 10]))
+
+
+def test_missing_class_warns_and_still_trains_without_nan():
+    y = torch.tensor([2, 3, 3, 4, 4, 4, 3, 2])  # no 1s and no 5s: two bars cannot be balanced
+    with pytest.warns(UserWarning, match=r"no examples of rating\(s\) \[1, 5\]"):
+        loss_fn = CumulativeBCELoss.balanced(y)
+    assert torch.isfinite(loss_fn.pos_weight).all() and torch.isfinite(loss_fn.neg_weight).all()
+    head = OrdinalHead(HeadConfig(embed_dim=6, hidden=(8,)))
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    x = torch.randn(8, 6)
+    for _ in range(5):
+        loss = loss_fn(head(x).logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert math.isfinite(loss.item())
+    assert all(torch.isfinite(p).all() for p in head.parameters())
