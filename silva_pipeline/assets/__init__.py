@@ -1,0 +1,13 @@
+"""One module per stage: ratings -> embeddings -> manifest -> head -> evaluation -> release."""
+
+from silva_pipeline.assets.evaluation import beats_last_release, evaluation
+from silva_pipeline.assets.head import head
+from silva_pipeline.assets.hub_release import hub_release
+from silva_pipeline.assets.image_embeddings import image_embeddings
+from silva_pipeline.assets.manifest import manifest, manifest_checks
+from silva_pipeline.assets.raw_ratings import raw_ratings
+
+ASSETS = [raw_ratings, image_embeddings, manifest, head, evaluation, hub_release]
+ASSET_CHECKS = [manifest_checks, beats_last_release]
+
+__all__ = ["ASSETS", "ASSET_CHECKS"]

@@ -1,0 +1,86 @@
+import datetime as dt
+import json
+
+import dagster as dg
+
+from silva_model.atomic import atomic_write_text
+from silva_model.checkpoint import load_head, save_pretrained
+from silva_pipeline.assets.evaluation import LATEST_RELEASE
+from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.paths import data_dir
+from silva_pipeline.resources import HubResource, MlflowTracking
+
+REGISTERED_MODEL = "silva-head"
+
+
+@dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="1")
+def hub_release(
+    context: dg.AssetExecutionContext, head: dict, evaluation: dict, mlflow: MlflowTracking, hub: HubResource
+) -> dg.Output[dict]:
+    """A `save_pretrained` release folder (config.json + model.safetensors + model card with
+    metrics, data size, backbone and date), registered in the MLflow model registry as
+    `silva-head` (alias `champion`) and uploaded to the Hugging Face Hub when a repo id and
+    HF_TOKEN are configured."""
+    import mlflow as mlf
+
+    from silva_pipeline.mlflow_model import SilvaHeadModel
+
+    model, _ = load_head(head["checkpoint_dir"])
+    now = dt.datetime.now(dt.UTC)
+    folder = data_dir() / "releases" / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
+    data = {
+        "n_train": head["n_train"],
+        "n_val": head["n_val"],
+        "backbone": head["backbone"],
+        "manifest_fingerprint": head["manifest_fingerprint"],
+        "best_epoch": head["best_epoch"],
+        "released": now.date().isoformat(),
+    }
+    save_pretrained(
+        model,
+        folder,
+        metrics=evaluation["metrics"],
+        extra={"data": data, "mlflow_run_id": head["mlflow_run_id"], "dagster_run_id": context.run_id},
+    )
+
+    with mlflow.run(run_id=head["mlflow_run_id"]):
+        info = mlf.pyfunc.log_model(
+            name="silva_head",
+            python_model=SilvaHeadModel(),
+            artifacts={"release": str(folder)},
+            registered_model_name=REGISTERED_MODEL,
+            pip_requirements=["silva", "torch", "safetensors", "huggingface_hub"],
+        )
+    version = str(info.registered_model_version)
+    mlflow.client().set_registered_model_alias(REGISTERED_MODEL, "champion", version)
+
+    hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
+    if hub.enabled():
+        test = evaluation["metrics"].get("test", {})
+        hub_url = hub.upload(
+            folder, f"silva head {now:%Y-%m-%d}: test spearman {test.get('spearman', float('nan')):.4f}"
+        )
+    test_spearman = (evaluation["metrics"].get("test") or {}).get("spearman")
+    atomic_write_text(
+        data_dir() / LATEST_RELEASE,
+        json.dumps(
+            {
+                "path": str(folder),
+                "test_spearman": test_spearman,
+                "registry_version": version,
+                "mlflow_run_id": head["mlflow_run_id"],
+                "released_at": now.isoformat(timespec="seconds"),
+            },
+            indent=2,
+        ),
+    )
+    return dg.Output(
+        {"path": str(folder), "registry_version": version, "hub": hub_url},
+        metadata={
+            "release": dg.MetadataValue.path(str(folder)),
+            "registered_model": REGISTERED_MODEL,
+            "registry_version": version,
+            "hub": hub_url,
+            "model_card": dg.MetadataValue.md((folder / "README.md").read_text(encoding="utf-8")),
+        },
+    )

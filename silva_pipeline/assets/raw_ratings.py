@@ -1,0 +1,56 @@
+from typing import Literal
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from silva_pipeline.report import md_table
+from silva_pipeline.resources import RatingsSource
+
+GROUP = "silva"
+
+
+class RawRatingsConfig(dg.Config):
+    on_bad_rows: Literal["drop", "fail"] = Field(
+        default="drop", description="drop: list bad rows in metadata and go on; fail: stop the run"
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"python"}, code_version="1")
+def raw_ratings(
+    context: dg.AssetExecutionContext, config: RawRatingsConfig, ratings_source: RatingsSource
+) -> dg.Output[pa.Table]:
+    """The person's 1-5 ratings, one row per distinct image keyed by the SHA-256 of its bytes,
+    with its path and provenance (and its SigLIP2 embedding when the source has one).
+    Bad rows (missing file, rating outside 1..5, one image rated twice differently) are listed
+    in the metadata and dropped, or fail the run, per config: never silently."""
+    load = ratings_source.load()
+    bad_md = md_table(["where", "problem"], [(b.where, b.reason) for b in load.bad]) if load.bad else "none"
+    if load.bad and config.on_bad_rows == "fail":
+        raise dg.Failure(
+            description=f"{len(load.bad)} bad rating row(s); first: {load.bad[0].where}: {load.bad[0].reason}",
+            metadata={"bad_rows": dg.MetadataValue.md(bad_md)},
+        )
+    for b in load.bad[:20]:
+        context.log.warning(f"dropped {b.where}: {b.reason}")
+    if load.rows.height == 0:
+        raise dg.Failure(
+            description="the ratings source has no usable rated images",
+            metadata={"bad_rows": dg.MetadataValue.md(bad_md)},
+        )
+    counts = load.rows["rating"].value_counts().sort("rating")
+    has_emb = "embedding" in load.rows.columns
+    n_pre = int(load.rows["embedding"].is_not_null().sum()) if has_emb else 0
+    return dg.Output(
+        load.rows.to_arrow(),
+        metadata={
+            "dagster/row_count": load.rows.height,
+            "source": ratings_source.kind,
+            "fingerprint": ratings_source.fingerprint(),
+            "ratings": dg.MetadataValue.md(md_table(["rating", "images"], counts.iter_rows())),
+            "bad_rows_count": len(load.bad),
+            "bad_rows": dg.MetadataValue.md(bad_md),
+            "merged_duplicates": load.merged_duplicates,
+            "precomputed_embeddings": n_pre,
+        },
+    )

@@ -1,0 +1,50 @@
+"""The one Definitions object of silva_pipeline.
+
+Resources read their defaults from the environment so that the embedded defaults need no
+configuration at all: SILVA_SOURCE (demo|file|folder|pictoria), SILVA_RATINGS (path),
+SILVA_LIBRARY_ROOT (pictoria), SILVA_BACKBONE, MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from silva_model.backbone import DEFAULT_BACKBONE
+from silva_pipeline.assets import ASSET_CHECKS, ASSETS
+from silva_pipeline.automation import new_ratings_sensor, nightly_retrain, retrain_job
+from silva_pipeline.resources import (
+    HubResource,
+    MlflowTracking,
+    RatingsSource,
+    SiglipEmbedderResource,
+    SilvaIOManager,
+)
+
+
+def default_resources() -> dict[str, object]:
+    env = os.environ.get
+    return {
+        "ratings_source": RatingsSource(
+            kind=env("SILVA_SOURCE", "demo"),
+            path=env("SILVA_RATINGS", ""),
+            library_root=env("SILVA_LIBRARY_ROOT", ""),
+        ),
+        "embedder": SiglipEmbedderResource(model=env("SILVA_BACKBONE", DEFAULT_BACKBONE)),
+        "mlflow": MlflowTracking(tracking_uri=env("MLFLOW_TRACKING_URI", "")),
+        "hub": HubResource(
+            repo_id=env("SILVA_HUB_REPO", ""), token=dg.EnvVar("HF_TOKEN") if env("HF_TOKEN") else None
+        ),
+        "io_manager": SilvaIOManager(),
+    }
+
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=[retrain_job],
+    sensors=[new_ratings_sensor],
+    schedules=[nightly_retrain],
+    resources=default_resources(),
+)

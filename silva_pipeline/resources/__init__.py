@@ -1,0 +1,9 @@
+"""Dagster resources: the ratings source, the SigLIP2 embedder (GPU), MLflow, the Hub, storage."""
+
+from silva_pipeline.resources.embedder import SiglipEmbedderResource
+from silva_pipeline.resources.hub import HubResource
+from silva_pipeline.resources.io_manager import SilvaIOManager
+from silva_pipeline.resources.mlflow_tracking import MlflowTracking
+from silva_pipeline.resources.ratings_source import RatingsSource
+
+__all__ = ["HubResource", "MlflowTracking", "RatingsSource", "SiglipEmbedderResource", "SilvaIOManager"]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from silva_model.backbone import DEFAULT_BACKBONE, SiglipEmbedder
+
+
+class SiglipEmbedderResource(dg.ConfigurableResource):
+    """The SigLIP2 image tower on the GPU (or CPU). The model loads on first use, so runs that
+    only reuse cached or precomputed embeddings never pay for it."""
+
+    model: str = Field(default=DEFAULT_BACKBONE, description="Hub model id or local save_pretrained folder")
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto", description="auto: bf16 on CUDA, fp32 on CPU"
+    )
+    batch_size: int = 32
+    decode_workers: int = Field(default=8, description="threads decoding images ahead of the model")
+    flush_every: int = Field(default=512, description="images per cache shard (the resume granularity)")
+
+    _embedder: SiglipEmbedder | None = PrivateAttr(default=None)
+
+    def get(self) -> SiglipEmbedder:
+        if self._embedder is None:
+            self._embedder = SiglipEmbedder(
+                self.model,
+                device=self.device,
+                dtype=None if self.dtype == "auto" else self.dtype,
+                batch_size=self.batch_size,
+                num_workers=self.decode_workers,
+            )
+        return self._embedder

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from silva_pipeline.paths import data_dir
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow as a Pythonic resource (dagster-mlflow is still a legacy resource). The embedded
+    default is a SQLite backend with artifacts pinned under the project's data folder."""
+
+    tracking_uri: str = Field(default="", description="empty: sqlite:///<data>/mlflow.db")
+    experiment: str = "silva"
+    artifact_location: str = Field(default="", description="empty: <data>/mlartifacts (new experiments only)")
+
+    def uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{data_dir() / 'mlflow.db'}"
+
+    def client(self):
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri())
+        return mlflow.MlflowClient(self.uri())
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        location = self.artifact_location or (data_dir() / "mlartifacts").as_uri()
+        return client.create_experiment(self.experiment, artifact_location=location)
+
+    @contextlib.contextmanager
+    def run(
+        self, run_name: str | None = None, run_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> Iterator[object]:
+        """Start (or resume, with run_id) an MLflow run and always end it, even on failure."""
+        import mlflow
+
+        exp = self.experiment_id()
+        with mlflow.start_run(
+            run_id=run_id, run_name=run_name, experiment_id=None if run_id else exp, tags=tags
+        ) as run:
+            yield run
+
+    def run_link(self, run_id: str) -> str:
+        if self.uri().startswith("http"):
+            return f"{self.uri().rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        db = self.uri().removeprefix("sqlite:///")
+        return f"mlflow ui --backend-store-uri sqlite:///{Path(db)}  (run {run_id})"

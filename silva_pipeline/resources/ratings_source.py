@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from silva_pipeline import sources
+from silva_pipeline.paths import data_dir
+
+
+class RatingsSource(dg.ConfigurableResource):
+    """Where the person's ratings live. `kind` picks the reader; `fingerprint()` changes
+    whenever the ratings do, which is what the new-ratings sensor watches."""
+
+    kind: Literal["demo", "file", "folder", "pictoria"] = Field(
+        default="demo",
+        description="demo (synthetic), file (CSV/Parquet), folder (ratings/<1..5>/...), pictoria",
+    )
+    path: str = Field(default="", description="ratings file, ratings folder, or pictoria database file")
+    library_root: str = Field(default="", description="pictoria: folder that posts.full_path is relative to")
+    demo_size: int = Field(default=4000, description="demo: number of synthetic rated embeddings")
+    demo_seed: int = 0
+
+    def _path(self) -> Path:
+        if not self.path:
+            raise ValueError(f"ratings source kind {self.kind!r} needs `path`")
+        return Path(self.path).expanduser()
+
+    def load(self) -> sources.RatingsLoad:
+        if self.kind == "demo":
+            return sources.demo_ratings(data_dir() / "demo", self.demo_size, self.demo_seed)
+        if self.kind == "file":
+            return sources.read_ratings_file(self._path())
+        if self.kind == "folder":
+            return sources.read_ratings_folder(self._path())
+        return sources.read_pictoria(self._path(), self.library_root or None)
+
+    def fingerprint(self) -> str:
+        if self.kind == "demo":
+            return f"demo:{self.demo_size}:{self.demo_seed}"
+        if self.kind == "file":
+            return sources.fingerprint_file(self._path())
+        if self.kind == "folder":
+            return sources.fingerprint_folder(self._path())
+        return sources.fingerprint_pictoria(self._path())

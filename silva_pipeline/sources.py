@@ -1,0 +1,290 @@
+"""Readers for the person's ratings: a ratings file, a folder tree, a pictoria database, or
+the synthetic demo set. Each returns one row per distinct image, keyed by the SHA-256 of its
+bytes, plus the rows it could not use and why. Nothing here decides whether bad rows are
+dropped or fatal: the `raw_ratings` asset does, per its config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from silva_model.backbone import IMAGE_EXTENSIONS
+from silva_model.manifest import embeddings_to_arrow, write_manifest
+from silva_model.synthetic import make_taste_dataset
+
+RATING_COLUMNS = ("image_sha256", "rating", "path", "post_id", "source")
+
+
+@dataclass
+class BadRow:
+    where: str  # a row number, a path or a post id: something a person can find
+    reason: str
+
+
+@dataclass
+class RatingsLoad:
+    rows: pl.DataFrame  # image_sha256, rating, path, post_id, source (+ embedding when precomputed)
+    bad: list[BadRow] = field(default_factory=list)
+    merged_duplicates: int = 0
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hash_files(paths: list[str], workers: int = 8) -> list[str | BaseException]:
+    def one(p: str) -> str | BaseException:
+        try:
+            return sha256_file(p)
+        except OSError as e:
+            return e
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, paths))
+
+
+def _rating_problem(value: object) -> str | None:
+    if value is None:
+        return "rating is empty"
+    try:
+        r = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"rating {value!r} is not a number"
+    if not r.is_integer() or not 1 <= r <= 5:
+        return f"rating {value!r} is outside 1..5"
+    return None
+
+
+def _from_candidates(
+    refs: list[str],
+    paths: list[str],
+    ratings: list[object],
+    post_ids: list[int | None],
+    source: str,
+    known_sha: list[str | None] | None = None,
+) -> RatingsLoad:
+    """Check ratings and files, hash the files, merge duplicates: the common tail of every reader."""
+    bad: list[BadRow] = []
+    keep = []
+    for i, (ref, rating) in enumerate(zip(refs, ratings, strict=True)):
+        problem = _rating_problem(rating)
+        if problem:
+            bad.append(BadRow(ref, problem))
+        else:
+            keep.append(i)
+    need_hash = [i for i in keep if not (known_sha and known_sha[i])]
+    hashed = dict(zip(need_hash, _hash_files([paths[i] for i in need_hash]), strict=True))
+    shas: list[str] = []
+    ok: list[int] = []
+    for i in keep:
+        h = hashed.get(i, known_sha[i] if known_sha else None)
+        if isinstance(h, BaseException):
+            reason = (
+                "image file is missing" if isinstance(h, FileNotFoundError) else f"cannot read image: {h}"
+            )
+            bad.append(BadRow(refs[i], f"{reason} ({paths[i]})"))
+            continue
+        shas.append(str(h))
+        ok.append(i)
+    df = pl.DataFrame(
+        {
+            "image_sha256": shas,
+            "rating": [int(float(ratings[i])) for i in ok],  # type: ignore[arg-type]
+            "path": [paths[i] for i in ok],
+            "post_id": [post_ids[i] for i in ok],
+            "source": [source] * len(ok),
+            "ref": [refs[i] for i in ok],
+        },
+        schema={
+            "image_sha256": pl.String,
+            "rating": pl.Int8,
+            "path": pl.String,
+            "post_id": pl.Int64,
+            "source": pl.String,
+            "ref": pl.String,
+        },
+    )
+    return merge_duplicates(df, bad)
+
+
+def merge_duplicates(df: pl.DataFrame, bad: list[BadRow]) -> RatingsLoad:
+    """One row per image: the same bytes rated alike merge; rated differently, all copies are bad."""
+    stats = df.group_by("image_sha256").agg(
+        pl.col("rating").n_unique().alias("n_ratings"), pl.len().alias("n")
+    )
+    conflicted = stats.filter(pl.col("n_ratings") > 1)["image_sha256"]
+    for sha, grp in df.filter(pl.col("image_sha256").is_in(conflicted.implode())).group_by("image_sha256"):
+        detail = ", ".join(f"{r} at {ref}" for r, ref in zip(grp["rating"], grp["ref"], strict=True))
+        for ref in grp["ref"]:
+            bad.append(BadRow(ref, f"the same image (sha256 {sha[0][:12]}…) is rated differently: {detail}"))
+    clean = df.filter(~pl.col("image_sha256").is_in(conflicted.implode()))
+    unique = clean.unique(subset="image_sha256", keep="first", maintain_order=True)
+    return RatingsLoad(unique.drop("ref"), bad, clean.height - unique.height)
+
+
+def read_ratings_file(path: str | Path) -> RatingsLoad:
+    """CSV or Parquet with columns `image` (relative to the file), `rating`, optional `post_id`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ratings file not found: {path}")
+    df = pl.read_parquet(path) if path.suffix.lower() == ".parquet" else pl.read_csv(path, infer_schema=False)
+    missing = [c for c in ("image", "rating") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}; it has {df.columns}")
+    images = df["image"].cast(pl.String).to_list()
+    paths = [str((path.parent / p).resolve()) if p else "" for p in images]
+    post_ids = (
+        df["post_id"].cast(pl.Int64, strict=False).to_list()
+        if "post_id" in df.columns
+        else [None] * df.height
+    )
+    refs = [
+        f"{path.name} row {i + 2 if path.suffix.lower() == '.csv' else i} ({img})"
+        for i, img in enumerate(images)
+    ]
+    return _from_candidates(refs, paths, df["rating"].to_list(), post_ids, f"file:{path.name}")
+
+
+def read_ratings_folder(root: str | Path) -> RatingsLoad:
+    """`root/<rating>/**/image`: the first-level folder name is the rating."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ratings folder not found: {root}")
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    refs, paths, ratings = [], [], []
+    for f in files:
+        rel = f.relative_to(root)
+        refs.append(str(rel))
+        paths.append(str(f))
+        ratings.append(rel.parts[0] if len(rel.parts) > 1 else None)
+    return _from_candidates(refs, paths, ratings, [None] * len(files), f"folder:{root.name}")
+
+
+def _connect_ro(db_path: Path) -> sqlite3.Connection:
+    if not db_path.is_file():
+        raise FileNotFoundError(f"pictoria database not found: {db_path}")
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+
+
+def read_pictoria(
+    db_path: str | Path, library_root: str | Path | None = None, use_vectors: bool = True
+) -> RatingsLoad:
+    """Rated posts (score 1..5; 0 = unrated) of a pictoria library, read-only; duplicates
+    (`canonical_post_id` set) are skipped. SigLIP2 vectors from `post_vectors_siglip2` come
+    along when sqlite-vec is installed (`pip install 'silva[pictoria]'`)."""
+    db_path = Path(db_path)
+    root = Path(library_root) if library_root else db_path.parent
+    with _connect_ro(db_path) as conn:
+        posts = conn.execute(
+            "SELECT id, full_path, sha256, score FROM posts "
+            "WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
+        ).fetchall()
+        vectors = _pictoria_vectors(conn) if use_vectors else {}
+    refs = [f"post {pid} ({fp})" for pid, fp, _, _ in posts]
+    paths = [str(root / fp) for _, fp, _, _ in posts]
+    shas = [sha or None for _, _, sha, _ in posts]
+    load = _from_candidates(
+        refs,
+        paths,
+        [s for *_, s in posts],
+        [pid for pid, *_ in posts],
+        f"pictoria:{db_path.name}",
+        known_sha=shas,
+    )
+    if vectors:
+        load.rows = _attach_embeddings(load.rows, vectors)
+    return load
+
+
+def _pictoria_vectors(conn: sqlite3.Connection) -> dict[int, np.ndarray]:
+    has_table = (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone() is not None
+    )
+    if not has_table:
+        return {}
+    try:
+        import sqlite_vec
+    except ImportError:
+        import warnings
+
+        warnings.warn(
+            "pictoria has SigLIP2 vectors but sqlite-vec is not installed "
+            "(pip install 'silva[pictoria]'); images will be embedded instead",
+            stacklevel=3,
+        )
+        return {}
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    conn.enable_load_extension(False)
+    rows = conn.execute("SELECT post_id, embedding FROM post_vectors_siglip2").fetchall()
+    return {int(pid): np.frombuffer(blob, dtype="<f4") for pid, blob in rows}
+
+
+def _attach_embeddings(rows: pl.DataFrame, vectors: dict[int, np.ndarray]) -> pl.DataFrame:
+    emb = [vectors.get(pid) if pid is not None else None for pid in rows["post_id"].to_list()]
+    return rows.with_columns(
+        pl.Series(
+            "embedding", [e.tolist() if e is not None else None for e in emb], dtype=pl.List(pl.Float32)
+        )
+    )
+
+
+def demo_ratings(folder: Path, n: int = 4000, seed: int = 0) -> RatingsLoad:
+    """The synthetic demo set (no images: embeddings with a planted taste), generated once."""
+    path = folder / f"demo-{n}-{seed}.parquet"
+    if not path.exists():
+        d = make_taste_dataset(n, seed=seed)
+        shas = [hashlib.sha256(row.tobytes()).hexdigest() for row in d.embeddings]
+        table = pa.table(
+            {
+                "image_sha256": shas,
+                "rating": pa.array(d.ratings, pa.int8()),
+                "embedding": embeddings_to_arrow(d.embeddings),
+            }
+        )
+        write_manifest(table, path)
+    t = pl.read_parquet(path)
+    rows = t.select(
+        "image_sha256",
+        "rating",
+        pl.lit(None, pl.String).alias("path"),
+        (pl.int_range(pl.len(), dtype=pl.Int64)).alias("post_id"),
+        pl.lit("synthetic-demo").alias("source"),
+        pl.col("embedding").cast(pl.List(pl.Float32)),
+    )
+    return RatingsLoad(rows)
+
+
+def fingerprint_file(path: Path) -> str:
+    return "file:" + sha256_file(path)
+
+
+def fingerprint_folder(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "folder:" + h.hexdigest()
+
+
+def fingerprint_pictoria(db_path: Path) -> str:
+    h = hashlib.sha256()
+    with _connect_ro(db_path) as conn:
+        for row in conn.execute(
+            "SELECT id, score, sha256 FROM posts WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
+        ):
+            h.update(repr(row).encode())
+    return "pictoria:" + h.hexdigest()
