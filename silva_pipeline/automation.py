@@ -8,7 +8,7 @@ from silva_pipeline.resources import RatingsSource
 retrain_job = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.assets("raw_ratings").downstream(),
-    description="raw_ratings and everything downstream of it: re-read ratings, embed, train, evaluate, release",
+    description="raw_ratings and everything downstream: re-read ratings, embed, train, evaluate, release",
 )
 
 

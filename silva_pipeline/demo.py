@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from silva_pipeline.paths import PROJECT_ROOT
 
@@ -17,9 +18,7 @@ def ensure_dagster_home() -> str:
     cfg = os.path.join(home, "dagster.yaml")
     if not os.path.exists(cfg):
         with open(cfg, "w", encoding="utf-8") as f:
-            f.write(
-                "# SQLite storage under this folder (Dagster's embedded default).\ntelemetry:\n  enabled: false\n"
-            )
+            f.write("# SQLite storage under this folder (Dagster's default).\ntelemetry:\n  enabled: false\n")
     return home
 
 
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         ev = result.output_for_node("evaluation")
         release = result.output_for_node("hub_release")
-    report = open(ev["report"], encoding="utf-8").read()
+    report = Path(ev["report"]).read_text(encoding="utf-8")
     print("\n".join(line for line in report.splitlines() if not line.startswith("![")))
     for split, m in ev["metrics"].items():
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")

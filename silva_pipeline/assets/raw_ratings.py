@@ -25,10 +25,11 @@ def raw_ratings(
     Bad rows (missing file, rating outside 1..5, one image rated twice differently) are listed
     in the metadata and dropped, or fail the run, per config: never silently."""
     load = ratings_source.load()
-    bad_md = md_table(["where", "problem"], [(b.where, b.reason) for b in load.bad]) if load.bad else "none"
+    bad_rows = [(b.where, b.reason) for b in load.bad]
+    bad_md = md_table(["where", "problem"], bad_rows) if bad_rows else "none"
     if load.bad and config.on_bad_rows == "fail":
         raise dg.Failure(
-            description=f"{len(load.bad)} bad rating row(s); first: {load.bad[0].where}: {load.bad[0].reason}",
+            description=f"{len(bad_rows)} bad rating row(s); first: {bad_rows[0][0]}: {bad_rows[0][1]}",
             metadata={"bad_rows": dg.MetadataValue.md(bad_md)},
         )
     for b in load.bad[:20]:
