@@ -183,7 +183,7 @@ def read_pictoria(
 ) -> RatingsLoad:
     """Rated posts (score 1..5; 0 = unrated) of a pictoria library, read-only; duplicates
     (`canonical_post_id` set) are skipped. SigLIP2 vectors from `post_vectors_siglip2` come
-    along when sqlite-vec is installed (`pip install 'silva[pictoria]'`)."""
+    along when the `pictoria` extra (sqlite-vec, apsw) is installed."""
     db_path = Path(db_path)
     root = Path(library_root) if library_root else db_path.parent
     with _connect_ro(db_path) as conn:
@@ -191,7 +191,11 @@ def read_pictoria(
             "SELECT id, full_path, sha256, score FROM posts "
             "WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
         ).fetchall()
-        vectors = _pictoria_vectors(conn) if use_vectors else {}
+        has_vectors = (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone()
+            is not None
+        )
+    vectors = pictoria_vectors(db_path) if use_vectors and has_vectors else {}
     refs = [f"post {pid} ({fp})" for pid, fp, _, _ in posts]
     paths = [str(root / fp) for _, fp, _, _ in posts]
     shas = [sha or None for _, _, sha, _ in posts]
@@ -208,27 +212,28 @@ def read_pictoria(
     return load
 
 
-def _pictoria_vectors(conn: sqlite3.Connection) -> dict[int, np.ndarray]:
-    has_table = (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone() is not None
-    )
-    if not has_table:
-        return {}
+def pictoria_vectors(db_path: Path) -> dict[int, np.ndarray]:
+    """post_id -> float32 vector from the sqlite-vec `vec0` table. Read through apsw, because
+    many Python builds ship a sqlite3 module that cannot load extensions."""
     try:
+        import apsw
         import sqlite_vec
     except ImportError:
         import warnings
 
         warnings.warn(
-            "pictoria has SigLIP2 vectors but sqlite-vec is not installed "
+            "pictoria has SigLIP2 vectors but the pictoria extra is not installed "
             "(pip install 'silva[pictoria]'); images will be embedded instead",
             stacklevel=3,
         )
         return {}
-    conn.enable_load_extension(True)
-    sqlite_vec.load(conn)
-    conn.enable_load_extension(False)
-    rows = conn.execute("SELECT post_id, embedding FROM post_vectors_siglip2").fetchall()
+    conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec.loadable_path())
+        rows = conn.execute("SELECT post_id, embedding FROM post_vectors_siglip2").fetchall()
+    finally:
+        conn.close()
     return {int(pid): np.frombuffer(blob, dtype="<f4") for pid, blob in rows}
 
 

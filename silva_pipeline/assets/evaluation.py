@@ -79,7 +79,7 @@ def evaluation(
     (out / "report.md").write_text(report, encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     with mlflow.run(run_id=head["mlflow_run_id"]):
-        mlf.log_metrics({f"{s}_{k}": float(v) for s, m in metrics.items() for k, v in m.items()})
+        mlf.log_metrics({f"eval_{s}_{k}": float(v) for s, m in metrics.items() for k, v in m.items()})
         mlf.log_artifacts(str(out), artifact_path="evaluation")
     flat = {
         f"{s}_{k}": float(v)

@@ -1,0 +1,259 @@
+"""Every asset materialized in-process on small data, with the tiny SigLIP backbone."""
+
+import json
+import sqlite3
+
+import dagster as dg
+import numpy as np
+import pytest
+from pipeline_support import (
+    FAST_HEAD,
+    append_ratings,
+    make_pictoria_db,
+    make_ratings_file,
+    rated_images,
+    resources,
+    write_ratings_csv,
+)
+
+from silva_pipeline.assets import ASSET_CHECKS, ASSETS
+
+ALL = ASSETS + ASSET_CHECKS
+
+
+@pytest.fixture(autouse=True)
+def silva_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
+    return tmp_path / "silva-home"
+
+
+def run(res, selection=None, run_config=FAST_HEAD, instance=None):
+    """Materialize; op config is kept only for the selected assets (and their checks)."""
+    if selection is not None:
+        ops = {k: v for k, v in run_config.get("ops", {}).items() if any(k.startswith(s) for s in selection)}
+        run_config = {**run_config, "ops": ops}
+    return dg.materialize(
+        ALL,
+        resources=res,
+        selection=selection,
+        run_config=run_config,
+        raise_on_error=False,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
+
+
+def meta(result, node, key):
+    return result.asset_materializations_for_node(node)[0].metadata[key].value
+
+
+def checks(result):
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
+    csv = make_ratings_file(tmp_path / "rated", 80)
+    res = run(resources(tiny_backbone, kind="file", path=str(csv)))
+    assert res.success
+    assert meta(res, "raw_ratings", "dagster/row_count") == 80
+    assert meta(res, "image_embeddings", "embedded") == 80 and meta(res, "image_embeddings", "failed") == 0
+    c = checks(res)
+    assert c["contract"].passed and c["no_embedding_in_two_splits"].passed and c["beats_last_release"].passed
+
+    # MLflow: the run, its params, per-epoch metrics and artifacts are really there
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{silva_home / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["silva"], output_format="list")
+    assert len(runs) == 1
+    r = runs[0]
+    assert r.data.params["epochs"] == "3" and r.data.params["hidden"] == "[32]"
+    assert "eval_test_spearman" in r.data.metrics and "best_val_spearman" in r.data.metrics
+    client = mlflow.MlflowClient()
+    assert len(client.get_metric_history(r.info.run_id, "val_spearman")) == 3
+    arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"checkpoint", "evaluation"} <= arts
+    assert str(client.get_model_version_by_alias("silva-head", "champion").version) == "1"
+
+    # the release folder loads through the same call a user makes
+    from silva_model import Scorer
+
+    release = meta(res, "hub_release", "release")
+    scorer = Scorer.from_pretrained(release, device="cpu")
+    assert scorer.config.embed_dim == 48 and scorer.config.backbone == str(tiny_backbone)
+    card = (silva_home / "releases").glob("*/README.md").__next__().read_text()
+    assert "n_train" in card and str(tiny_backbone) in card
+    assert "not uploaded" in meta(res, "hub_release", "hub")
+    report = meta(res, "evaluation", "report")
+    assert "data:image/png;base64" in report and "largest disagreements" in report and "images/" in report
+
+
+def test_incremental_embedding_and_resume_after_interruption(tiny_backbone, tmp_path, monkeypatch):
+    csv = make_ratings_file(tmp_path / "rated", 20)
+    res_defs = resources(tiny_backbone, kind="file", path=str(csv))
+    first = ["raw_ratings", "image_embeddings"]
+    r1 = run(res_defs, selection=first)
+    assert meta(r1, "image_embeddings", "embedded") == 20
+
+    append_ratings(csv, 12, seed=9)  # new ratings arrive
+    from silva_model.backbone import SiglipEmbedder
+
+    real = SiglipEmbedder.iter_embed_paths
+
+    def interrupted(self, paths):
+        for i, batch in enumerate(real(self, paths)):
+            if i == 2:
+                raise RuntimeError("simulated interruption")
+            yield batch
+
+    monkeypatch.setattr(SiglipEmbedder, "iter_embed_paths", interrupted)
+    r2 = run(res_defs, selection=first)
+    assert not r2.success  # 2 batches of 4 finished and were flushed to the cache before the crash
+    monkeypatch.setattr(SiglipEmbedder, "iter_embed_paths", real)
+    r3 = run(res_defs, selection=first)
+    assert r3.success
+    assert meta(r3, "image_embeddings", "reused_from_cache") == 28
+    assert meta(r3, "image_embeddings", "embedded") == 4
+    assert meta(r3, "image_embeddings", "dagster/row_count") == 32
+
+
+def test_bad_rows_are_listed_and_dropped_or_fail(tiny_backbone, tmp_path):
+    root = tmp_path / "rated"
+    paths, ratings = rated_images(root / "images", 30)
+    (root / "images" / "copy.jpg").write_bytes(paths[0].read_bytes())
+    (root / "images" / "corrupt.png").write_bytes(b"\x89PNG broken")
+    rows = [(p.relative_to(root), r) for p, r in zip(paths, ratings)] + [
+        ("images/missing.jpg", 3),
+        (paths[1].relative_to(root), 0),
+        (paths[2].relative_to(root), 6),
+        (paths[3].relative_to(root), "great"),
+        ("images/copy.jpg", ratings[0] % 5 + 1),
+        ("images/corrupt.png", 4),
+    ]
+    # paths[1..3] appear twice: once fine, once bad; the rated-twice image conflicts with paths[0]
+    csv = write_ratings_csv(root / "ratings.csv", rows)
+    res_defs = resources(tiny_backbone, kind="file", path=str(csv))
+    r = run(res_defs, selection=["raw_ratings", "image_embeddings"])
+    assert r.success
+    bad = meta(r, "raw_ratings", "bad_rows")
+    assert meta(r, "raw_ratings", "bad_rows_count") == 6
+    for needle in (
+        "missing.jpg",
+        "image file is missing",
+        "rating '0' is outside 1..5",
+        "rating '6' is outside",
+        "'great' is not a number",
+        "rated differently",
+        "copy.jpg",
+    ):
+        assert needle in bad, needle
+    assert meta(r, "raw_ratings", "dagster/row_count") == 30 - 1 + 1  # img 0 and copy dropped, corrupt kept
+    assert meta(r, "image_embeddings", "failed") == 1
+    assert "corrupt.png" in meta(r, "image_embeddings", "failures")
+
+    r = run(
+        res_defs,
+        selection=["raw_ratings"],
+        run_config={"ops": {"raw_ratings": {"config": {"on_bad_rows": "fail"}}}},
+    )
+    assert not r.success
+    failure = r.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "6 bad rating row(s)" in failure.description and "ratings.csv row" in failure.description
+
+
+def test_folder_source(tiny_backbone, tmp_path):
+    root = tmp_path / "ratings"
+    for rating in (1, 2, 3, 4, 5, 7):
+        rated_images(root / str(rating), 3, seed=rating)
+    r = run(resources(tiny_backbone, kind="folder", path=str(root)), selection=["raw_ratings"])
+    assert r.success and meta(r, "raw_ratings", "dagster/row_count") == 15
+    assert "rating '7' is outside 1..5" in meta(r, "raw_ratings", "bad_rows")
+
+
+def test_pictoria_database_read_only_with_precomputed_vectors(tiny_backbone, tmp_path):
+    db, vecs = make_pictoria_db(tmp_path, n=60, n_with_vectors=10)
+    before = db.read_bytes()
+    res_defs = resources(tiny_backbone, kind="pictoria", path=str(db), library_root=str(tmp_path / "library"))
+    r = run(res_defs, selection=["raw_ratings", "image_embeddings", "manifest"])
+    assert r.success
+    assert meta(r, "raw_ratings", "dagster/row_count") == 60  # unrated and duplicate posts skipped
+    assert meta(r, "raw_ratings", "precomputed_embeddings") == 10
+    assert meta(r, "image_embeddings", "precomputed") == 10 and meta(r, "image_embeddings", "embedded") == 50
+    assert db.read_bytes() == before  # silva never writes to pictoria
+    import pyarrow.parquet as pq
+
+    from silva_model.manifest import embeddings_from_arrow
+
+    m = pq.read_table(next((tmp_path / "silva-home" / "assets").glob("manifest.parquet")))
+    ids = m.column("post_id").to_numpy()
+    emb = embeddings_from_arrow(m.column("embedding"))
+    np.testing.assert_array_equal(emb[ids == 1][0], vecs[0])  # post 1's vector came from the vec0 table
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM posts").fetchone()[0] == 62
+
+
+def test_failed_blocking_check_stops_training(tiny_backbone, tmp_path):
+    csv = make_ratings_file(tmp_path / "rated", 30)
+    cfg = {"ops": {**FAST_HEAD["ops"], "manifest": {"config": {"val_fraction": 0.0, "test_fraction": 0.2}}}}
+    r = run(resources(tiny_backbone, kind="file", path=str(csv)), run_config=cfg)
+    c = checks(r)
+    assert not c["contract"].passed and "['val'] are empty" in c["contract"].description
+    assert not r.success
+    assert r.asset_materializations_for_node("head") == []
+
+
+def test_release_gate_refuses_a_worse_head_unless_forced(tiny_backbone, tmp_path, silva_home):
+    csv = make_ratings_file(tmp_path / "rated", 60)
+    res_defs = resources(tiny_backbone, kind="file", path=str(csv))
+    instance = dg.DagsterInstance.ephemeral()
+    assert run(res_defs, instance=instance).success
+    latest = silva_home / "releases" / "latest.json"
+    info = json.loads(latest.read_text())
+    info["test_spearman"] = 1.0  # pretend the last release was perfect
+    latest.write_text(json.dumps(info))
+    r = run(res_defs, selection=["evaluation", "hub_release"], instance=instance)
+    gate = checks(r)["beats_last_release"]
+    assert not gate.passed and "vs last release 1.0000" in gate.description
+    assert r.asset_materializations_for_node("hub_release") == []
+    forced = {"ops": {**FAST_HEAD["ops"], "evaluation_beats_last_release": {"config": {"force": True}}}}
+    r = run(res_defs, selection=["evaluation", "hub_release"], run_config=forced, instance=instance)
+    assert r.success and checks(r)["beats_last_release"].passed
+    assert len(list((silva_home / "releases").glob("2*"))) == 2
+
+
+def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.resources import RatingsSource
+
+    csv = make_ratings_file(tmp_path / "rated", 5)
+    src = RatingsSource(kind="file", path=str(csv))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
+        return new_ratings_sensor(ctx), ctx.cursor
+
+    out, cursor = tick(None)
+    assert isinstance(out, dg.SkipReason) and "baseline" in out.skip_message
+    out, cursor2 = tick(cursor)
+    assert isinstance(out, dg.SkipReason) and cursor2 == cursor
+    append_ratings(csv, 1, seed=3)
+    out, cursor3 = tick(cursor2)
+    assert isinstance(out, dg.RunRequest) and out.run_key == cursor3 != cursor2
+    out, _ = tick(cursor3)
+    assert isinstance(out, dg.SkipReason)
+
+
+def test_definitions_load_with_sensor_schedule_and_job():
+    from silva_pipeline.definitions import defs
+
+    assert defs.resolve_sensor_def("new_ratings_sensor").job_name == "retrain"
+    assert defs.resolve_schedule_def("nightly_retrain").cron_schedule == "0 3 * * *"
+    job = defs.resolve_job_def("retrain")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "raw_ratings",
+        "image_embeddings",
+        "manifest",
+        "head",
+        "evaluation",
+        "hub_release",
+    }
