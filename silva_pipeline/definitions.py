@@ -2,7 +2,7 @@
 
 Resources read their defaults from the environment so that the embedded defaults need no
 configuration at all: SILVA_SOURCE (demo|file|folder|pictoria), SILVA_RATINGS (path),
-SILVA_LIBRARY_ROOT (pictoria), SILVA_BACKBONE, MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
+SILVA_LIBRARY_ROOT (pictoria), SILVA_DEMO_SIZE, SILVA_BACKBONE, MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -47,4 +47,7 @@ defs = dg.Definitions(
     sensors=[new_ratings_sensor],
     schedules=[nightly_retrain],
     resources=default_resources(),
+    # The graph is a chain sharing one GPU: running its steps in one process avoids re-importing
+    # torch and reloading the backbone per step, and never puts two steps on the GPU at once.
+    executor=dg.in_process_executor,
 )

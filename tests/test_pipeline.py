@@ -257,3 +257,38 @@ def test_definitions_load_with_sensor_schedule_and_job():
         "evaluation",
         "hub_release",
     }
+
+
+def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_path, silva_home, monkeypatch):
+    """The real huggingface_hub client talks to a loopback endpoint that records the calls."""
+    import huggingface_hub.constants as hf_constants
+    from hub_endpoint import RecordingHub
+
+    from silva_pipeline.resources import HubResource
+
+    secret = "hf_not_a_real_token_123"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    hub = RecordingHub()
+    try:
+        res_defs = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 60)))
+        res_defs["hub"] = HubResource(
+            repo_id="someone/silva-head", token=dg.EnvVar("HF_TOKEN"), endpoint=hub.url
+        )
+        instance = dg.DagsterInstance.ephemeral()
+        r = run(res_defs, instance=instance)
+        assert r.success
+        assert meta(r, "hub_release", "hub") == f"{hub.url}/someone/silva-head/commit/{'a' * 40}"
+        release = meta(r, "hub_release", "release")
+        from pathlib import Path
+
+        files = hub.committed_files()
+        assert set(files) == {"README.md", "config.json", "model.safetensors"}
+        assert files["model.safetensors"] == (Path(release) / "model.safetensors").read_bytes()
+        assert all(q["headers"]["authorization"] == f"Bearer {secret}" for q in hub.requests)
+        assert any(q["path"] == "/api/repos/create" for q in hub.requests)
+        logs = " ".join(str(e) for e in instance.all_logs(r.run_id))
+        assert secret not in logs  # the token is never logged or put in metadata
+    finally:
+        hub.close()

@@ -1,0 +1,111 @@
+"""The real `dagster dev` (webserver + daemon) on a loopback port: launch a materialization of
+the whole graph through the GraphQL API and wait for it to succeed."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture
+def dagster_dev(tmp_path):
+    port = _free_port()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SILVA_HOME": str(tmp_path / "silva"),
+        "SILVA_SOURCE": "demo",
+        "SILVA_DEMO_SIZE": "600",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path / "dagster-dev.log").open("w")
+    dagster = Path(sys.executable).parent / "dagster"
+    proc = subprocess.Popen(
+        [str(dagster), "dev", "-m", "silva_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/server_info", proc, timeout=180)
+        yield port, tmp_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_graphql_launch_materializes_the_graph(dagster_dev):
+    from dagster import DagsterRunStatus
+    from dagster_graphql import DagsterGraphQLClient
+
+    port, tmp = dagster_dev
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = client.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name="silva_pipeline.definitions",
+        repository_name="__repository__",
+        run_config={"ops": {"head": {"config": {"epochs": 2, "hidden": [32], "device": "cpu"}}}},
+        asset_selection=[[k] for k in ALL_ASSETS],
+    )
+    deadline = time.monotonic() + 420
+    status = client.get_run_status(run_id)
+    while status not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        assert time.monotonic() < deadline, f"run {run_id} still {status}"
+        time.sleep(2)
+        status = client.get_run_status(run_id)
+    assert status == DagsterRunStatus.SUCCESS, (tmp / "dagster-dev.log").read_text()[-3000:]
+    releases = list((tmp / "silva" / "releases").glob("2*/model.safetensors"))
+    assert len(releases) == 1
+
+
+def test_definitions_validate_from_the_cli(tmp_path):
+    """The README's `dagster definitions validate` command, as a user runs it."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "SILVA_HOME": str(tmp_path / "silva")}
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "silva_pipeline"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stdout + out.stderr
