@@ -16,7 +16,8 @@ CREATE TABLE posts (
     description TEXT NOT NULL DEFAULT '', meta TEXT NOT NULL DEFAULT '', sha256 TEXT NOT NULL DEFAULT '',
     size INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL DEFAULT '', caption TEXT NOT NULL DEFAULT '',
     dominant_color BLOB, arthash TEXT, canonical_post_id INTEGER REFERENCES posts(id),
-    created_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00', updated_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00'
+    created_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00',
+    updated_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00'
 )"""
 
 
@@ -34,7 +35,9 @@ def write_ratings_csv(csv: Path, rows: list[tuple[str, object]]) -> Path:
 
 def make_ratings_file(root: Path, n: int, seed: int = 0) -> Path:
     paths, ratings = rated_images(root / "images", n, seed)
-    return write_ratings_csv(root / "ratings.csv", [(p.relative_to(root), r) for p, r in zip(paths, ratings)])
+    return write_ratings_csv(
+        root / "ratings.csv", [(p.relative_to(root), r) for p, r in zip(paths, ratings, strict=True)]
+    )
 
 
 def append_ratings(csv: Path, n: int, seed: int) -> None:

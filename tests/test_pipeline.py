@@ -121,7 +121,7 @@ def test_bad_rows_are_listed_and_dropped_or_fail(tiny_backbone, tmp_path):
     paths, ratings = rated_images(root / "images", 30)
     (root / "images" / "copy.jpg").write_bytes(paths[0].read_bytes())
     (root / "images" / "corrupt.png").write_bytes(b"\x89PNG broken")
-    rows = [(p.relative_to(root), r) for p, r in zip(paths, ratings)] + [
+    rows = [(p.relative_to(root), r) for p, r in zip(paths, ratings, strict=True)] + [
         ("images/missing.jpg", 3),
         (paths[1].relative_to(root), 0),
         (paths[2].relative_to(root), 6),
