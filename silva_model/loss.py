@@ -21,6 +21,18 @@ def class_counts(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tenso
     return torch.bincount(y.long() - 1, minlength=num_classes)[:num_classes]
 
 
+def warn_missing_classes(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> list[int]:
+    """Warn (and return) which ratings the train split lacks: training goes on regardless."""
+    missing = [i + 1 for i, c in enumerate(class_counts(y, num_classes).tolist()) if c == 0]
+    if missing:
+        warnings.warn(
+            f"train split has no examples of rating(s) {missing}; training goes on, "
+            "but the head cannot learn where those bars lie",
+            stacklevel=3,
+        )
+    return missing
+
+
 def threshold_weights(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-threshold class balancing weights from the train split's ratings.
 
@@ -37,13 +49,7 @@ def threshold_weights(y: torch.Tensor, num_classes: int = NUM_CLASSES) -> tuple[
     n = counts.sum()
     n_pos = torch.flip(torch.cumsum(torch.flip(counts, [0]), 0), [0])[1:]  # #{y > k}
     n_neg = n - n_pos
-    missing = [i + 1 for i, c in enumerate(counts.tolist()) if c == 0]
-    if missing:
-        warnings.warn(
-            f"train split has no examples of rating(s) {missing}; training goes on, "
-            "but the head cannot learn where those bars lie",
-            stacklevel=2,
-        )
+    warn_missing_classes(y, num_classes)
     ok = (n_pos > 0) & (n_neg > 0)
     w_pos = torch.where(ok, n / (2 * n_pos.clamp_min(1)), torch.ones_like(n_pos))
     w_neg = torch.where(ok, n / (2 * n_neg.clamp_min(1)), torch.ones_like(n_neg))

@@ -30,7 +30,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pa.Table):
             path = stem.with_suffix(".parquet")
             with atomic_path(path) as tmp:
-                pq.write_table(obj, tmp, compression="zstd", compression_level=1)
+                pq.write_table(obj, tmp)
         elif isinstance(obj, dict):
             path = stem.with_suffix(".json")
             atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,92 @@
+"""Shared bench helpers: one torch training loop for the peer methods, tables, timing."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from silva_model.metrics import qwk, spearman
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}, torch {torch.__version__}"
+
+
+def fit_torch(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    predict: Callable,
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xva: np.ndarray,
+    yva: np.ndarray,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+) -> torch.nn.Module:
+    """AdamW + warmup/cosine, best epoch by val Spearman: the same protocol silva's trainer uses."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    total = math.ceil(len(x) / batch_size) * epochs
+    warm = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    best, best_state = -math.inf, None
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for s in range(0, len(x), batch_size):
+            idx = perm[s : s + batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        score, _ = predict(model, xva)
+        sp = spearman(yva, score)
+        if sp > best:
+            best, best_state = sp, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return model.eval()
+
+
+def mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> torch.nn.Sequential:
+    layers: list[torch.nn.Module] = []
+    for h in hidden:
+        layers += [torch.nn.Linear(d_in, h), torch.nn.GELU(), torch.nn.Dropout(dropout)]
+        d_in = h
+    return torch.nn.Sequential(*layers, torch.nn.Linear(d_in, d_out))
+
+
+def evaluate(y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {"spearman": spearman(y, score), "qwk": qwk(y, pred)}
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0

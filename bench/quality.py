@@ -1,0 +1,313 @@
+"""Quality of silva's head against peer methods on synthetic personal taste.
+
+    uv run --group bench python bench/quality.py [--quick]
+
+Every method sees the same embeddings, the same content-hashed splits, selects on val and is
+reported on test, as a fraction of the oracle (the noiseless taste: Spearman of the taste
+against the given ratings, QWK of the taste cut at the same bars). Torch peers get the same
+input standardisation, optimiser, schedule, epochs and best-epoch selection as silva.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Timer, evaluate, fit_torch, machine, mlp, table  # noqa: E402
+
+from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
+from silva_model.metrics import qwk, spearman  # noqa: E402
+from silva_model.synthetic import make_taste_dataset  # noqa: E402
+from silva_model.train import TrainConfig, predict, train  # noqa: E402
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Split
+    oracle_spearman: float
+    oracle_qwk: float
+
+
+def make_data(n: int, seed: int) -> Data:
+    d = make_taste_dataset(n, seed=seed)
+    a = to_arrays(build_manifest(d.embeddings, d.ratings))
+    test = a.mask("test")
+    return Data(
+        a.subset("train"),
+        a.subset("val"),
+        a.subset("test"),
+        spearman(d.ratings[test], d.taste[test]),
+        qwk(d.ratings[test], d.oracle_ratings[test]),
+    )
+
+
+# --- methods: each returns (test score, test predicted class) ---------------------------------
+
+
+def silva(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    from silva_model.manifest import ManifestArrays
+
+    xs = [data.train[0], data.val[0], data.test[0]]
+    ys = [data.train[1], data.val[1], data.test[1]]
+    arrays = ManifestArrays(
+        np.concatenate(xs),
+        np.concatenate(ys),
+        np.concatenate([np.full(len(y), i, np.int8) for i, y in enumerate(ys)]),
+    )
+    res = train(arrays, dataclasses.replace(cfg, seed=seed, device="cpu"), progress=False)
+    return predict(res.head, data.test[0])
+
+
+def _standardize(data: Data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mu, sd = data.train[0].mean(0), data.train[0].std(0) + 1e-6
+    return tuple(((s[0] - mu) / sd).astype(np.float32) for s in (data.train, data.val, data.test))
+
+
+def _regression_classes(pred: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(pred), 1, 5).astype(np.int64)
+
+
+def ridge(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.linear_model import Ridge
+
+    xtr, xva, xte = _standardize(data)
+    best = max(
+        (spearman(data.val[1], Ridge(alpha=a).fit(xtr, data.train[1]).predict(xva)), a)
+        for a in (1.0, 10.0, 100.0, 1000.0, 10000.0)
+    )
+    p = Ridge(alpha=best[1]).fit(xtr, data.train[1]).predict(xte)
+    return p, _regression_classes(p)
+
+
+def _torch_peer(
+    data: Data, seed: int, cfg: TrainConfig, model: torch.nn.Module, loss_fn: Callable, predict_fn: Callable
+) -> tuple[np.ndarray, np.ndarray]:
+    xtr, xva, xte = _standardize(data)
+    fit_torch(
+        model,
+        loss_fn,
+        predict_fn,
+        xtr,
+        data.train[1],
+        xva,
+        data.val[1],
+        cfg.epochs,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.batch_size,
+        seed,
+    )
+    return predict_fn(model, xte)
+
+
+def laion_mlp(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The LAION aesthetic predictor's MLP (1024-128-64-16-1, dropout) trained with MSE."""
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(
+        torch.nn.Linear(data.train[0].shape[1], 1024),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(1024, 128),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, 64),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(64, 16),
+        torch.nn.Linear(16, 1),
+    )
+
+    @torch.no_grad()
+    def pred(model, x):
+        p = model(torch.from_numpy(x)).squeeze(-1).numpy()
+        return p, _regression_classes(p)
+
+    return _torch_peer(
+        data, seed, cfg, m, lambda out, y: torch.nn.functional.mse_loss(out.squeeze(-1), y.float()), pred
+    )
+
+
+def coral(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    from coral_pytorch.dataset import levels_from_labelbatch, proba_to_label
+    from coral_pytorch.layers import CoralLayer
+    from coral_pytorch.losses import coral_loss
+
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(
+        mlp(data.train[0].shape[1], cfg.hidden[:-1], cfg.hidden[-1], cfg.dropout),
+        torch.nn.GELU(),
+        CoralLayer(cfg.hidden[-1], 5),
+    )
+
+    @torch.no_grad()
+    def pred(model, x):
+        p = torch.sigmoid(model(torch.from_numpy(x)))
+        return p.mean(1).numpy(), (proba_to_label(p) + 1).numpy()
+
+    return _torch_peer(
+        data,
+        seed,
+        cfg,
+        m,
+        lambda out, y: coral_loss(out, levels_from_labelbatch(y - 1, num_classes=5).float()),
+        pred,
+    )
+
+
+def corn(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    from coral_pytorch.dataset import corn_label_from_logits
+    from coral_pytorch.losses import corn_loss
+
+    torch.manual_seed(seed)
+    m = mlp(data.train[0].shape[1], cfg.hidden, 4, cfg.dropout)
+
+    @torch.no_grad()
+    def pred(model, x):
+        logits = model(torch.from_numpy(x))
+        cum = torch.cumprod(torch.sigmoid(logits), dim=1)  # P(y > k)
+        return cum.mean(1).numpy(), (corn_label_from_logits(logits) + 1).numpy()
+
+    return _torch_peer(data, seed, cfg, m, lambda out, y: corn_loss(out, y - 1, num_classes=5), pred)
+
+
+def mord_at(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    import mord
+
+    xtr, xva, xte = _standardize(data)
+    best = max(
+        (spearman(data.val[1], mord.LogisticAT(alpha=a).fit(xtr, data.train[1]).predict(xva)), a)
+        for a in (10.0, 100.0, 1000.0)
+    )
+    m = mord.LogisticAT(alpha=best[1]).fit(xtr, data.train[1])
+    return xte @ m.coef_, m.predict(xte)
+
+
+METHODS: dict[str, Callable] = {
+    "silva": silva,
+    "ridge": ridge,
+    "laion_mlp": laion_mlp,
+    "coral": coral,
+    "corn": corn,
+    "mord_logistic_at": mord_at,
+}
+
+
+def compare(sizes: list[int], seeds: list[int], cfg: TrainConfig, mord_max: int) -> str:
+    rows = []
+    for n in sizes:
+        per: dict[str, list[tuple[float, float, float]]] = {}
+        for seed in seeds:
+            data = make_data(n, seed)
+            for name, fn in METHODS.items():
+                if name.startswith("mord") and n > mord_max:
+                    continue
+                with Timer() as t:
+                    score, pred = fn(data, seed, cfg)
+                m = evaluate(data.test[1], score, pred)
+                per.setdefault(name, []).append(
+                    (m["spearman"] / data.oracle_spearman, m["qwk"] / data.oracle_qwk, t.seconds)
+                )
+                print(
+                    f"  n={n} seed={seed} {name}: spearman {m['spearman']:.3f} qwk {m['qwk']:.3f} "
+                    f"({t.seconds:.1f}s)",
+                    file=sys.stderr,
+                )
+        for name, vals in per.items():
+            v = np.array(vals)
+            rows.append(
+                [
+                    n,
+                    name,
+                    len(v),
+                    float(v[:, 0].mean()),
+                    float(v[:, 0].std()),
+                    float(v[:, 1].mean()),
+                    float(v[:, 1].std()),
+                    f"{v[:, 2].mean():.1f}",
+                ]
+            )
+    return table(
+        ["ratings", "method", "seeds", "Spearman / oracle", "±sd", "QWK / oracle", "±sd", "s / fit"], rows
+    )
+
+
+ABLATION = [
+    (
+        "plain cumulative-logit MLP (batch 256)",
+        dict(standardize_inputs=False, threshold_init="uniform", batch_size=256),
+    ),
+    ("+ input standardisation", dict(batch_size=256, threshold_init="uniform")),
+    ("+ thresholds from the train prior", dict(batch_size=256)),
+    ("silva default (the above, batch 512, 20 epochs)", dict()),
+    ("+ per-threshold class balancing (optional)", dict(class_balance=True)),
+]
+
+
+def ablation(n: int, seeds: list[int], cfg: TrainConfig) -> str:
+    rows = []
+    for label, change in ABLATION:
+        vals = []
+        for seed in seeds:
+            data = make_data(n, seed)
+            m = evaluate(data.test[1], *silva(data, seed, dataclasses.replace(cfg, **change)))
+            vals.append((m["spearman"] / data.oracle_spearman, m["qwk"] / data.oracle_qwk))
+        v = np.array(vals)
+        rows.append([label, float(v[:, 0].mean()), float(v[:, 1].mean())])
+        print(f"  ablation {label}: {rows[-1][1:]}", file=sys.stderr)
+    return table([f"silva head at {n} ratings", "Spearman / oracle", "QWK / oracle"], rows)
+
+
+def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
+    rows = []
+    for n in sizes:
+        data = make_data(n, seed)
+        m = evaluate(data.test[1], *silva(data, seed, cfg))
+        rows.append(
+            [n, len(data.train[1]), float(m["spearman"]), float(m["spearman"] / data.oracle_spearman)]
+        )
+        print(f"  curve n={n}: {rows[-1][2:]}", file=sys.stderr)
+    return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="one seed, small sizes (< 2 minutes)")
+    a = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cfg = TrainConfig()
+    t0 = time.perf_counter()
+    if a.quick:
+        sizes, seeds, curve, abl_n, mord_max = [1500], [0], [250, 500, 1000], 1500, 1500
+        cfg = dataclasses.replace(cfg, epochs=10)
+    else:
+        sizes, seeds, curve, abl_n, mord_max = (
+            [3000, 20000],
+            [0, 1, 2],
+            [250, 500, 1000, 2000, 5000, 10000],
+            3000,
+            3000,
+        )
+    print(
+        f"# silva quality bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}\n"
+        f"head config: epochs {cfg.epochs}, batch {cfg.batch_size}, lr {cfg.lr}, hidden {cfg.hidden}\n"
+    )
+    print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
+    print(compare(sizes, seeds, cfg, mord_max), "\n")
+    print("## What each head change buys\n")
+    print(ablation(abl_n, seeds, cfg), "\n")
+    print("## Learning curve: how many images must I rate?\n")
+    print(learning_curve(curve, seeds[0], cfg), "\n")
+    print(f"total {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

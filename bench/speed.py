@@ -1,0 +1,275 @@
+"""Speed of silva against this machine's own limits, measured in one run.
+
+    uv run python bench/speed.py [--quick]
+
+- training: samples/s of a head epoch vs. the matmul FLOP/s torch reaches here (a head step
+  costs about 6 x parameters FLOPs per sample), and wall time of a full default training;
+- manifest: build + validate + write + read of 1M rows vs. numpy.save / numpy.load of the
+  same array (the floor for moving those bytes);
+- scoring: embeddings scored per second by `Scorer`;
+- embedding (CUDA only): images/s of the SigLIP2-SO400M-384 tower in bf16 with real decoding
+  of 1-2 MP JPEG/PNG files, vs. its forward-only rate on pre-decoded tensors (the GPU ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Timer, machine, table  # noqa: E402
+
+from silva_model import HeadConfig, OrdinalHead, Scorer  # noqa: E402
+from silva_model.manifest import build_manifest, load_manifest, write_manifest  # noqa: E402
+from silva_model.synthetic import make_taste_dataset  # noqa: E402
+from silva_model.train import TrainConfig, train  # noqa: E402
+
+
+def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def bench_training(sizes: list[int], epochs: int, device: torch.device) -> str:
+    peak = matmul_flops(device, torch.float32)
+    params = sum(p.numel() for p in OrdinalHead().parameters())
+    rows = []
+    for n in sizes:
+        d = make_taste_dataset(n, seed=0)
+        arrays = load_manifest(build_manifest(d.embeddings, d.ratings))
+        cfg = dataclasses.replace(TrainConfig(), epochs=epochs, device=device.type)
+        res = train(arrays, cfg, progress=False)
+        n_train = int(arrays.mask("train").sum())
+        # per-epoch training time: total minus the per-epoch validation pass, measured separately
+        with Timer() as t_val:
+            from silva_model.train import predict
+
+            predict(res.head, arrays.subset("val")[0])
+        train_s = res.seconds - epochs * t_val.seconds
+        sps = n_train * epochs / train_s
+        rows.append(
+            [
+                n,
+                n_train,
+                epochs,
+                f"{res.seconds:.1f}",
+                f"{sps:,.0f}",
+                f"{6 * params * sps / 1e9:.1f}",
+                f"{6 * params * sps / peak:.2f}",
+            ]
+        )
+    head = (
+        f"matmul roofline here: {peak / 1e9:.1f} GFLOP/s ({device.type}, fp32, 2048^3); "
+        f"head: {params:,} parameters, {6 * params / 1e6:.1f} MFLOP per training sample\n\n"
+    )
+    return head + table(
+        [
+            "ratings",
+            "train rows",
+            "epochs",
+            "wall s (full train)",
+            "samples/s",
+            "GFLOP/s",
+            "fraction of roofline",
+        ],
+        rows,
+    )
+
+
+def bench_manifest(n: int, folder: Path) -> str:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 1152), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = rng.integers(1, 6, n)
+    gb = x.nbytes / 1e9
+    with Timer() as t_build:
+        tab = build_manifest(x, y)
+    with Timer() as t_write:
+        write_manifest(tab, folder / "m.parquet")
+    del tab
+    with Timer() as t_read:
+        arrays = load_manifest(folder / "m.parquet")  # read + convert + validate
+    assert np.array_equal(arrays.embeddings, x)
+    del arrays
+    with Timer() as t_save:
+        np.save(folder / "x.npy", x)
+    with Timer() as t_load:
+        x2 = np.load(folder / "x.npy")
+    assert np.array_equal(x2, x)
+    ours = t_build.seconds + t_write.seconds + t_read.seconds
+    floor = t_save.seconds + t_load.seconds
+    rows = [
+        ["build (hash splits) + validate", f"{t_build.seconds:.2f}", f"{gb / t_build.seconds:.2f}"],
+        ["write parquet (atomic)", f"{t_write.seconds:.2f}", f"{gb / t_write.seconds:.2f}"],
+        ["read + validate", f"{t_read.seconds:.2f}", f"{gb / t_read.seconds:.2f}"],
+        ["**total**", f"{ours:.2f}", f"{3 * gb / ours:.2f}"],
+        ["numpy.save + numpy.load (floor)", f"{floor:.2f}", f"{2 * gb / floor:.2f}"],
+    ]
+    return (
+        f"{n:,} rows x 1152 float32 = {gb:.2f} GB; silva total / numpy floor = {ours / floor:.1f}x; "
+        f"parquet file {(folder / 'm.parquet').stat().st_size / 1e9:.2f} GB\n\n"
+        + table(["step", "seconds", "GB/s"], rows)
+    )
+
+
+def bench_scoring(n: int) -> str:
+    scorer = Scorer(OrdinalHead(HeadConfig()).eval(), device="auto")
+    x = np.random.default_rng(0).standard_normal((n, 1152), dtype=np.float32)
+    scorer.score_embeddings(x[:1024])
+    with Timer() as t:
+        scorer.score_embeddings(x)
+    return table(
+        ["embeddings", "device", "seconds", "embeddings/s"],
+        [[f"{n:,}", scorer.device.type, f"{t.seconds:.3f}", f"{n / t.seconds:,.0f}"]],
+    )
+
+
+def _save_so400m(folder: Path, layers: int) -> Path:
+    """SigLIP2-SO400M-384's vision architecture with random weights, saved like the real one."""
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    cfg = SiglipConfig(
+        vision_config=dict(
+            hidden_size=1152,
+            intermediate_size=4304,
+            num_hidden_layers=layers,
+            num_attention_heads=16,
+            image_size=384,
+            patch_size=14,
+        ),
+        text_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            vocab_size=100,
+            max_position_embeddings=16,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        ),
+    )
+    SiglipModel(cfg).to(torch.bfloat16).save_pretrained(folder)
+    SiglipImageProcessor(size={"height": 384, "width": 384}).save_pretrained(folder)
+    return folder
+
+
+def _write_photos(folder: Path, n: int) -> list[Path]:
+    """1-2 MP JPEG and PNG files with smooth structure plus noise (not trivially compressible)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        w, h = (1280, 1024) if i % 2 else (1600, 1200)
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * (i + 1)) % 256, (yy * 3) % 256, ((xx + yy) // 4) % 256], -1)
+        img = (base + rng.integers(0, 40, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        p = folder / f"img{i:04d}.{'jpg' if i % 2 else 'png'}"
+        Image.fromarray(img).save(p, quality=92) if p.suffix == ".jpg" else Image.fromarray(img).save(p)
+        paths.append(p)
+    return paths
+
+
+def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, folder: Path) -> str:
+    from silva_model.backbone import SiglipEmbedder
+
+    model_dir = _save_so400m(folder / "so400m", layers)
+    paths = _write_photos(folder / "photos", n_images)
+    emb = SiglipEmbedder(model_dir, device="auto", batch_size=batch_size, num_workers=workers)
+    px = torch.randn(batch_size, 3, 384, 384)
+    emb.embed_pixels(px)  # warm-up (kernels, allocator)
+    reps = max(1, n_images // batch_size)
+    if emb.device.type == "cuda":
+        torch.cuda.synchronize()
+    with Timer() as t_fwd:
+        for _ in range(reps):
+            emb.embed_pixels(px)
+    fwd = reps * batch_size / t_fwd.seconds
+    emb.embed_paths(paths[:batch_size])  # warm the decode path
+    with Timer() as t_e2e:
+        res = emb.embed_paths(paths)
+    assert not res.failures
+    e2e = len(paths) / t_e2e.seconds
+    mp = sum(Image_size(p) for p in paths) / len(paths) / 1e6
+    return (
+        f"device {emb.device.type}, dtype {emb.dtype}, {layers} layers, batch {batch_size}, "
+        f"{workers} decode threads, {len(paths)} files of {mp:.1f} MP on average\n\n"
+        + table(
+            ["path", "images/s"],
+            [
+                ["forward only, pre-decoded tensors (GPU ceiling)", f"{fwd:.1f}"],
+                ["files: decode + preprocess + forward", f"{e2e:.1f}"],
+                ["ratio files / ceiling", f"{e2e / fwd:.2f}"],
+            ],
+        )
+    )
+
+
+def Image_size(p: Path) -> int:  # noqa: N802
+    from PIL import Image
+
+    with Image.open(p) as im:
+        return im.width * im.height
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
+    ap.add_argument(
+        "--embed-on-cpu",
+        action="store_true",
+        help="run the embedding bench without CUDA on a 2-layer tower (a code-path check, not a rate)",
+    )
+    a = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    t0 = time.perf_counter()
+    print(f"# silva speed bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}\n")
+    print("## Training the head\n")
+    print(
+        bench_training(
+            [5000] if a.quick else [20000, 100000], 2 if a.quick else TrainConfig().epochs, device
+        ),
+        "\n",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        print("## Manifest I/O\n")
+        print(bench_manifest(100_000 if a.quick else 1_000_000, Path(tmp)), "\n")
+    print("## Scoring\n")
+    print(bench_scoring(100_000 if a.quick else 1_000_000), "\n")
+    print("## Embedding (SigLIP2-SO400M-384 tower)\n")
+    if device.type == "cuda" or a.embed_on_cpu:
+        with tempfile.TemporaryDirectory() as tmp:
+            cuda = device.type == "cuda"
+            print(
+                bench_embedding(
+                    256 if cuda else 8, 64 if cuda else 4, 8 if cuda else 2, 27 if cuda else 2, Path(tmp)
+                ),
+                "\n",
+            )
+    else:
+        print(
+            "skipped: no CUDA device on this machine (run on a GPU host; --embed-on-cpu checks the code path)\n"
+        )
+    print(f"total {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
