@@ -266,7 +266,7 @@ def main() -> None:
             )
     else:
         print(
-            "skipped: no CUDA device on this machine (run on a GPU host; --embed-on-cpu checks the code path)\n"
+            "skipped: no CUDA device here (run it on a GPU host; --embed-on-cpu checks the code path)\n"
         )
     print(f"total {time.perf_counter() - t0:.0f}s")
 
