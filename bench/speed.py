@@ -140,36 +140,6 @@ def bench_scoring(n: int) -> str:
     )
 
 
-def _save_so400m(folder: Path, layers: int) -> Path:
-    """SigLIP2-SO400M-384's vision architecture with random weights, saved like the real one."""
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
-
-    cfg = SiglipConfig(
-        vision_config=dict(
-            hidden_size=1152,
-            intermediate_size=4304,
-            num_hidden_layers=layers,
-            num_attention_heads=16,
-            image_size=384,
-            patch_size=14,
-        ),
-        text_config=dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            vocab_size=100,
-            max_position_embeddings=16,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
-        ),
-    )
-    SiglipModel(cfg).to(torch.bfloat16).save_pretrained(folder)
-    SiglipImageProcessor(size={"height": 384, "width": 384}).save_pretrained(folder)
-    return folder
-
-
 def _write_photos(folder: Path, n: int) -> list[Path]:
     """1-2 MP JPEG and PNG files with smooth structure plus noise (not trivially compressible)."""
     from PIL import Image
@@ -189,9 +159,11 @@ def _write_photos(folder: Path, n: int) -> list[Path]:
 
 
 def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, folder: Path) -> str:
-    from silva_model.backbone import SiglipEmbedder
+    from silva_model.backbone import SO400M_VISION_CONFIG, SiglipEmbedder, save_random_siglip
 
-    model_dir = _save_so400m(folder / "so400m", layers)
+    model_dir = save_random_siglip(
+        folder / "so400m", {**SO400M_VISION_CONFIG, "num_hidden_layers": layers}, dtype=torch.bfloat16
+    )
     paths = _write_photos(folder / "photos", n_images)
     emb = SiglipEmbedder(model_dir, device="auto", batch_size=batch_size, num_workers=workers)
     px = torch.randn(batch_size, 3, 384, 384)
@@ -265,9 +237,7 @@ def main() -> None:
                 "\n",
             )
     else:
-        print(
-            "skipped: no CUDA device here (run it on a GPU host; --embed-on-cpu checks the code path)\n"
-        )
+        print("skipped: no CUDA device here (run it on a GPU host; --embed-on-cpu checks the code path)\n")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

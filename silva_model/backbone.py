@@ -24,6 +24,15 @@ from silva_model.devices import resolve_device
 
 DEFAULT_BACKBONE = "google/siglip2-so400m-patch14-384"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
+# The vision tower of google/siglip2-so400m-patch14-384 (its config.json).
+SO400M_VISION_CONFIG = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=384,
+    patch_size=14,
+)
 _DTYPES = {
     "bf16": torch.bfloat16,
     "bfloat16": torch.bfloat16,
@@ -181,3 +190,32 @@ class SiglipEmbedder:
             else np.zeros((0, self.embed_dim), np.float32),
             [f for b in batches for f in b.failures],
         )
+
+
+def save_random_siglip(
+    folder: str | os.PathLike[str], vision_config: dict, dtype: torch.dtype = torch.float32, seed: int = 0
+) -> Path:
+    """A randomly initialised SigLIP with the given vision tower (and a token text tower),
+    saved with `save_pretrained` so it loads through exactly the calls a Hub checkpoint does.
+    For tests and benchmarks on machines that cannot download the real weights."""
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    cfg = SiglipConfig(
+        vision_config=vision_config,
+        text_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            vocab_size=100,
+            max_position_embeddings=16,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        ),
+    )
+    torch.manual_seed(seed)
+    SiglipModel(cfg).to(dtype).save_pretrained(folder)
+    size = vision_config["image_size"]
+    SiglipImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
+    return Path(folder)

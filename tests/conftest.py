@@ -16,13 +16,13 @@ TINY_DIM = 48
 
 
 def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM) -> Path:
-    """A random SigLIP with the real architecture, saved with save_pretrained so it loads
-    through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
-    import torch
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+    """A random SigLIP with the real architecture at toy size, saved with save_pretrained so it
+    loads through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
+    from silva_model.backbone import save_random_siglip
 
-    cfg = SiglipConfig(
-        vision_config=dict(
+    return save_random_siglip(
+        folder,
+        dict(
             hidden_size=hidden_size,
             intermediate_size=2 * hidden_size,
             num_hidden_layers=2,
@@ -30,22 +30,7 @@ def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM) -> Path:
             image_size=32,
             patch_size=8,
         ),
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            vocab_size=100,
-            max_position_embeddings=16,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
-        ),
     )
-    torch.manual_seed(0)
-    SiglipModel(cfg).save_pretrained(folder)
-    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
