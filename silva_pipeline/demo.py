@@ -1,6 +1,7 @@
 """`uv run silva-demo`: materialize the whole graph on the embedded defaults and print the
-evaluation. Uses a persistent Dagster instance (SQLite under DAGSTER_HOME, by default the
-project-local `.dagster_home`), so the run shows up later in `dagster dev` with the same home."""
+evaluation. `uv run silva-ui`: `dagster dev` on the same instance. Both use a persistent
+Dagster instance (SQLite under DAGSTER_HOME, by default the project-local `.dagster_home`),
+so the demo's runs show up in the UI."""
 
 from __future__ import annotations
 
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: DAGSTER_HOME={home} uv run dagster dev"
     )
     return 0
+
+
+def ui() -> None:
+    """`dagster dev -m silva_pipeline` (webserver + daemon) on the project-local instance."""
+    ensure_dagster_home()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    os.execv(dagster, [dagster, "dev", "-m", "silva_pipeline", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
