@@ -5,7 +5,9 @@
 Every method sees the same embeddings, the same content-hashed splits, selects on val and is
 reported on test, as a fraction of the oracle (the noiseless taste: Spearman of the taste
 against the given ratings, QWK of the taste cut at the same bars). Torch peers get the same
-input standardisation, optimiser, schedule, epochs and best-epoch selection as silva.
+input standardisation, optimiser, schedule, epochs and best-epoch selection as silva; the
+weight EMA is part of silva's own recipe (see the ablation) and is not given to them.
+Regression methods (ridge, LAION MLP) predict a class by rounding their output.
 """
 
 from __future__ import annotations

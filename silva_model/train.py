@@ -47,6 +47,9 @@ class TrainConfig:
     dropout: float = 0.1
     class_balance: bool = False  # optional: it cost ranking quality on the synthetic benchmark
     standardize_inputs: bool = True
+    ema_epochs: float = (
+        1.0  # > 0: an EMA of the weights over about this many epochs is what gets evaluated and kept
+    )
     threshold_init: str = (
         "prior"  # "prior": bars at the train split's class frequencies; "uniform": -1.5..1.5
     )
@@ -173,6 +176,12 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
+    ema = None
+    if config.ema_epochs > 0:
+        decay = 1.0 - 1.0 / max(1.0, config.ema_epochs * steps_per_epoch)
+        ema = torch.optim.swa_utils.AveragedModel(
+            head, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+        )
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     fingerprint = arrays.fingerprint()
@@ -192,8 +201,11 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(head)
             loss_sum += loss.detach() * idx.numel()
-        score, pred = predict(head, xv)
+        model = ema.module if ema is not None else head
+        score, pred = predict(model, xv)
         metrics = compute_metrics(yv_np, score, pred)
         record = {
             "epoch": epoch,
@@ -207,11 +219,11 @@ def train(
             best = {
                 "epoch": epoch,
                 "metrics": metrics,
-                "state": {k: v.detach().clone() for k, v in head.state_dict().items()},
+                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
             }
             if out_dir is not None:
                 save_checkpoint(
-                    head,
+                    model,
                     out_dir,
                     {
                         "epoch": epoch,
