@@ -180,7 +180,7 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
         res = emb.embed_paths(paths)
     assert not res.failures
     e2e = len(paths) / t_e2e.seconds
-    mp = sum(Image_size(p) for p in paths) / len(paths) / 1e6
+    mp = sum(_pixel_count(p) for p in paths) / len(paths) / 1e6
     return (
         f"device {emb.device.type}, dtype {emb.dtype}, {layers} layers, batch {batch_size}, "
         f"{workers} decode threads, {len(paths)} files of {mp:.1f} MP on average\n\n"
@@ -195,7 +195,7 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
     )
 
 
-def Image_size(p: Path) -> int:  # noqa: N802
+def _pixel_count(p: Path) -> int:
     from PIL import Image
 
     with Image.open(p) as im:

@@ -9,7 +9,7 @@ expected fraction of the 4 bars an image clears, in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -53,7 +53,6 @@ class HeadOutput:
     latent: torch.Tensor  # (B,) f(x)
     logits: torch.Tensor  # (B, K-1) f(x) - theta_k
     score: torch.Tensor  # (B,) mean_k sigmoid(logits), in [0, 1]
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class OrdinalHead(nn.Module):
