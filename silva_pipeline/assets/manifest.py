@@ -82,7 +82,11 @@ def manifest_checks(manifest: pa.Table) -> Iterator[dg.AssetCheckResult]:
             check_name="contract", passed=False, description=str(e), metadata={"error": str(e)}
         )
         return
-    per_hash = pl.DataFrame({"h": arrays.content_hashes(), "s": arrays.split_codes}).group_by("h").agg(pl.col("s").n_unique())
+    per_hash = (
+        pl.DataFrame({"h": arrays.content_hashes(), "s": arrays.split_codes})
+        .group_by("h")
+        .agg(pl.col("s").n_unique())
+    )
     leaks = int((per_hash["s"] > 1).sum())
     yield dg.AssetCheckResult(
         check_name="no_embedding_in_two_splits",
