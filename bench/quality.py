@@ -245,11 +245,12 @@ def compare(sizes: list[int], seeds: list[int], cfg: TrainConfig, mord_max: int)
 ABLATION = [
     (
         "plain cumulative-logit MLP (batch 256)",
-        dict(standardize_inputs=False, threshold_init="uniform", batch_size=256),
+        dict(standardize_inputs=False, threshold_init="uniform", batch_size=256, ema_epochs=0.0),
     ),
-    ("+ input standardisation", dict(batch_size=256, threshold_init="uniform")),
-    ("+ thresholds from the train prior", dict(batch_size=256)),
-    ("silva default (the above, batch 512, 20 epochs)", dict()),
+    ("+ input standardisation", dict(batch_size=256, threshold_init="uniform", ema_epochs=0.0)),
+    ("+ thresholds from the train prior", dict(batch_size=256, ema_epochs=0.0)),
+    ("+ batch 512", dict(ema_epochs=0.0)),
+    ("+ EMA of the weights over one epoch (silva default)", dict()),
     ("+ per-threshold class balancing (optional)", dict(class_balance=True)),
 ]
 
