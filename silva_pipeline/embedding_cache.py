@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from silva_model.atomic import atomic_path
-from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow
+from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, write_parquet
 
 _MAX_SHARDS = 32
 
@@ -66,5 +65,4 @@ class EmbeddingCache:
     def _write(self, table: pa.Table, kind: str) -> None:
         self._seq += 1
         name = f"shard-{time.time_ns():020d}-{self._seq:05d}-{kind}.parquet"
-        with atomic_path(self.folder / name) as tmp:
-            pq.write_table(table, tmp)
+        write_parquet(table, self.folder / name)

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from silva_model.atomic import atomic_path, atomic_write_text
+from silva_model.atomic import atomic_write_text
+from silva_model.manifest import write_parquet
 from silva_pipeline.paths import data_dir
 
 
@@ -28,9 +29,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         stem = self._stem(context.asset_key)
         if isinstance(obj, pa.Table):
-            path = stem.with_suffix(".parquet")
-            with atomic_path(path) as tmp:
-                pq.write_table(obj, tmp)
+            path = write_parquet(obj, stem.with_suffix(".parquet"))
         elif isinstance(obj, dict):
             path = stem.with_suffix(".json")
             atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
