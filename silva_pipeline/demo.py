@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release['path']}  (MLflow registry: silva-head v{release['registry_version']})")
     print(
-        f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: DAGSTER_HOME={home} uv run dagster dev"
+        f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui"
     )
     return 0
 
