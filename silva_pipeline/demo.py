@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for split, m in ev["metrics"].items():
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release['path']}  (MLflow registry: silva-head v{release['registry_version']})")
-    print(
-        f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui"
-    )
+    print(f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui")
     return 0
 
 
