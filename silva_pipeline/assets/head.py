@@ -24,6 +24,7 @@ class HeadTrainingConfig(dg.Config):
     hidden: list[int] = Field(default=list(_DEFAULTS.hidden), description="MLP hidden widths")
     dropout: float = _DEFAULTS.dropout
     class_balance: bool = Field(default=_DEFAULTS.class_balance, description="per-threshold class balancing")
+    ema_epochs: float = Field(default=_DEFAULTS.ema_epochs, description="weight EMA span (epochs); 0 = off")
     seed: int = _DEFAULTS.seed
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
