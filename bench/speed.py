@@ -243,7 +243,7 @@ def main() -> None:
         print("skipped: no CUDA device here (run it on a GPU host; --embed-on-cpu checks the code path)\n")
     with tempfile.TemporaryDirectory() as tmp:
         print("## Manifest I/O (last: it needs the most memory)\n")
-        print(bench_manifest(100_000 if a.quick else 500_000, Path(tmp)), "\n")
+        print(bench_manifest(100_000 if a.quick else 1_000_000, Path(tmp)), "\n")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, write_parquet
+from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
 
 _MAX_SHARDS = 32
 
@@ -41,7 +40,7 @@ class EmbeddingCache:
         shards = self.shards()
         if not shards:
             return np.array([], dtype=object), np.zeros((0, 0), np.float32)
-        table = pa.concat_tables([pq.read_table(p) for p in shards])
+        table = pa.concat_tables([read_parquet(p) for p in shards])
         if len(shards) > _MAX_SHARDS:
             self._write(table, "compact")
             for p in shards:

@@ -6,11 +6,10 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from silva_model.atomic import atomic_write_text
-from silva_model.manifest import write_parquet
+from silva_model.manifest import read_parquet, write_parquet
 from silva_pipeline.paths import data_dir
 
 
@@ -40,7 +39,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         stem = self._stem(context.asset_key)
         if stem.with_suffix(".parquet").exists():
-            return pq.read_table(stem.with_suffix(".parquet"))
+            return read_parquet(stem.with_suffix(".parquet"))
         if stem.with_suffix(".json").exists():
             return json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
         raise FileNotFoundError(
