@@ -20,8 +20,6 @@ from silva_model.backbone import IMAGE_EXTENSIONS
 from silva_model.manifest import embeddings_to_arrow, write_manifest
 from silva_model.synthetic import make_taste_dataset
 
-RATING_COLUMNS = ("image_sha256", "rating", "path", "post_id", "source")
-
 
 @dataclass
 class BadRow:
@@ -172,6 +170,10 @@ def read_ratings_folder(root: str | Path) -> RatingsLoad:
     return _from_candidates(refs, paths, ratings, [None] * len(files), f"folder:{root.name}")
 
 
+# The person's rated posts: score 0 means unrated; a set canonical_post_id marks a duplicate.
+_RATED_POSTS = "FROM posts WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
+
+
 def _connect_ro(db_path: Path) -> sqlite3.Connection:
     if not db_path.is_file():
         raise FileNotFoundError(f"pictoria database not found: {db_path}")
@@ -187,10 +189,7 @@ def read_pictoria(
     db_path = Path(db_path)
     root = Path(library_root) if library_root else db_path.parent
     with _connect_ro(db_path) as conn:
-        posts = conn.execute(
-            "SELECT id, full_path, sha256, score FROM posts "
-            "WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
-        ).fetchall()
+        posts = conn.execute(f"SELECT id, full_path, sha256, score {_RATED_POSTS}").fetchall()
         has_vectors = (
             conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone()
             is not None
@@ -288,8 +287,6 @@ def fingerprint_folder(root: Path) -> str:
 def fingerprint_pictoria(db_path: Path) -> str:
     h = hashlib.sha256()
     with _connect_ro(db_path) as conn:
-        for row in conn.execute(
-            "SELECT id, score, sha256 FROM posts WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
-        ):
+        for row in conn.execute(f"SELECT id, score, sha256 {_RATED_POSTS}"):
             h.update(repr(row).encode())
     return "pictoria:" + h.hexdigest()

@@ -103,6 +103,11 @@ class ReleaseGateConfig(dg.Config):
     )
 
 
+def test_spearman(evaluation: dict) -> float | None:
+    """The number releases are compared on; None when the test split was empty."""
+    return (evaluation["metrics"].get("test") or {}).get("spearman")
+
+
 def last_release() -> dict | None:
     p = data_dir() / LATEST_RELEASE
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
@@ -112,7 +117,7 @@ def last_release() -> dict | None:
 def beats_last_release(config: ReleaseGateConfig, evaluation: dict) -> dg.AssetCheckResult:
     """Refuses (blocks hub_release) when this head's test Spearman is worse than the last
     release's, unless `force` is set."""
-    new = (evaluation["metrics"].get("test") or {}).get("spearman")
+    new = test_spearman(evaluation)
     last = last_release()
     old = last["test_spearman"] if last else None
     if new is None:

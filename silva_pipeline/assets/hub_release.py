@@ -5,7 +5,7 @@ import dagster as dg
 
 from silva_model.atomic import atomic_write_text
 from silva_model.checkpoint import load_head, save_pretrained
-from silva_pipeline.assets.evaluation import LATEST_RELEASE
+from silva_pipeline.assets.evaluation import LATEST_RELEASE, test_spearman
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.paths import data_dir
 from silva_pipeline.resources import HubResource, MlflowTracking
@@ -54,19 +54,17 @@ def hub_release(
     version = str(info.registered_model_version)
     mlflow.client().set_registered_model_alias(REGISTERED_MODEL, "champion", version)
 
+    spearman = test_spearman(evaluation)
     hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
     if hub.enabled():
-        test = evaluation["metrics"].get("test", {})
-        hub_url = hub.upload(
-            folder, f"silva head {now:%Y-%m-%d}: test spearman {test.get('spearman', float('nan')):.4f}"
-        )
-    test_spearman = (evaluation["metrics"].get("test") or {}).get("spearman")
+        shown = f"{spearman:.4f}" if spearman is not None else "n/a"
+        hub_url = hub.upload(folder, f"silva head {now:%Y-%m-%d}: test spearman {shown}")
     atomic_write_text(
         data_dir() / LATEST_RELEASE,
         json.dumps(
             {
                 "path": str(folder),
-                "test_spearman": test_spearman,
+                "test_spearman": spearman,
                 "registry_version": version,
                 "mlflow_run_id": head["mlflow_run_id"],
                 "released_at": now.isoformat(timespec="seconds"),

@@ -29,8 +29,8 @@ def image_embeddings(
     cache = EmbeddingCache(data_dir() / "embeddings", embedder.model)
     cached_shas, cached_emb = cache.load()
     index = {s: i for i, s in enumerate(cached_shas)}
-    reuse = rest.filter(pl.col("image_sha256").is_in(list(index)))
-    todo = rest.filter(~pl.col("image_sha256").is_in(list(index)))
+    cached = rest["image_sha256"].is_in(list(index))
+    reuse, todo = rest.filter(cached), rest.filter(~cached)
 
     new_shas: list[str] = []
     new_emb: list[np.ndarray] = []
