@@ -4,6 +4,11 @@ Loading goes through `AutoModel` / `AutoImageProcessor`, so a Hub id
 (`google/siglip2-so400m-patch14-384`) and a local `save_pretrained` folder take the same path.
 Images are decoded and preprocessed in a thread pool a few batches ahead of the model, so
 decoding overlaps the GPU; on CUDA the tower runs in bf16 with SDPA attention.
+
+Preprocessing is pinned to transformers' PIL backend. Left to itself, `AutoImageProcessor`
+picks the torchvision backend whenever torchvision happens to be installed, and its resize
+differs slightly from PIL's: the same image would embed differently in two environments, and
+a head trained in one would score with a shift in the other.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch.nn import functional as F
 from silva_model.devices import resolve_device
 
 DEFAULT_BACKBONE = "google/siglip2-so400m-patch14-384"
+PREPROCESS_BACKEND = "pil"  # the same pixels with or without torchvision installed (see above)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
 # The vision tower of google/siglip2-so400m-patch14-384 (its config.json).
 SO400M_VISION_CONFIG = dict(
@@ -107,7 +113,7 @@ class SiglipEmbedder:
         self.batch_size = int(batch_size)
         self.num_workers = max(1, int(num_workers))
         self.prefetch_batches = max(1, int(prefetch_batches))
-        self.processor = AutoImageProcessor.from_pretrained(self.model_id)
+        self.processor = AutoImageProcessor.from_pretrained(self.model_id, backend=PREPROCESS_BACKEND)
         self.model = AutoModel.from_pretrained(self.model_id, dtype=self.dtype, attn_implementation="sdpa")
         self.model.to(self.device).eval()
 
@@ -198,7 +204,7 @@ def save_random_siglip(
     """A randomly initialised SigLIP with the given vision tower (and a token text tower),
     saved with `save_pretrained` so it loads through exactly the calls a Hub checkpoint does.
     For tests and benchmarks on machines that cannot download the real weights."""
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
 
     cfg = SiglipConfig(
         vision_config=vision_config,
@@ -217,5 +223,5 @@ def save_random_siglip(
     torch.manual_seed(seed)
     SiglipModel(cfg).to(dtype).save_pretrained(folder)
     size = vision_config["image_size"]
-    SiglipImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
+    SiglipImageProcessorPil(size={"height": size, "width": size}).save_pretrained(folder)
     return Path(folder)

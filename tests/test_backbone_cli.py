@@ -33,6 +33,20 @@ def test_embeddings_are_unit_norm_float32_and_batch_independent(embedder, tmp_pa
     np.testing.assert_allclose(embedder.embed_images([load_rgb(paths[4])])[0], single, atol=1e-6)
 
 
+def test_preprocessing_is_pil_bicubic_whatever_is_installed(embedder, tmp_path):
+    """The pixels are PIL's bicubic resize scaled to [-1, 1], computed here without transformers:
+    the torchvision backend (picked by default when torchvision is present) resizes differently."""
+    from PIL import Image
+
+    from silva_model.backbone import load_rgb
+
+    path = write_images(tmp_path, 1, size=(90, 70))[0]
+    size = embedder.model.config.vision_config.image_size
+    want = np.asarray(load_rgb(path).resize((size, size), Image.Resampling.BICUBIC), np.float32)
+    want = (want / 255.0 - 0.5) / 0.5
+    np.testing.assert_allclose(embedder._load_pixels(str(path)), want.transpose(2, 0, 1), atol=1e-5)
+
+
 def test_unreadable_images_are_reported_by_path_and_skipped(embedder, tmp_path):
     good = write_images(tmp_path, 4)
     corrupt = tmp_path / "corrupt.jpg"
