@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -83,6 +84,17 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     card = (silva_home / "releases").glob("*/README.md").__next__().read_text()
     assert "n_train" in card and str(tiny_backbone) in card
     assert "not uploaded" in meta(res, "hub_release", "hub")
+
+    # the registry copy serves the same scores, and its signature rejects a wrong width
+    served = mlflow.pyfunc.load_model("models:/silva-head@champion")
+    x = np.random.default_rng(0).standard_normal((5, 48)).astype(np.float32)
+    np.testing.assert_allclose(served.predict(x), scorer.score_embeddings(x), atol=1e-6)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="shape"):
+        served.predict(x[:, :40])
+    logged = Path(mlflow.artifacts.download_artifacts("models:/silva-head@champion"))
+    reqs = (logged / "requirements.txt").read_text().split()
+    assert (logged / "code" / "silva_model" / "scorer.py").is_file()  # silva is not on PyPI: it travels
+    assert any(r.startswith("torch==") for r in reqs) and not any(r.startswith("silva") for r in reqs)
     report = meta(res, "evaluation", "report")
     assert "data:image/png;base64" in report and "largest disagreements" in report and "images/" in report
 

@@ -2,6 +2,7 @@ import datetime as dt
 import json
 
 import dagster as dg
+import numpy as np
 
 from silva_model.atomic import atomic_write_text
 from silva_model.checkpoint import load_head, save_pretrained
@@ -23,7 +24,7 @@ def hub_release(
     HF_TOKEN are configured."""
     import mlflow as mlf
 
-    from silva_pipeline.mlflow_model import SilvaHeadModel
+    from silva_pipeline.mlflow_model import SilvaHeadModel, code_paths, pip_requirements, signature
 
     model, _ = load_head(head["checkpoint_dir"])
     now = dt.datetime.now(dt.UTC)
@@ -48,8 +49,11 @@ def hub_release(
             name="silva_head",
             python_model=SilvaHeadModel(),
             artifacts={"release": str(folder)},
+            signature=signature(model.config.embed_dim),
+            input_example=np.zeros((1, model.config.embed_dim), np.float32),
             registered_model_name=REGISTERED_MODEL,
-            pip_requirements=["silva", "torch", "safetensors", "huggingface_hub"],
+            pip_requirements=pip_requirements(),
+            code_paths=code_paths(),
         )
     version = str(info.registered_model_version)
     mlflow.client().set_registered_model_alias(REGISTERED_MODEL, "champion", version)
