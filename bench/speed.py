@@ -30,9 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, machine, table  # noqa: E402
 
 from silva_model import HeadConfig, OrdinalHead, Scorer  # noqa: E402
+from silva_model.backbone import SO400M_VISION_CONFIG  # noqa: E402
 from silva_model.manifest import build_manifest, load_manifest, write_manifest  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import TrainConfig, train  # noqa: E402
+
+SO400M_LAYERS = SO400M_VISION_CONFIG["num_hidden_layers"]
 
 
 def matmul_flops(
@@ -183,7 +186,7 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
     a GPU host needs `ceiling / per-thread decode rate` threads to keep the tower busy."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from silva_model.backbone import SO400M_VISION_CONFIG, SiglipEmbedder, save_random_siglip
+    from silva_model.backbone import SiglipEmbedder, save_random_siglip
 
     cuda = torch.cuda.is_available()
     model_dir = save_random_siglip(
@@ -216,7 +219,7 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
     assert not res.failures
     e2e = len(paths) / t_e2e.seconds
     mp = sum(_pixel_count(p) for p in paths) / len(paths) / 1e6
-    tower = "the full tower" if layers == SO400M_VISION_CONFIG["num_hidden_layers"] else "a code-path check"
+    tower = "the full tower" if layers == SO400M_LAYERS else "a code-path check"
     rows = [
         ["decode + preprocess only, 1 thread", f"{decode_1:.1f}", _duration(1e4 / decode_1)],
         [f"decode + preprocess only, {workers} threads", f"{decode_n:.1f}", _duration(1e4 / decode_n)],
@@ -224,8 +227,9 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
         ["files: decode + preprocess + forward", f"{e2e:.2f}", _duration(1e4 / e2e)],
     ]
     return (
-        f"device {emb.device.type}, {emb.dtype}, {layers} of 27 layers ({tower}), batch {batch_size}, "
-        f"{workers} decode threads, {len(paths)} files (JPEG and PNG) of {mp:.1f} MP on average\n\n"
+        f"device {emb.device.type}, {emb.dtype}, {layers} of {SO400M_LAYERS} layers ({tower}), "
+        f"batch {batch_size}, {workers} decode threads, "
+        f"{len(paths)} files (JPEG and PNG) of {mp:.1f} MP on average\n\n"
         + table(["path", "images/s", "10k images in"], rows)
         + f"\n\nfiles / ceiling = {e2e / fwd:.2f}; "
         f"decode threads needed to keep up with the ceiling: {math.ceil(fwd / decode_1)}"
@@ -258,9 +262,9 @@ def main() -> None:
     print("## Embedding (SigLIP2-SO400M-384 tower)\n")
     with tempfile.TemporaryDirectory() as tmp:
         if device.type == "cuda":
-            args = (256, 64, min(16, os.cpu_count() or 1), 27)
+            args = (256, 64, min(16, os.cpu_count() or 1), SO400M_LAYERS)
         else:  # the full tower runs at well under 1 image/s on a few cores; --quick only checks the path
-            args = (8, 4, os.cpu_count() or 1, 2 if a.quick else 27)
+            args = (8, 4, os.cpu_count() or 1, 2 if a.quick else SO400M_LAYERS)
         print(bench_embedding(*args, Path(tmp)), "\n")
     with tempfile.TemporaryDirectory() as tmp:
         print("## Manifest I/O (last: it needs the most memory)\n")
