@@ -13,6 +13,7 @@ a head trained in one would score with a shift in the other.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -26,8 +27,20 @@ from PIL import Image
 from torch.nn import functional as F
 
 from silva_model.devices import resolve_device
+from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, weights_digest
 
-DEFAULT_BACKBONE = "google/siglip2-so400m-patch14-384"
+__all__ = ["DEFAULT_BACKBONE", "EmbedBatch", "ImageFailure", "SiglipEmbedder", "expand_image_paths"]
+POOLING = "pooler_output"
+_PREPROCESS_KEYS = (
+    "do_resize",
+    "size",
+    "resample",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+)
 PREPROCESS_BACKEND = "pil"  # the same pixels with or without torchvision installed (see above)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
 # The vision tower of google/siglip2-so400m-patch14-384 (its config.json).
@@ -116,6 +129,26 @@ class SiglipEmbedder:
         self.processor = AutoImageProcessor.from_pretrained(self.model_id, backend=PREPROCESS_BACKEND)
         self.model = AutoModel.from_pretrained(self.model_id, dtype=self.dtype, attn_implementation="sdpa")
         self.model.to(self.device).eval()
+        self._spec: BackboneSpec | None = None
+
+    @property
+    def spec(self) -> BackboneSpec:
+        """Where this embedder's vectors come from: model id, weights digest, preprocessing."""
+        if self._spec is None:
+            folder = Path(self.model_id)
+            if not folder.is_dir():
+                from huggingface_hub import snapshot_download
+
+                folder = Path(snapshot_download(self.model_id, allow_patterns=["*.safetensors", "*.bin"]))
+            cfg = self.processor.to_dict()
+            preprocess = {"backend": PREPROCESS_BACKEND, **{k: cfg.get(k) for k in _PREPROCESS_KEYS}}
+            self._spec = BackboneSpec(
+                model=self.model_id,
+                weights=weights_digest(folder),
+                preprocess=json.dumps(preprocess, sort_keys=True, separators=(",", ":")),
+                pooling=POOLING,
+            )
+        return self._spec
 
     @property
     def embed_dim(self) -> int:

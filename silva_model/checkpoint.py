@@ -1,8 +1,9 @@
 """Checkpoints and releases as safetensors + JSON. Nothing is ever unpickled.
 
-Two layouts, both loadable by `load_head`:
+Three layouts, all loadable by `load_head`:
 - training checkpoint: `best.safetensors` + `best.json` (config, metrics, epoch, manifest fingerprint);
-- release (Hugging Face convention): `config.json` + `model.safetensors` + model card `README.md`.
+- release (Hugging Face convention): `config.json` + `model.safetensors` + model card `README.md`;
+- a head published by `silva-scorer` (its `config.json` + `model.safetensors`; see `interop.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.head import HeadConfig, OrdinalHead
+from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
+from silva_model.tables import md_table
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -30,7 +34,7 @@ RELEASE_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 FORMAT = "silva-ordinal-head"
 
 
-def _write_weights(head: OrdinalHead, path: Path) -> None:
+def _write_weights(head: torch.nn.Module, path: Path) -> None:
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "silva_format": FORMAT})
@@ -51,27 +55,25 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
 
 def _model_card(config: dict[str, Any]) -> str:
     metrics = config.get("metrics") or {}
-    rows = []
-    for split, m in metrics.items():
-        if isinstance(m, dict):
-            rows.append(
-                f"| {split} | {m.get('n', '')} | {m.get('spearman', float('nan')):.3f} | "
-                f"{m.get('pearson', float('nan')):.3f} | {m.get('qwk', float('nan')):.3f} | "
-                f"{m.get('mae', float('nan')):.3f} | {m.get('rmse', float('nan')):.3f} | "
-                f"{m.get('top5_precision', float('nan')):.3f} |"
-            )
+    keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
+    rows = [
+        [split] + [m.get(k, float("nan")) for k in keys]
+        for split, m in metrics.items()
+        if isinstance(m, dict)
+    ]
     table = (
-        "| split | n | Spearman | Pearson | QWK | MAE | RMSE | Top-5 % precision |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        md_table(["split", "n", "Spearman", "Pearson", "QWK", "MAE", "RMSE", "Top-5 % precision"], rows)
         if rows
         else "No evaluation was recorded for this head."
     )
     hc = config["head_config"]
+    backbone = hc["backbone"]["model"] or "an unrecorded backbone"
+    provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
     data_lines = "\n".join(f"- {k}: {v}" for k, v in sorted(data.items())) or "- not recorded"
     return f"""---
 library_name: silva
-base_model: {hc["backbone"]}
+base_model: {backbone}
 tags:
 - silva
 - aesthetic-scoring
@@ -81,8 +83,8 @@ tags:
 # silva personal aesthetic head
 
 An ordinal head that scores illustrations by **one person's** taste, learned from their own
-1-5 ratings. It is not a universal quality model. Input: the L2-normalised
-{hc["embed_dim"]}-d image embedding of `{hc["backbone"]}`. Output: a score in [0, 1] (the
+1-5 ratings. It is not a universal quality model. Input: the {hc["embed_dim"]}-d image
+embedding of `{backbone}`, at any scale (the head L2-normalises it). Output: a score in [0, 1] (the
 fraction of the 4 quality bars cleared) and an expected rating 1 + 4 * score.
 
 ## Use
@@ -104,6 +106,10 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 ## Training data
 
 {data_lines}
+
+## Backbone the training embeddings came from
+
+{provenance or "- not recorded"}
 
 ## Details
 
@@ -149,8 +155,8 @@ def save_pretrained(
 
 def load_head(
     directory: str | Path, device: str | torch.device = "cpu"
-) -> tuple[OrdinalHead, dict[str, Any]]:
-    """Load a release folder or a training checkpoint folder."""
+) -> tuple[OrdinalHead | SilvaScorerHead, dict[str, Any]]:
+    """Load a release folder, a training checkpoint folder, or a silva-scorer head."""
     directory = Path(directory)
     if (directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file():
         meta_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -163,17 +169,67 @@ def load_head(
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        config = HeadConfig.from_dict(meta["head_config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        if is_silva_scorer_config(meta):
+            head: OrdinalHead | SilvaScorerHead = SilvaScorerHead(meta)
+        else:
+            head = OrdinalHead(HeadConfig.from_dict(meta["head_config"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{meta_path} is not a silva head configuration: {e}") from e
-    head = OrdinalHead(config)
     try:
         state = load_file(str(weights_path), device="cpu")
         head.load_state_dict(state, strict=True)
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"{weights_path} could not be loaded into a head of {config}: {e}") from e
+        raise ValueError(f"{weights_path} could not be loaded into a head of {head.config}: {e}") from e
     head.to(device).eval()
     return head, meta
+
+
+@dataclass
+class TrainedHead:
+    """What the `head` asset hands downstream: the module (whose config records the backbone
+    its training embeddings came from) and what training knew about it."""
+
+    head: OrdinalHead
+    best_epoch: int
+    val_metrics: dict[str, float]
+    train_config: dict[str, Any]
+    manifest_fingerprint: str
+    n_train: int
+    n_val: int
+    seconds: float = 0.0
+    tracking: dict[str, str] = field(default_factory=dict)  # e.g. the MLflow run id
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "epoch": self.best_epoch,
+            "val_metrics": self.val_metrics,
+            "train_config": self.train_config,
+            "manifest_fingerprint": self.manifest_fingerprint,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "seconds": self.seconds,
+            "tracking": self.tracking,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        return save_checkpoint(self.head, directory, self.meta())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainedHead:
+        head, meta = load_head(directory)
+        if not isinstance(head, OrdinalHead) or "epoch" not in meta:
+            raise ValueError(f"{directory} is not a silva training checkpoint")
+        return cls(
+            head,
+            int(meta["epoch"]),
+            meta["val_metrics"],
+            meta["train_config"],
+            meta["manifest_fingerprint"],
+            int(meta["n_train"]),
+            int(meta["n_val"]),
+            float(meta.get("seconds", 0.0)),
+            dict(meta.get("tracking") or {}),
+        )
 
 
 def resolve_pretrained(path_or_repo_id: str | Path, revision: str | None = None) -> Path:

@@ -44,7 +44,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
         return 2
     scorer = _scorer(a)
     embedder = scorer.embedder(a.backbone, batch_size=a.batch_size, num_workers=a.workers)
-    batch, scores = scorer.score_paths(paths, embedder)
+    batch, scores = scorer.score_paths(paths, embedder, a.allow_backbone_mismatch)
     for f in batch.failures:
         print(f"silva: skipped {f}", file=sys.stderr)
     for i, s in zip(batch.indices, scores, strict=True):
@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", help="image files or folders")
     _add_head_args(s)
     s.add_argument("--backbone", help="SigLIP2 model id or local folder (default: the head's own backbone)")
+    s.add_argument(
+        "--allow-backbone-mismatch",
+        action="store_true",
+        help="score even when the embedder is not the backbone the head was trained on",
+    )
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--workers", type=int, default=4, help="image decoding threads")
     s.set_defaults(func=_cmd_score)

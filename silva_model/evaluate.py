@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from silva_model.checkpoint import load_head
-from silva_model.head import NUM_CLASSES, OrdinalHead
+from silva_model.head import NUM_CLASSES, OrdinalHead, predict
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import compute_metrics, confusion_matrix
-from silva_model.train import predict
+from silva_model.tables import md_table
 
 
 def evaluate(
@@ -51,17 +52,32 @@ def evaluate(
 def format_report(result: dict[str, Any]) -> str:
     """A plain-text (and valid Markdown) table of the metrics and the confusion matrix."""
     m = result["metrics"]
-    lines = [f"### {result['split']} (n = {m['n']})", "", "| metric | value |", "|---|---|"]
-    for k in ("spearman", "pearson", "qwk", "mae", "rmse", "accuracy", "top1_precision", "top5_precision"):
-        lines.append(f"| {k} | {m[k]:.4f} |")
-    lines += [
-        "",
-        "| given \\ predicted | " + " | ".join(str(c) for c in range(1, NUM_CLASSES + 1)) + " | n |",
-        "|---|" + "---|" * (NUM_CLASSES + 1),
-    ]
-    for c, row in enumerate(result["confusion"], 1):
-        lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + f" | {result['class_counts'][c]} |")
-    return "\n".join(lines)
+    keys = ("spearman", "pearson", "qwk", "mae", "rmse", "accuracy", "top1_precision", "top5_precision")
+    labels = range(1, NUM_CLASSES + 1)
+    confusion = md_table(
+        ["given \\ predicted", *map(str, labels), "n"],
+        [[c, *row, result["class_counts"][c]] for c, row in zip(labels, result["confusion"], strict=True)],
+    )
+    return "\n".join(
+        [
+            f"### {result['split']} (n = {m['n']})",
+            "",
+            md_table(["metric", "value"], [(k, m[k]) for k in keys]),
+        ]
+        + ["", confusion]
+    )
+
+
+@dataclass
+class EvaluationReport:
+    """What the `evaluation` asset hands downstream: metrics per split and the markdown report."""
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    markdown: str = ""
+
+    def test_spearman(self) -> float | None:
+        """The number releases are compared on; None when the test split was empty."""
+        return (self.metrics.get("test") or {}).get("spearman")
 
 
 def jsonable(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """The ordinal head: an MLP from a frozen image embedding to one latent taste value, and
 K-1 learnable thresholds ("quality bars") that the latent value must clear.
 
+Inputs are L2-normalised inside the head, before standardisation: embeddings arrive raw
+(SigLIP2's `pooler_output` has a norm of about 15) or already normalised (silva's backbone,
+current pictoria), and the head must score c·x exactly as x for any c > 0.
+
 The thresholds are strictly increasing *by construction* (first threshold plus cumulative
 softplus gaps), so the cumulative probabilities P(y > k) = sigmoid(f(x) - theta_k) can never
 cross, whatever values the parameters take. The score is the mean of those probabilities: the
@@ -9,12 +13,15 @@ expected fraction of the 4 bars an image clears, in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
 
 NUM_CLASSES = 5
 EMBED_DIM = 1152
@@ -28,10 +35,11 @@ class HeadConfig:
     hidden: tuple[int, ...] = (1024, 512)
     dropout: float = 0.1
     num_classes: int = NUM_CLASSES
-    backbone: str = "google/siglip2-so400m-patch14-384"
+    backbone: BackboneSpec = field(default_factory=lambda: BackboneSpec(model=DEFAULT_BACKBONE))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "backbone", BackboneSpec.from_value(self.backbone))
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
@@ -40,6 +48,7 @@ class HeadConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["backbone"] = self.backbone.to_dict()
         return d
 
     @classmethod
@@ -106,7 +115,7 @@ class OrdinalHead(nn.Module):
         self.input_scale.copy_(1.0 / std.clamp_min(1e-6))
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.input_mean) * self.input_scale
+        x = (normalize_embeddings(x) - self.input_mean) * self.input_scale
         return self.mlp(x).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
@@ -115,9 +124,34 @@ class OrdinalHead(nn.Module):
         return HeadOutput(latent=f, logits=logits, score=torch.sigmoid(logits).mean(-1))
 
 
-def expected_rating(score: torch.Tensor | float, num_classes: int = NUM_CLASSES):
-    """Score in [0, 1] -> expected rating in [1, K]: 1 + (K-1) * score."""
+def normalize_embeddings(x: torch.Tensor) -> torch.Tensor:
+    """Unit L2 norm per row: what the head actually reads, whatever scale the embeddings came in."""
+    return F.normalize(x.float(), dim=-1)
+
+
+def expected_rating(score, num_classes: int = NUM_CLASSES):
+    """Score in [0, 1] -> expected rating in [1, K]: 1 + (K-1) * score. The one place this map lives."""
     return 1 + (num_classes - 1) * score
+
+
+@torch.no_grad()
+def predict(
+    head: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int = 16_384
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings -> (score in [0, 1], predicted class 1..K) as NumPy arrays, in eval mode."""
+    device = next(head.parameters()).device
+    was_training = head.training
+    head.eval()
+    x = torch.as_tensor(x)
+    scores, classes = [], []
+    for s in range(0, x.shape[0], batch_size):
+        out = head(x[s : s + batch_size].to(device, torch.float32, non_blocking=True))
+        scores.append(out.score.float().cpu())
+        classes.append(predicted_class(out.logits).cpu())
+    head.train(was_training)
+    if not scores:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    return torch.cat(scores).numpy(), torch.cat(classes).numpy()
 
 
 def predicted_class(logits: torch.Tensor) -> torch.Tensor:

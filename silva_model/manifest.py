@@ -4,7 +4,12 @@ Parquet with columns
   - `embedding`: fixed-size list of D float32 (D = 1152 for SigLIP2-SO400M),
   - `personal_score`: integer rating 1..5,
   - `split`: "train" | "val" | "test", a function of the embedding's bytes (`splits.py`),
-  - `post_id`: optional integer id, only used to name rows in messages.
+  - `post_id`: optional integer id, only used to name rows in messages,
+  - `backbone`: optional, dictionary-encoded: the JSON of each row's `BackboneSpec` (where its
+    embedding came from). Training refuses a manifest whose rows disagree.
+
+Splits group near-duplicates (cosine above a threshold, recorded in the schema metadata as
+`silva.near_duplicate_cosine`): a re-encoded or resized copy lands in its original's split.
 
 Embeddings move between Arrow and NumPy as one contiguous float32 buffer (fixed-size list
 <-> reshape), never row by row.
@@ -23,9 +28,19 @@ import pyarrow.parquet as pq
 
 from silva_model.atomic import atomic_path
 from silva_model.head import EMBED_DIM, NUM_CLASSES
-from silva_model.splits import DEFAULT_FRACTIONS, SPLITS, assign_split_codes, content_hash
+from silva_model.provenance import BackboneMismatchError, BackboneSpec, common_backbone
+from silva_model.splits import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_NEAR_DUPLICATE_COSINE,
+    SPLITS,
+    content_hash,
+    group_split_codes,
+    groups_across_splits,
+    near_duplicate_groups,
+)
 
 REQUIRED_COLUMNS = ("embedding", "personal_score", "split")
+NEAR_DUPLICATE_KEY = b"silva.near_duplicate_cosine"
 
 
 class ManifestError(ValueError):
@@ -41,6 +56,8 @@ class ManifestArrays:
     split_codes: np.ndarray  # (N,) int8 index into SPLITS
     post_id: np.ndarray | None = None
     _hashes: np.ndarray | None = field(default=None, repr=False)
+    backbone_codes: np.ndarray | None = None  # (N,) index into `backbones`; None: not recorded
+    backbones: list[BackboneSpec] = field(default_factory=list)
 
     def content_hashes(self) -> np.ndarray:
         """Per-row content hash (computed once: splits, duplicates and the fingerprint share it)."""
@@ -59,6 +76,18 @@ class ManifestArrays:
     def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         m = self.mask(split)
         return np.ascontiguousarray(self.embeddings[m]), self.scores[m]
+
+    def backbone(self) -> BackboneSpec:
+        """The backbone every row's embedding came from; a ManifestError naming rows of each
+        side when they disagree."""
+        if self.backbone_codes is None or not self.backbones:
+            return BackboneSpec()
+        used = np.unique(self.backbone_codes)
+        where = [f"row(s) {_rows(np.flatnonzero(self.backbone_codes == u), self.post_id, 3)}" for u in used]
+        try:
+            return common_backbone([self.backbones[u] for u in used], where)
+        except BackboneMismatchError as e:
+            raise ManifestError(f"the manifest mixes backbones: {e}") from e
 
     def fingerprint(self) -> str:
         """Order-independent SHA-256 of (content hash, rating, split) over all rows."""
@@ -117,7 +146,32 @@ def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray |
     return np.ascontiguousarray(flat, dtype=np.float32).reshape(n, dim)
 
 
-def build_table(embeddings: np.ndarray, scores, split_codes: np.ndarray, post_id=None) -> pa.Table:
+def backbone_column(codes: np.ndarray, specs: list[BackboneSpec]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(codes, dtype=np.int32)), pa.array([b.to_json() for b in specs], pa.string())
+    )
+
+
+def backbones_from_arrow(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[BackboneSpec]]:
+    """A `backbone` column (dictionary-encoded or plain strings) -> (codes, specs)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    if col.null_count:
+        raise ManifestError(f"backbone is null at row(s) {_rows(np.flatnonzero(col.is_null()), None)}")
+    specs = [BackboneSpec.from_value(v) for v in col.dictionary.to_pylist()]
+    return col.indices.to_numpy(zero_copy_only=False).astype(np.int32), specs
+
+
+def build_table(
+    embeddings: np.ndarray,
+    scores,
+    split_codes: np.ndarray,
+    post_id=None,
+    backbone: BackboneSpec | tuple[np.ndarray, list[BackboneSpec]] | None = None,
+) -> pa.Table:
+    """The manifest columns; `backbone` is one spec for every row, or (codes, specs) per row."""
     cols = {
         "embedding": embeddings_to_arrow(embeddings),
         "personal_score": pa.array(np.asarray(scores, dtype=np.int8)),
@@ -127,6 +181,10 @@ def build_table(embeddings: np.ndarray, scores, split_codes: np.ndarray, post_id
     }
     if post_id is not None:
         cols["post_id"] = pa.array(np.asarray(post_id, dtype=np.int64))
+    if isinstance(backbone, BackboneSpec):
+        backbone = (np.zeros(len(cols["personal_score"]), np.int32), [backbone])
+    if backbone is not None:
+        cols["backbone"] = backbone_column(*backbone)
     return pa.table(cols)
 
 
@@ -136,8 +194,11 @@ def build_manifest(
     post_id=None,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     dim: int = EMBED_DIM,
+    backbone: BackboneSpec | None = None,
+    near_duplicate_cosine: float | None = DEFAULT_NEAR_DUPLICATE_COSINE,
 ) -> pa.Table:
-    """Embeddings + ratings -> a validated manifest table with content-hashed splits."""
+    """Embeddings + ratings -> a validated manifest table with content-hashed splits in which
+    near-duplicates share a split (`near_duplicate_cosine=None`: exact bytes only)."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ManifestError(f"embeddings must have shape (rows, {dim}), got {x.shape}")
@@ -148,9 +209,45 @@ def build_manifest(
         raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
     pid = None if post_id is None else np.asarray(post_id)
     hashes = content_hash(x)
-    codes = assign_split_codes(hashes, fractions)
+    codes = split_codes_for(x, hashes, fractions, near_duplicate_cosine)
     validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes))
-    return build_table(x, y, codes, pid)
+    return with_near_duplicate_cosine(build_table(x, y, codes, pid, backbone), near_duplicate_cosine)
+
+
+def split_codes_for(
+    x: np.ndarray,
+    hashes: np.ndarray,
+    fractions: tuple[float, float, float],
+    near_duplicate_cosine: float | None,
+) -> np.ndarray:
+    """Split codes from content hashes, near-duplicate groups sharing one split."""
+    groups = (
+        np.arange(len(hashes))
+        if near_duplicate_cosine is None
+        else near_duplicate_groups(x, near_duplicate_cosine)
+    )
+    return group_split_codes(hashes, groups, fractions)
+
+
+def with_near_duplicate_cosine(table: pa.Table, threshold: float | None) -> pa.Table:
+    """Record the grouping threshold in the schema, where the leakage check finds it."""
+    if threshold is None:
+        return table
+    return table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), NEAR_DUPLICATE_KEY: str(threshold).encode()}
+    )
+
+
+def near_duplicate_cosine_of(table: pa.Table) -> float:
+    raw = (table.schema.metadata or {}).get(NEAR_DUPLICATE_KEY)
+    return float(raw) if raw else DEFAULT_NEAR_DUPLICATE_COSINE
+
+
+def near_duplicate_leaks(m: ManifestArrays, threshold: float) -> tuple[int, np.ndarray]:
+    """(number of near-duplicate groups spread over more than one split, rows of the first one)."""
+    groups = near_duplicate_groups(m.embeddings, threshold)
+    leaks = groups_across_splits(groups, m.split_codes)
+    return int(leaks.size), (np.flatnonzero(groups == leaks[0]) if leaks.size else np.zeros(0, np.int64))
 
 
 def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
@@ -184,7 +281,10 @@ def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
     if unknown.size:
         vals = split_col.take(pa.array(unknown[:5])).to_pylist()
         raise ManifestError(f"unknown split {vals} at row(s) {_rows(unknown, post_id)}; expected {SPLITS}")
-    return ManifestArrays(x, scores, codes.astype(np.int8), post_id)
+    bb_codes, specs = (
+        backbones_from_arrow(table.column("backbone")) if "backbone" in table.column_names else (None, [])
+    )
+    return ManifestArrays(x, scores, codes.astype(np.int8), post_id, backbone_codes=bb_codes, backbones=specs)
 
 
 def validate_arrays(

@@ -13,14 +13,17 @@ import torch
 from silva_model.backbone import EmbedBatch, SiglipEmbedder
 from silva_model.checkpoint import load_head, resolve_pretrained, save_pretrained
 from silva_model.devices import resolve_device
-from silva_model.head import OrdinalHead, expected_rating
-from silva_model.train import predict
+from silva_model.head import OrdinalHead, expected_rating, predict
+from silva_model.interop import SilvaScorerHead
+from silva_model.provenance import BackboneMismatchError
 
 
 class Scorer:
     """A trained head ready to score. Scores are in [0, 1]; `expected_rating` maps them to 1..5."""
 
-    def __init__(self, head: OrdinalHead, meta: dict[str, Any] | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, head: OrdinalHead | SilvaScorerHead, meta: dict[str, Any] | None = None, device: str = "auto"
+    ) -> None:
         self.device = resolve_device(device)
         self.head = head.to(self.device).eval()
         self.meta = meta or {}
@@ -61,16 +64,35 @@ class Scorer:
 
     def embedder(self, backbone: str | None = None, **kwargs: Any) -> SiglipEmbedder:
         """The backbone this head was trained on, unless another is named."""
-        return SiglipEmbedder(backbone or self.config.backbone, device=str(self.device), **kwargs)
+        model = backbone or self.config.backbone.model
+        if not model:
+            raise ValueError("this head does not record its backbone: name one (--backbone)")
+        return SiglipEmbedder(model, device=str(self.device), **kwargs)
+
+    def check_embedder(self, embedder: SiglipEmbedder) -> None:
+        """Refuse an embedder whose vectors this head was not trained on: the scores would be
+        numbers without meaning."""
+        if embedder.embed_dim != self.config.embed_dim:
+            raise BackboneMismatchError(
+                f"backbone {embedder.model_id} gives {embedder.embed_dim}-d embeddings but this head "
+                f"expects {self.config.embed_dim}-d ({self.config.backbone.describe()})"
+            )
+        diffs = self.config.backbone.differences(embedder.spec)
+        if diffs:
+            raise BackboneMismatchError(
+                f"this head was trained on embeddings of {self.config.backbone.describe()}, but the "
+                f"embedder is {embedder.spec.describe()} ({'; '.join(diffs)}); "
+                "pass --allow-backbone-mismatch to score anyway"
+            )
 
     def score_paths(
-        self, paths: Sequence[str | os.PathLike[str]], embedder: SiglipEmbedder
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        embedder: SiglipEmbedder,
+        allow_backbone_mismatch: bool = False,
     ) -> tuple[EmbedBatch, np.ndarray]:
         """Embed and score image files; returns the embedding batch (indices, failures) and scores."""
-        if embedder.embed_dim != self.config.embed_dim:
-            raise ValueError(
-                f"backbone {embedder.model_id} gives {embedder.embed_dim}-d embeddings but this head "
-                f"expects {self.config.embed_dim}-d ({self.config.backbone})"
-            )
+        if not allow_backbone_mismatch:
+            self.check_embedder(embedder)
         batch = embedder.embed_paths(paths)
         return batch, self.score_embeddings(batch.embeddings)

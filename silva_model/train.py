@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
 import pyarrow as pa
@@ -27,41 +27,51 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from silva_model.checkpoint import save_checkpoint
+from silva_model.checkpoint import TrainedHead, save_checkpoint
 from silva_model.devices import resolve_device
-from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, predicted_class
+from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
 from silva_model.manifest import ManifestArrays, load_manifest
 from silva_model.metrics import compute_metrics
+from silva_model.provenance import BackboneSpec
+
+
+def _opt(default: Any, help: str) -> Any:
+    """A training option with its help text: the pipeline's launchpad config is generated from
+    these fields, so the help lives here once."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters. Defaults were chosen on the synthetic taste benchmark (bench/quality.py)."""
+    """Hyper-parameters, the one training config (the Dagster config is derived from it).
+    Defaults were chosen on the synthetic taste benchmark (bench/quality.py)."""
 
-    lr: float = 1e-3
-    epochs: int = 20
-    batch_size: int = 512
-    weight_decay: float = 0.05
-    hidden: tuple[int, ...] = (1024, 512)
-    dropout: float = 0.1
-    # Per-threshold class balancing: on the benchmark it raised Spearman but lowered QWK.
-    class_balance: bool = False
-    standardize_inputs: bool = True
-    # > 0: an EMA of the weights over about this many epochs is what gets evaluated and kept.
-    ema_epochs: float = 1.0
-    # "prior": bars where the train split's class frequencies put them; "uniform": -1.5 .. 1.5.
-    threshold_init: str = "prior"
-    seed: int = 0
-    device: str = "auto"
-    backbone: str = "google/siglip2-so400m-patch14-384"
+    lr: float = _opt(1e-3, "AdamW peak learning rate (warmup, then cosine)")
+    epochs: int = _opt(20, "epochs; the best by val Spearman is kept")
+    batch_size: int = _opt(512, "rows per optimizer step")
+    weight_decay: float = _opt(0.05, "AdamW weight decay")
+    hidden: tuple[int, ...] = _opt((1024, 512), "MLP hidden widths")
+    dropout: float = _opt(0.1, "dropout after each hidden layer")
+    # On the benchmark, balancing raised Spearman but lowered QWK.
+    class_balance: bool = _opt(False, "per-threshold class balancing of the loss")
+    standardize_inputs: bool = _opt(True, "standardise inputs with train-split statistics")
+    ema_epochs: float = _opt(1.0, "span in epochs of the weight EMA that is evaluated and kept; 0 = off")
+    threshold_init: Literal["prior", "uniform"] = _opt(
+        "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
+    )
+    seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
+    device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"epochs, batch_size and lr must be positive: {self}")
-        if self.threshold_init not in ("prior", "uniform"):
-            raise ValueError(f"threshold_init must be 'prior' or 'uniform', got {self.threshold_init!r}")
+        hints = get_type_hints(TrainConfig)
+        for name in ("threshold_init", "device"):
+            allowed = get_args(hints[name])
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -89,32 +99,29 @@ class TrainResult:
     head: OrdinalHead
     best_epoch: int
     best_metrics: dict[str, float]
+    config: TrainConfig
+    manifest_fingerprint: str
+    n_train: int
+    n_val: int
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint_dir: Path | None = None
     seconds: float = 0.0
 
+    def trained_head(self, tracking: dict[str, str] | None = None) -> TrainedHead:
+        return TrainedHead(
+            self.head,
+            self.best_epoch,
+            self.best_metrics,
+            self.config.to_dict(),
+            self.manifest_fingerprint,
+            self.n_train,
+            self.n_val,
+            round(self.seconds, 2),
+            dict(tracking or {}),
+        )
+
 
 EpochCallback = Callable[[dict[str, float]], None]
-
-
-@torch.no_grad()
-def predict(
-    head: OrdinalHead, x: torch.Tensor | np.ndarray, batch_size: int = 16_384
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings -> (score in [0, 1], predicted class 1..K) as NumPy arrays."""
-    device = next(head.parameters()).device
-    was_training = head.training
-    head.eval()
-    x = torch.as_tensor(x)
-    scores, classes = [], []
-    for s in range(0, x.shape[0], batch_size):
-        out = head(x[s : s + batch_size].to(device, torch.float32, non_blocking=True))
-        scores.append(out.score.float().cpu())
-        classes.append(predicted_class(out.logits).cpu())
-    head.train(was_training)
-    if not scores:
-        return np.zeros(0, np.float32), np.zeros(0, np.int64)
-    return torch.cat(scores).numpy(), torch.cat(classes).numpy()
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -123,19 +130,23 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def build_head(config: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor) -> OrdinalHead:
-    """A fresh head whose input statistics and thresholds come from the train split."""
+def build_head(
+    config: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, backbone: BackboneSpec
+) -> OrdinalHead:
+    """A fresh head whose input statistics and thresholds come from the train split, and which
+    records the backbone its training embeddings came from."""
     head = OrdinalHead(
         HeadConfig(
             embed_dim=x_train.shape[1],
             hidden=config.hidden,
             dropout=config.dropout,
             num_classes=NUM_CLASSES,
-            backbone=config.backbone,
+            backbone=backbone,
         )
     )
     if config.standardize_inputs:
-        head.set_input_stats(x_train.mean(0).cpu(), x_train.std(0).cpu())
+        xn = normalize_embeddings(x_train)
+        head.set_input_stats(xn.mean(0).cpu(), xn.std(0).cpu())
     if config.threshold_init == "prior":
         counts = class_counts(y_train.cpu(), NUM_CLASSES).double()
         head.init_thresholds(1 - torch.cumsum(counts, 0)[:-1] / counts.sum())
@@ -162,7 +173,7 @@ def train(
     y = torch.from_numpy(y_np).to(device)
     xv = torch.from_numpy(xv_np).to(device)
 
-    head = build_head(config, x, y).to(device)
+    head = build_head(config, x, y, arrays.backbone()).to(device)
     if config.class_balance:
         loss_fn = CumulativeBCELoss.balanced(y.cpu()).to(device)  # warns about missing ratings itself
     else:
@@ -242,6 +253,10 @@ def train(
         head,
         best["epoch"],
         best["metrics"],
+        config,
+        fingerprint,
+        int(x.shape[0]),
+        int(xv.shape[0]),
         history,
         Path(out_dir) if out_dir is not None else None,
         time.perf_counter() - t0,

@@ -1,7 +1,19 @@
 """silva_pipeline: the Dagster project from a person's ratings to a released silva head.
 
-`defs` is importable from the package so `dagster ... -m silva_pipeline` finds it."""
+`defs` is importable from the package so `dagster ... -m silva_pipeline` finds it. The package
+needs the `pipeline` extra (Dagster, MLflow, polars, matplotlib); scoring with `silva_model`
+and the `silva` CLI does not.
+"""
 
-from silva_pipeline.definitions import defs
+from importlib.util import find_spec
+
+_missing = [name for name in ("dagster", "mlflow", "polars", "matplotlib") if find_spec(name) is None]
+if _missing:
+    raise ImportError(
+        f"silva_pipeline needs the 'pipeline' extra ({', '.join(_missing)} missing): "
+        "pip install 'silva[pipeline]'"
+    )
+
+from silva_pipeline.definitions import defs  # noqa: E402
 
 __all__ = ["defs"]

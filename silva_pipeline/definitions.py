@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from silva_model.backbone import DEFAULT_BACKBONE
+from silva_model.provenance import DEFAULT_BACKBONE
 from silva_pipeline.assets import ASSET_CHECKS, ASSETS
 from silva_pipeline.automation import new_ratings_sensor, nightly_retrain, retrain_job
 from silva_pipeline.resources import (
@@ -30,6 +30,7 @@ def default_resources() -> dict[str, object]:
             kind=env("SILVA_SOURCE", "demo"),
             path=env("SILVA_RATINGS", ""),
             library_root=env("SILVA_LIBRARY_ROOT", ""),
+            demo_size=int(env("SILVA_DEMO_SIZE", "4000")),
         ),
         "embedder": SiglipEmbedderResource(model=env("SILVA_BACKBONE", DEFAULT_BACKBONE)),
         "mlflow": MlflowTracking(tracking_uri=env("MLFLOW_TRACKING_URI", "")),

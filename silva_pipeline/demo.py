@@ -56,11 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         ev = result.output_for_node("evaluation")
         release = result.output_for_node("hub_release")
-    report = Path(ev["report"]).read_text(encoding="utf-8")
-    print("\n".join(line for line in report.splitlines() if not line.startswith("![")))
-    for split, m in ev["metrics"].items():
+    print("\n".join(line for line in ev.markdown.splitlines() if not line.startswith("![")))
+    for split, m in ev.metrics.items():
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
-    print(f"\nrelease: {release['path']}  (MLflow registry: silva-head v{release['registry_version']})")
+    print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
     print(f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui")
     return 0
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from silva_model.atomic import atomic_write_text
 from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
+from silva_model.provenance import BackboneSpec
 
 _MAX_SHARDS = 32
 
@@ -31,6 +33,18 @@ class EmbeddingCache:
         self.folder = Path(root) / backbone_slug(backbone)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._seq = 0
+
+    def spec(self) -> BackboneSpec:
+        """The backbone that filled this cache, as recorded by the first write (or just its id)."""
+        path = self.folder / "backbone.json"
+        if path.exists():
+            return BackboneSpec.from_value(path.read_text(encoding="utf-8"))
+        return BackboneSpec(model=self.backbone)
+
+    def record_spec(self, spec: BackboneSpec) -> None:
+        path = self.folder / "backbone.json"
+        if not path.exists():
+            atomic_write_text(path, spec.to_json())
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.parquet"))

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+import io
 
 import numpy as np
 
+from silva_model.head import expected_rating
+from silva_model.tables import md_table
 
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[object]], limit: int = 50) -> str:
-    rows = list(rows)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for r in rows[:limit]:
-        lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
-    if len(rows) > limit:
-        lines.append(f"| … {len(rows) - limit} more | " + " | " * (len(headers) - 1))
-    return "\n".join(lines)
+__all__ = ["md_table", "plot_calibration", "plot_score_histograms", "png_markdown"]
 
 
-def _cell(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def png_markdown(path: Path, alt: str) -> str:
+def png_markdown(png: bytes, alt: str) -> str:
     """Inline a PNG (Dagster metadata has no plot type; the docs embed base64 images)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _png(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def _figure():
@@ -39,7 +35,7 @@ def _figure():
     return plt
 
 
-def plot_score_histograms(y: np.ndarray, score: np.ndarray, path: Path, title: str) -> Path:
+def plot_score_histograms(y: np.ndarray, score: np.ndarray, title: str) -> bytes:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     bins = np.linspace(0, 1, 26)
@@ -48,16 +44,13 @@ def plot_score_histograms(y: np.ndarray, score: np.ndarray, path: Path, title: s
             ax.hist(score[y == c], bins=bins, alpha=0.55, label=f"rated {c} (n={(y == c).sum()})")
     ax.set(xlabel="silva score", ylabel="images", title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _png(plt, fig)
 
 
-def plot_calibration(y: np.ndarray, score: np.ndarray, path: Path, title: str) -> Path:
+def plot_calibration(y: np.ndarray, score: np.ndarray, title: str) -> bytes:
     """Mean expected rating (1 + 4 * score) against the given rating; the diagonal is perfect."""
     plt = _figure()
-    expected = 1 + 4 * score
+    expected = expected_rating(score)
     classes = [c for c in range(1, 6) if (y == c).any()]
     means = [expected[y == c].mean() for c in classes]
     sds = [expected[y == c].std() for c in classes]
@@ -66,7 +59,4 @@ def plot_calibration(y: np.ndarray, score: np.ndarray, path: Path, title: str) -
     ax.errorbar(classes, means, yerr=sds, fmt="o-", capsize=3, label="mean ± sd")
     ax.set(xlabel="given rating", ylabel="expected rating", xlim=(0.5, 5.5), ylim=(0.5, 5.5), title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _png(plt, fig)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from silva_model.backbone import IMAGE_EXTENSIONS
 from silva_model.manifest import embeddings_to_arrow, write_manifest
+from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
 from silva_model.synthetic import make_taste_dataset
 
 
@@ -32,14 +33,10 @@ class RatingsLoad:
     rows: pl.DataFrame  # image_sha256, rating, path, post_id, source (+ embedding when precomputed)
     bad: list[BadRow] = field(default_factory=list)
     merged_duplicates: int = 0
+    backbone: BackboneSpec | None = None  # where the precomputed embeddings came from
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+DEMO_BACKBONE = BackboneSpec(model="synthetic-demo")
 
 
 def _hash_files(paths: list[str], workers: int = 8) -> list[str | BaseException]:
@@ -181,11 +178,15 @@ def _connect_ro(db_path: Path) -> sqlite3.Connection:
 
 
 def read_pictoria(
-    db_path: str | Path, library_root: str | Path | None = None, use_vectors: bool = True
+    db_path: str | Path,
+    library_root: str | Path | None = None,
+    use_vectors: bool = True,
+    vectors_backbone: str = DEFAULT_BACKBONE,
 ) -> RatingsLoad:
     """Rated posts (score 1..5; 0 = unrated) of a pictoria library, read-only; duplicates
     (`canonical_post_id` set) are skipped. SigLIP2 vectors from `post_vectors_siglip2` come
-    along when the `pictoria` extra (sqlite-vec, apsw) is installed."""
+    along when the `pictoria` extra (sqlite-vec, apsw) is installed; pictoria makes them with
+    `vectors_backbone`'s pooled output and records neither weights nor preprocessing."""
     db_path = Path(db_path)
     root = Path(library_root) if library_root else db_path.parent
     with _connect_ro(db_path) as conn:
@@ -208,6 +209,7 @@ def read_pictoria(
     )
     if vectors:
         load.rows = _attach_embeddings(load.rows, vectors)
+        load.backbone = BackboneSpec(model=vectors_backbone, pooling="pooler_output")
     return load
 
 
@@ -268,7 +270,7 @@ def demo_ratings(folder: Path, n: int = 4000, seed: int = 0) -> RatingsLoad:
         pl.lit("synthetic-demo").alias("source"),
         pl.col("embedding").cast(pl.List(pl.Float32)),
     )
-    return RatingsLoad(rows)
+    return RatingsLoad(rows, backbone=DEMO_BACKBONE)
 
 
 def fingerprint_file(path: Path) -> str:

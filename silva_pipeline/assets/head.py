@@ -1,49 +1,49 @@
-from typing import Literal
+import dataclasses
+import tempfile
+from typing import get_type_hints
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, create_model
 
+from silva_model.checkpoint import TrainedHead
 from silva_model.manifest import to_arrays
 from silva_model.train import TrainConfig, train
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.paths import data_dir
 from silva_pipeline.report import md_table
-from silva_pipeline.resources import MlflowTracking, SiglipEmbedderResource
-
-_DEFAULTS = TrainConfig()
+from silva_pipeline.resources import MlflowTracking
 
 
-class HeadTrainingConfig(dg.Config):
-    """Training options, editable in the launchpad."""
-
-    lr: float = Field(default=_DEFAULTS.lr, description="AdamW peak learning rate (cosine schedule)")
-    epochs: int = Field(default=_DEFAULTS.epochs, description="epochs; the best by val Spearman is kept")
-    batch_size: int = _DEFAULTS.batch_size
-    weight_decay: float = _DEFAULTS.weight_decay
-    hidden: list[int] = Field(default=list(_DEFAULTS.hidden), description="MLP hidden widths")
-    dropout: float = _DEFAULTS.dropout
-    class_balance: bool = Field(default=_DEFAULTS.class_balance, description="per-threshold class balancing")
-    ema_epochs: float = Field(default=_DEFAULTS.ema_epochs, description="weight EMA span (epochs); 0 = off")
-    seed: int = _DEFAULTS.seed
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+def _launchpad_config() -> type[dg.Config]:
+    """The launchpad's training config, generated from `TrainConfig` (the one source of truth):
+    same names, types, defaults and help."""
+    hints = get_type_hints(TrainConfig)
+    fields = {}
+    for f in dataclasses.fields(TrainConfig):
+        kind, default = hints[f.name], f.default
+        if isinstance(default, tuple):  # Dagster config has lists, not tuples
+            kind, default = list[int], list(default)
+        fields[f.name] = (kind, Field(default=default, description=f.metadata.get("help")))
+    return create_model("HeadTrainingConfig", __base__=dg.Config, __doc__="Training options.", **fields)
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="1")
+HeadTrainingConfig = _launchpad_config()
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="2")
 def head(
     context: dg.AssetExecutionContext,
     config: HeadTrainingConfig,
     manifest: pa.Table,
     mlflow: MlflowTracking,
-    embedder: SiglipEmbedderResource,
-) -> dg.Output[dict]:
-    """The trained ordinal head (best epoch by validation Spearman), with its run in MLflow:
-    parameters, per-epoch metrics and the checkpoint."""
+) -> dg.Output[TrainedHead]:
+    """The trained ordinal head (best epoch by validation Spearman), which records the backbone
+    its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
+    the checkpoint."""
     import mlflow as mlf
 
-    cfg = TrainConfig.from_dict({**config.model_dump(), "backbone": embedder.model})
+    cfg = TrainConfig.from_dict(config.model_dump())
     arrays = to_arrays(manifest, dim=None)
-    out_dir = data_dir() / "runs" / context.run_id
     with mlflow.run(
         run_name=f"head-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "silva.stage": "head"}
     ) as run:
@@ -51,37 +51,30 @@ def head(
 
         def log_epoch(rec: dict[str, float]) -> None:
             mlf.log_metrics({k: float(v) for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
+            context.log.info(
+                f"epoch {int(rec['epoch'])}/{cfg.epochs}: val spearman {rec['val_spearman']:.4f}"
+            )
 
-        res = train(arrays, cfg, out_dir, progress=False, on_epoch=log_epoch)
+        res = train(arrays, cfg, progress=False, on_epoch=log_epoch)
+        trained = res.trained_head({"mlflow_run_id": run.info.run_id})
         mlf.log_metrics({f"best_val_{k}": float(v) for k, v in res.best_metrics.items()})
-        mlf.log_artifacts(str(out_dir), artifact_path="checkpoint")
-        run_id = run.info.run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            mlf.log_artifacts(str(trained.save(tmp)), artifact_path="checkpoint")
     m = res.best_metrics
     history = md_table(
         ["epoch", "train loss", "val spearman", "val qwk", "val mae"],
         [(h["epoch"], h["train_loss"], h["val_spearman"], h["val_qwk"], h["val_mae"]) for h in res.history],
     )
     return dg.Output(
-        {
-            "checkpoint_dir": str(out_dir),
-            "mlflow_run_id": run_id,
-            "best_epoch": res.best_epoch,
-            "val_metrics": m,
-            "train_config": cfg.to_dict(),
-            "manifest_fingerprint": arrays.fingerprint(),
-            "n_train": int(arrays.mask("train").sum()),
-            "n_val": int(arrays.mask("val").sum()),
-            "backbone": embedder.model,
-            "seconds": round(res.seconds, 2),
-        },
+        trained,
         metadata={
             "best_epoch": res.best_epoch,
             "val_spearman": m["spearman"],
             "val_qwk": m["qwk"],
             "val_mae": m["mae"],
-            "checkpoint": dg.MetadataValue.path(str(out_dir)),
-            "mlflow_run_id": run_id,
-            "mlflow": dg.MetadataValue.text(mlflow.run_link(run_id)),
+            "backbone": trained.head.config.backbone.describe(),
+            "mlflow_run_id": run.info.run_id,
+            "mlflow": dg.MetadataValue.text(mlflow.run_link(run.info.run_id)),
             "history": dg.MetadataValue.md(history),
             "train_seconds": round(res.seconds, 2),
         },

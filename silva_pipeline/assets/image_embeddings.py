@@ -5,8 +5,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow
-from silva_pipeline.assets.raw_ratings import GROUP
+from silva_model.manifest import backbone_column, embeddings_from_arrow, embeddings_to_arrow
+from silva_pipeline.assets.raw_ratings import GROUP, precomputed_backbone
 from silva_pipeline.embedding_cache import EmbeddingCache
 from silva_pipeline.paths import data_dir
 from silva_pipeline.report import md_table
@@ -20,7 +20,8 @@ def image_embeddings(
     """SigLIP2 embeddings of every rated image. Precomputed ones from the source are used as
     they are; the rest come from a content-addressed cache keyed by (image SHA-256, backbone),
     so new ratings embed only new images and an interrupted run resumes where it stopped.
-    Unreadable images are reported by path and skipped."""
+    Unreadable images are reported by path and skipped. Each row's `backbone` says where its
+    embedding came from (the source's precomputed vectors, or this embedder)."""
     rows = pl.from_arrow(raw_ratings)
     has_pre = "embedding" in rows.columns
     pre = rows.filter(pl.col("embedding").is_not_null()) if has_pre else rows.clear()
@@ -38,6 +39,7 @@ def image_embeddings(
     seconds = 0.0
     if todo.height:
         model = embedder.get()
+        cache.record_spec(model.spec)
         t0 = time.perf_counter()
         todo_shas, paths = todo["image_sha256"].to_list(), todo["path"].to_list()
         pending_shas: list[str] = []
@@ -74,17 +76,22 @@ def image_embeddings(
             f"do not come from the configured backbone {embedder.model!r}"
         )
     emb = np.concatenate([p for p in parts if p is not None]) if widths else np.zeros((0, 0), np.float32)
+    n_pre = pre.height
     table = pa.table(
         {
             "image_sha256": pa.array([s for p in parts_sha for s in p], pa.string()),
             "embedding": embeddings_to_arrow(emb),
+            "backbone": backbone_column(
+                np.repeat(np.array([0, 1], np.int32), [n_pre, emb.shape[0] - n_pre]),
+                [precomputed_backbone(raw_ratings), cache.spec()],
+            ),
         }
     )
     return dg.Output(
         table,
         metadata={
             "dagster/row_count": table.num_rows,
-            "backbone": embedder.model,
+            "backbone": cache.spec().describe(),
             "precomputed": pre.height,
             "reused_from_cache": reuse.height,
             "embedded": len(new_shas),

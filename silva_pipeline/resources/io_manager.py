@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -9,39 +10,64 @@ import pyarrow as pa
 from pydantic import Field
 
 from silva_model.atomic import atomic_write_text
+from silva_model.checkpoint import TrainedHead
+from silva_model.evaluate import EvaluationReport
 from silva_model.manifest import read_parquet, write_parquet
 from silva_pipeline.paths import data_dir
+from silva_pipeline.records import Release
+
+_JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EvaluationReport, Release)}
+
+
+def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey) -> Path | None:
+    """Where the latest materialization of `key` was stored (its `dagster/uri`), if anywhere."""
+    event = instance.get_latest_materialization_event(key)
+    mat = event.asset_materialization if event else None
+    uri = mat.metadata.get("dagster/uri") if mat else None
+    return Path(uri.value) if uri is not None else None
+
+
+def store(obj: Any, stem: Path) -> Path:
+    """Write one asset value beside `stem`, atomically, in a format anything can read."""
+    if isinstance(obj, pa.Table):
+        return write_parquet(obj, stem.with_suffix(".parquet"))
+    if isinstance(obj, TrainedHead):
+        return obj.save(stem.with_suffix(".head"))  # best.safetensors, then best.json (last)
+    if type(obj).__name__ in _JSON_TYPES:
+        path = stem.with_suffix(".json")
+        atomic_write_text(path, json.dumps({"type": type(obj).__name__, "value": dataclasses.asdict(obj)}))
+        return path
+    raise TypeError(f"cannot store a {type(obj).__name__}")
+
+
+def load(path: Path) -> Any:
+    if path.suffix == ".parquet":
+        return read_parquet(path)
+    if path.suffix == ".head":
+        return TrainedHead.load(path)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return _JSON_TYPES[doc["type"]](**doc["value"])
 
 
 class SilvaIOManager(dg.ConfigurableIOManager):
-    """Stores Arrow tables as parquet and small dicts as JSON under the data folder, written
-    atomically: readable by anything, never a pickle, and shared by every Dagster instance."""
+    """Stores each asset's value once per run, at `<base>/<asset key>/<run id>.<kind>`: tables as
+    parquet, heads as safetensors + JSON, reports as JSON. Never a pickle, never overwritten.
+    A step reads what its own run produced upstream; an upstream asset that this run did not
+    materialize is read from its latest materialization. So two runs at once never cross."""
 
     base_dir: str = Field(default="", description="empty: <data>/assets")
 
-    def _base(self) -> Path:
-        return Path(self.base_dir) if self.base_dir else data_dir() / "assets"
-
-    def _stem(self, key: dg.AssetKey) -> Path:
-        return self._base() / "/".join(key.path)
+    def _folder(self, key: dg.AssetKey) -> Path:
+        return (Path(self.base_dir) if self.base_dir else data_dir() / "assets") / "/".join(key.path)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        stem = self._stem(context.asset_key)
-        if isinstance(obj, pa.Table):
-            path = write_parquet(obj, stem.with_suffix(".parquet"))
-        elif isinstance(obj, dict):
-            path = stem.with_suffix(".json")
-            atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
-        else:
-            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store {type(obj).__name__}")
+        path = store(obj, self._folder(context.asset_key) / context.run_id)
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
-        stem = self._stem(context.asset_key)
-        if stem.with_suffix(".parquet").exists():
-            return read_parquet(stem.with_suffix(".parquet"))
-        if stem.with_suffix(".json").exists():
-            return json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-        raise FileNotFoundError(
-            f"{context.asset_key.to_user_string()} has not been materialized yet (nothing at {stem}.*)"
-        )
+        key = context.asset_key
+        own = sorted(self._folder(key).glob(f"{context.step_context.run_id}.*"))
+        path = own[0] if own else latest_uri(context.instance, key)
+        if path is None or not path.exists():
+            raise FileNotFoundError(f"{key.to_user_string()} has not been materialized yet (nothing stored)")
+        return load(path)

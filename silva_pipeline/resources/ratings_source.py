@@ -6,6 +6,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from silva_model.provenance import DEFAULT_BACKBONE
 from silva_pipeline import sources
 from silva_pipeline.paths import data_dir
 
@@ -20,6 +21,10 @@ class RatingsSource(dg.ConfigurableResource):
     )
     path: str = Field(default="", description="ratings file, ratings folder, or pictoria database file")
     library_root: str = Field(default="", description="pictoria: folder that posts.full_path is relative to")
+    precomputed_backbone: str = Field(
+        default=DEFAULT_BACKBONE,
+        description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
+    )
     demo_size: int = Field(default=4000, description="demo: number of synthetic rated embeddings")
     demo_seed: int = 0
 
@@ -35,7 +40,9 @@ class RatingsSource(dg.ConfigurableResource):
             return sources.read_ratings_file(self._path())
         if self.kind == "folder":
             return sources.read_ratings_folder(self._path())
-        return sources.read_pictoria(self._path(), self.library_root or None)
+        return sources.read_pictoria(
+            self._path(), self.library_root or None, vectors_backbone=self.precomputed_backbone
+        )
 
     def fingerprint(self) -> str:
         if self.kind == "demo":
