@@ -25,10 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, evaluate, fit_torch, machine, mlp, table  # noqa: E402
 
+from silva_model.head import predict  # noqa: E402
 from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import qwk, spearman  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
-from silva_model.train import TrainConfig, predict, train  # noqa: E402
+from silva_model.train import TrainConfig, train  # noqa: E402
 
 Split = tuple[np.ndarray, np.ndarray]
 

@@ -71,7 +71,7 @@ def bench_training(sizes: list[int], epochs: int, device: torch.device) -> str:
         n_train = int(arrays.mask("train").sum())
         # per-epoch training time: total minus the per-epoch validation pass, measured separately
         with Timer() as t_val:
-            from silva_model.train import predict
+            from silva_model.head import predict
 
             predict(res.head, arrays.subset("val")[0])
         train_s = res.seconds - epochs * t_val.seconds
@@ -122,7 +122,7 @@ def bench_manifest(n: int, folder: Path) -> str:
     assert np.array_equal(x2, x)
     del x2
     with Timer() as t_build:
-        tab = build_manifest(x, y)
+        tab = build_manifest(x, y, near_duplicate_cosine=None)  # I/O only: grouping is timed apart
     with Timer() as t_write:
         write_manifest(tab, folder / "m.parquet")
     del tab
@@ -145,6 +145,19 @@ def bench_manifest(n: int, folder: Path) -> str:
         f"parquet file {(folder / 'm.parquet').stat().st_size / 1e9:.2f} GB\n\n"
         + table(["step", "seconds", "GB/s"], rows)
     )
+
+
+def bench_near_duplicates(sizes: list[int]) -> str:
+    """Exact all-pairs near-duplicate grouping (what the manifest asset runs before splitting)."""
+    from silva_model.splits import near_duplicate_groups
+
+    rows = []
+    for n in sizes:
+        x = np.random.default_rng(0).standard_normal((n, 1152), dtype=np.float32)
+        with Timer() as t:
+            near_duplicate_groups(x)
+        rows.append([f"{n:,}", f"{t.seconds:.1f}"])
+    return table(["rows", "seconds"], rows)
 
 
 def bench_scoring(n: int) -> str:
@@ -259,6 +272,8 @@ def main() -> None:
     )
     print("## Scoring\n")
     print(bench_scoring(100_000 if a.quick else 1_000_000), "\n")
+    print("## Near-duplicate grouping\n")
+    print(bench_near_duplicates([5_000] if a.quick else [20_000, 50_000]), "\n")
     print("## Embedding (SigLIP2-SO400M-384 tower)\n")
     with tempfile.TemporaryDirectory() as tmp:
         if device.type == "cuda":

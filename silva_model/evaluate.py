@@ -75,7 +75,7 @@ class EvaluationReport:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     markdown: str = ""
 
-    def test_spearman(self) -> float | None:
+    def heldout_spearman(self) -> float | None:
         """The number releases are compared on; None when the test split was empty."""
         return (self.metrics.get("test") or {}).get("spearman")
 

@@ -15,7 +15,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 TINY_DIM = 48
 
 
-def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM) -> Path:
+def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM, seed: int = 0) -> Path:
     """A random SigLIP with the real architecture at toy size, saved with save_pretrained so it
     loads through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
     from silva_model.backbone import save_random_siglip
@@ -30,6 +30,7 @@ def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM) -> Path:
             image_size=32,
             patch_size=8,
         ),
+        seed=seed,
     )
 
 

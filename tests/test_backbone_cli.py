@@ -79,7 +79,9 @@ def test_default_backbone_width_is_1152():
         model = AutoModel.from_config(real)
         out = model.get_image_features(pixel_values=torch.empty(2, 3, 384, 384))
     assert out.pooler_output.shape == (2, 1152)
-    assert HeadConfig().embed_dim == 1152 and HeadConfig().backbone.model == "google/siglip2-so400m-patch14-384"
+    assert (
+        HeadConfig().embed_dim == 1152 and HeadConfig().backbone.model == "google/siglip2-so400m-patch14-384"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Every asset materialized in-process on small data, with the tiny SigLIP backbone."""
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -58,7 +57,11 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     assert meta(res, "raw_ratings", "dagster/row_count") == 80
     assert meta(res, "image_embeddings", "embedded") == 80 and meta(res, "image_embeddings", "failed") == 0
     c = checks(res)
-    assert c["contract"].passed and c["no_near_duplicates_across_splits"].passed and c["beats_last_release"].passed
+    assert (
+        c["contract"].passed
+        and c["no_near_duplicates_across_splits"].passed
+        and c["beats_last_release"].passed
+    )
 
     # MLflow: the run, its params, per-epoch metrics and artifacts are really there
     import mlflow

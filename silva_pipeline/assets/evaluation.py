@@ -112,7 +112,7 @@ def beats_last_release(
 ) -> dg.AssetCheckResult:
     """Refuses (blocks hub_release) when this head's test Spearman is worse than the last
     release's, unless `force` is set."""
-    new = evaluation.test_spearman()
+    new = evaluation.heldout_spearman()
     last = last_release(context.instance)
     old = last.get("test_spearman") if last else None
     if new is None:

@@ -62,7 +62,7 @@ def hub_release(
     version = str(info.registered_model_version)
     mlflow.client().set_registered_model_alias(REGISTERED_MODEL, "champion", version)
 
-    spearman = evaluation.test_spearman()
+    spearman = evaluation.heldout_spearman()
     hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
     if hub.enabled():
         shown = f"{spearman:.4f}" if spearman is not None else "n/a"

@@ -1,0 +1,81 @@
+"""`pip install silva` is the lean install: scoring without Dagster, MLflow, polars or matplotlib.
+The wheel is built and installed into a clean venv, with versions pinned to uv.lock (so uv serves
+them from its cache), and used the way a person who only scores would use it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_DIM, write_images
+
+from silva_model.backbone import SiglipEmbedder
+from silva_model.checkpoint import save_pretrained
+from silva_model.head import HeadConfig, OrdinalHead
+from silva_model.manifest import build_manifest, write_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def lean_venv(tmp_path_factory) -> Path:
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv, "uv is needed to build the wheel (.ci/run installs it)"
+    tmp = tmp_path_factory.mktemp("wheel")
+    built = _run(uv, "build", "--wheel", "--out-dir", tmp / "dist", cwd=ROOT)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp / "dist").glob("silva-*.whl")
+    pins = _run(uv, "export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", cwd=ROOT)
+    assert pins.returncode == 0, pins.stderr
+    (tmp / "constraints.txt").write_text(pins.stdout)
+    assert _run(uv, "venv", "--python", sys.executable, tmp / "venv").returncode == 0
+    py = tmp / "venv" / "bin" / "python"
+    installed = _run(
+        uv, "pip", "install", "--python", py, "--link-mode", "symlink", wheel, "-c", tmp / "constraints.txt"
+    )
+    assert installed.returncode == 0, installed.stderr
+    return tmp / "venv"
+
+
+def test_the_lean_wheel_scores_a_local_release(lean_venv, tiny_backbone, tmp_path):
+    py, silva = lean_venv / "bin" / "python", lean_venv / "bin" / "silva"
+    for absent in ("dagster", "mlflow", "polars", "matplotlib"):
+        probe = _run(
+            py, "-c", f"import importlib.util as u; raise SystemExit(u.find_spec('{absent}') is not None)"
+        )
+        assert probe.returncode == 0, f"{absent} was installed without the pipeline extra"
+
+    spec = SiglipEmbedder(tiny_backbone, device="cpu").spec
+    release = save_pretrained(
+        OrdinalHead(HeadConfig(embed_dim=TINY_DIM, hidden=(8,), backbone=spec)), tmp_path / "r"
+    )
+    rng = np.random.default_rng(0)
+    manifest = write_manifest(
+        build_manifest(
+            rng.standard_normal((200, TINY_DIM)).astype(np.float32), rng.integers(1, 6, 200), dim=TINY_DIM
+        ),
+        tmp_path / "m.parquet",
+    )
+    scored = _run(silva, "score-manifest", manifest, "--head", release, "--json", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert '"n": 200' in scored.stdout
+    imgs = write_images(tmp_path / "imgs", 3)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    scored = _run(
+        silva, "score", tmp_path / "imgs", "--head", release, "--device", "cpu", cwd=tmp_path, env=env
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert len(scored.stdout.splitlines()) == len(imgs)
+
+    pipeline = _run(py, "-c", "import silva_pipeline", cwd=tmp_path)
+    assert pipeline.returncode != 0
+    assert "pip install 'silva[pipeline]'" in pipeline.stderr
