@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from silva_model.devices import resolve_device
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, weights_digest
@@ -82,11 +84,39 @@ class EmbedBatch:
     failures: list[ImageFailure] = field(default_factory=list)
 
 
+# The full-scale value of each single-channel high-bit-depth mode (16-bit PNGs open as I;16,
+# 16-bit TIFFs as I;16 or I, float TIFFs as F).
+_HIGH_DEPTH_TOP = {
+    "I;16": 65535.0,
+    "I;16L": 65535.0,
+    "I;16B": 65535.0,
+    "I;16N": 65535.0,
+    "I": 65535.0,
+    "F": 255.0,
+}
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any mode Pillow opens -> 8-bit RGB. Alpha is dropped, not composited (the colour under a
+    transparent pixel stays), because pictoria does the same before it embeds: its stored vectors
+    and silva's must agree. High-bit-depth modes are scaled to 8 bits first; a plain
+    `convert("RGB")` clips 16-bit values and turns the image white."""
+    if im.mode in _HIGH_DEPTH_TOP:
+        a = np.asarray(im, dtype=np.float64)
+        top = _HIGH_DEPTH_TOP[im.mode]
+        if im.mode == "F" and a.max() <= 1.0:
+            top = 1.0  # float images in [0, 1]
+        im = Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    elif im.mode in ("P", "PA"):
+        im = im.convert("RGBA")  # palette transparency, without Pillow's warning
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Open and fully decode an image (a truncated file fails here, not later)."""
     with Image.open(path) as im:
         im.load()
-        return im.convert("RGB")
+        return to_rgb(im)
 
 
 def expand_image_paths(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -178,7 +208,7 @@ class SiglipEmbedder:
         return np.concatenate(
             [
                 self.embed_pixels(
-                    np.stack([self._pixels(im.convert("RGB")) for im in images[s : s + self.batch_size]])
+                    np.stack([self._pixels(to_rgb(im)) for im in images[s : s + self.batch_size]])
                 )
                 for s in range(0, len(images), self.batch_size)
             ]
@@ -219,9 +249,14 @@ class SiglipEmbedder:
                 )
                 yield EmbedBatch(ok, emb, failures)
 
-    def embed_paths(self, paths: Sequence[str | os.PathLike[str]]) -> EmbedBatch:
-        """All paths at once: embeddings for the readable ones, failures for the rest."""
-        batches = list(self.iter_embed_paths(paths))
+    def embed_paths(self, paths: Sequence[str | os.PathLike[str]], progress: bool = False) -> EmbedBatch:
+        """All paths at once: embeddings for the readable ones, failures for the rest. With
+        `progress`, a bar on stderr shows images/s and the time left (hours, on a CPU)."""
+        batches = []
+        with tqdm(total=len(paths), desc="embed", unit="img", file=sys.stderr, disable=not progress) as bar:
+            for b in self.iter_embed_paths(paths):
+                batches.append(b)
+                bar.update(len(b.indices) + len(b.failures))
         return EmbedBatch(
             [i for b in batches for i in b.indices],
             np.concatenate([b.embeddings for b in batches])

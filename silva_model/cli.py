@@ -44,7 +44,8 @@ def _cmd_score(a: argparse.Namespace) -> int:
         return 2
     scorer = _scorer(a)
     embedder = scorer.embedder(a.backbone, batch_size=a.batch_size, num_workers=a.workers)
-    batch, scores = scorer.score_paths(paths, embedder, a.allow_backbone_mismatch)
+    progress = not a.quiet and sys.stderr.isatty()
+    batch, scores = scorer.score_paths(paths, embedder, a.allow_backbone_mismatch, progress=progress)
     for f in batch.failures:
         print(f"silva: skipped {f}", file=sys.stderr)
     for i, s in zip(batch.indices, scores, strict=True):
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score even when the embedder is not the backbone the head was trained on",
     )
+    s.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--workers", type=int, default=4, help="image decoding threads")
     s.set_defaults(func=_cmd_score)

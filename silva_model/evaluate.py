@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = p.parse_args(argv)
-    res = evaluate(Path(a.checkpoint), a.manifest, a.split)
+    try:
+        res = evaluate(Path(a.checkpoint), a.manifest, a.split)
+    except (ManifestError, FileNotFoundError, ValueError) as e:
+        print(f"silva: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(jsonable(res), indent=2) if a.json else format_report(res))
     return 0
 

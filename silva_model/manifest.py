@@ -208,6 +208,7 @@ def build_manifest(
     if y.dtype.kind not in "iu":
         raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
     pid = None if post_id is None else np.asarray(post_id)
+    check_embedding_values(x, pid)  # before grouping: its similarity needs finite, non-zero norms
     hashes = content_hash(x)
     codes = split_codes_for(x, hashes, fractions, near_duplicate_cosine)
     validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes))
@@ -287,14 +288,32 @@ def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
     return ManifestArrays(x, scores, codes.astype(np.int8), post_id, backbone_codes=bb_codes, backbones=specs)
 
 
+def check_embedding_values(x: np.ndarray, pid: np.ndarray | None = None) -> None:
+    """Every row must be a usable direction: finite, not all zeros, and with a norm float32 can hold."""
+    nonfinite = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if nonfinite.size:
+        raise ManifestError(f"embedding has NaN or inf at row(s) {_rows(nonfinite, pid)}")
+    peak = np.abs(x).max(axis=1) if len(x) else np.zeros(0, np.float32)
+    zero = np.flatnonzero(peak == 0)
+    if zero.size:
+        raise ManifestError(
+            f"embedding is all zeros at row(s) {_rows(zero, pid)}: it has no direction to score"
+        )
+    # The head L2-normalises in float32; beyond this its squared norm overflows to inf.
+    huge = np.flatnonzero(peak * np.sqrt(x.shape[1]) > np.sqrt(np.finfo(np.float32).max))
+    if huge.size:
+        raise ManifestError(
+            f"embedding values up to {peak[huge[0]]:.3g} at row(s) {_rows(huge, pid)}: "
+            "far beyond any image embedding (its norm overflows float32)"
+        )
+
+
 def validate_arrays(
     m: ManifestArrays, required_splits: tuple[str, ...] = ("train", "val")
 ) -> dict[str, dict[int, int]]:
     """Check values; return per-split class counts. Raises ManifestError naming rows."""
     pid = m.post_id
-    nonfinite = np.flatnonzero(~np.isfinite(m.embeddings).all(axis=1))
-    if nonfinite.size:
-        raise ManifestError(f"embedding has NaN or inf at row(s) {_rows(nonfinite, pid)}")
+    check_embedding_values(m.embeddings, pid)
     bad = np.flatnonzero((m.scores < 1) | (m.scores > NUM_CLASSES))
     if bad.size:
         raise ManifestError(

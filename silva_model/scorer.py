@@ -90,9 +90,10 @@ class Scorer:
         paths: Sequence[str | os.PathLike[str]],
         embedder: SiglipEmbedder,
         allow_backbone_mismatch: bool = False,
+        progress: bool = False,
     ) -> tuple[EmbedBatch, np.ndarray]:
         """Embed and score image files; returns the embedding batch (indices, failures) and scores."""
         if not allow_backbone_mismatch:
             self.check_embedder(embedder)
-        batch = embedder.embed_paths(paths)
+        batch = embedder.embed_paths(paths, progress=progress)
         return batch, self.score_embeddings(batch.embeddings)

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from silva_model.checkpoint import TrainedHead, save_checkpoint
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
-from silva_model.manifest import ManifestArrays, load_manifest
+from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import compute_metrics
 from silva_model.provenance import BackboneSpec
 
@@ -249,6 +250,12 @@ def train(
         )
     head.load_state_dict(best["state"])
     head.eval()
+    if xv.shape[0] > 1 and float(np.std(predict(head, xv)[0])) < 1e-6:
+        warnings.warn(
+            "the trained head gives every validation image the same score: check the embeddings "
+            "(a constant or degenerate column, or rows from another backbone)",
+            stacklevel=2,
+        )
     return TrainResult(
         head,
         best["epoch"],
@@ -278,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
     }
     cfg = dataclasses.replace(cfg, **overrides)
-    res = train(a.manifest, cfg, a.out, progress=not a.quiet)
+    try:
+        res = train(a.manifest, cfg, a.out, progress=not a.quiet)
+    except (ManifestError, FileNotFoundError) as e:
+        print(f"silva: {e}", file=sys.stderr)
+        return 2
     m = res.best_metrics
     print(
         f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "

@@ -11,7 +11,6 @@ import os
 
 import dagster as dg
 
-from silva_model.provenance import DEFAULT_BACKBONE
 from silva_pipeline.assets import ASSET_CHECKS, ASSETS
 from silva_pipeline.automation import new_ratings_sensor, nightly_retrain, retrain_job
 from silva_pipeline.resources import (
@@ -24,19 +23,13 @@ from silva_pipeline.resources import (
 
 
 def default_resources() -> dict[str, object]:
-    env = os.environ.get
+    """Every setting has an environment default (see each resource's fields), so the embedded
+    defaults need no configuration and partial run config keeps the rest."""
     return {
-        "ratings_source": RatingsSource(
-            kind=env("SILVA_SOURCE", "demo"),
-            path=env("SILVA_RATINGS", ""),
-            library_root=env("SILVA_LIBRARY_ROOT", ""),
-            demo_size=int(env("SILVA_DEMO_SIZE", "4000")),
-        ),
-        "embedder": SiglipEmbedderResource(model=env("SILVA_BACKBONE", DEFAULT_BACKBONE)),
-        "mlflow": MlflowTracking(tracking_uri=env("MLFLOW_TRACKING_URI", "")),
-        "hub": HubResource(
-            repo_id=env("SILVA_HUB_REPO", ""), token=dg.EnvVar("HF_TOKEN") if env("HF_TOKEN") else None
-        ),
+        "ratings_source": RatingsSource(),
+        "embedder": SiglipEmbedderResource(),
+        "mlflow": MlflowTracking(),
+        "hub": HubResource(token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
         "io_manager": SilvaIOManager(),
     }
 

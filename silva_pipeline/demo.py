@@ -12,6 +12,21 @@ from pathlib import Path
 
 from silva_pipeline.paths import PROJECT_ROOT
 
+# SQLite storage under DAGSTER_HOME (Dagster's default). Run monitoring marks a run whose process
+# died (killed, out of memory) as failed instead of leaving it STARTED forever. Pools hold one
+# step at a time: `gpu` (one GPU here) and `release` (two releases must never interleave).
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  poll_interval_seconds: 30
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
 
 def ensure_dagster_home() -> str:
     home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
@@ -19,7 +34,7 @@ def ensure_dagster_home() -> str:
     cfg = os.path.join(home, "dagster.yaml")
     if not os.path.exists(cfg):
         with open(cfg, "w", encoding="utf-8") as f:
-            f.write("# SQLite storage under this folder (Dagster's default).\ntelemetry:\n  enabled: false\n")
+            f.write(INSTANCE_YAML)
     return home
 
 

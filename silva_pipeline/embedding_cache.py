@@ -8,6 +8,7 @@ Shards are compacted into one file when they pile up.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ class EmbeddingCache:
         self.folder = Path(root) / backbone_slug(backbone)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._seq = 0
+        self.quarantined: list[tuple[Path, str]] = []  # (where the shard went, why)
 
     def spec(self) -> BackboneSpec:
         """The backbone that filled this cache, as recorded by the first write (or just its id)."""
@@ -54,7 +56,17 @@ class EmbeddingCache:
         shards = self.shards()
         if not shards:
             return np.array([], dtype=object), np.zeros((0, 0), np.float32)
-        table = pa.concat_tables([read_parquet(p) for p in shards])
+        tables = []
+        for p in shards:
+            try:
+                tables.append(read_parquet(p))
+            except (OSError, pa.ArrowException) as e:
+                tables.append(None)
+                self._quarantine(p, f"{type(e).__name__}: {e}")
+        shards = [p for p, t in zip(shards, tables, strict=True) if t is not None]
+        if not shards:
+            return np.array([], dtype=object), np.zeros((0, 0), np.float32)
+        table = pa.concat_tables([t for t in tables if t is not None])
         if len(shards) > _MAX_SHARDS:
             self._write(table, "compact")
             for p in shards:
@@ -62,6 +74,14 @@ class EmbeddingCache:
         return table.column("image_sha256").to_numpy(zero_copy_only=False), embeddings_from_arrow(
             table.column("embedding")
         )
+
+    def _quarantine(self, shard: Path, why: str) -> None:
+        """Move an unreadable shard (a write cut short, a bad disk block) aside, so its images are
+        embedded again instead of every later run failing on it."""
+        target = self.folder / "quarantine" / shard.name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(shard, target)
+        self.quarantined.append((target, why))
 
     def add(self, shas: list[str], embeddings: np.ndarray) -> None:
         if shas:

@@ -129,17 +129,44 @@ def merge_duplicates(df: pl.DataFrame, bad: list[BadRow]) -> RatingsLoad:
     return RatingsLoad(unique.drop("ref"), bad, clean.height - unique.height)
 
 
+def readable(name: str) -> str:
+    """A file name a person can read and polars can store: undecodable bytes (a name that is not
+    UTF-8 on disk) become U+FFFD instead of lone surrogates."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    """The ratings table, with errors that name the file and say what to do."""
+    if path.suffix.lower() == ".parquet":
+        return pl.read_parquet(path)
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.NoDataError as e:
+        raise ValueError(
+            f"{path} is empty: expected a header line `image,rating` and one row per image"
+        ) from e
+    except pl.exceptions.ComputeError as e:
+        if "utf-8" not in str(e).lower():
+            raise
+        raise ValueError(
+            f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
+        ) from e
+
+
 def read_ratings_file(path: str | Path) -> RatingsLoad:
-    """CSV or Parquet with columns `image` (relative to the file), `rating`, optional `post_id`."""
+    """CSV or Parquet with columns `image`, `rating`, optional `post_id`. Image paths are relative
+    to the file and must stay inside its folder: an absolute path or one that climbs out with
+    `..` is a bad row, so a ratings file can never make silva read files elsewhere."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ratings file not found: {path}")
-    df = pl.read_parquet(path) if path.suffix.lower() == ".parquet" else pl.read_csv(path, infer_schema=False)
+    df = _read_table(path)
     missing = [c for c in ("image", "rating") if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; it has {df.columns}")
     images = df["image"].cast(pl.String).to_list()
-    paths = [str((path.parent / p).resolve()) if p else "" for p in images]
+    root = path.parent.resolve()
+    paths = [str((root / p).resolve()) if p else "" for p in images]
     post_ids = (
         df["post_id"].cast(pl.Int64, strict=False).to_list()
         if "post_id" in df.columns
@@ -149,7 +176,19 @@ def read_ratings_file(path: str | Path) -> RatingsLoad:
         f"{path.name} row {i + 2 if path.suffix.lower() == '.csv' else i} ({img})"
         for i, img in enumerate(images)
     ]
-    return _from_candidates(refs, paths, df["rating"].to_list(), post_ids, f"file:{path.name}")
+    outside = [i for i, p in enumerate(paths) if p and not Path(p).is_relative_to(root)]
+    bad = [BadRow(refs[i], f"image path leaves the ratings file's folder {root}") for i in outside]
+    keep = sorted(set(range(len(images))) - set(outside))
+    ratings = df["rating"].to_list()
+    load = _from_candidates(
+        [refs[i] for i in keep],
+        [paths[i] for i in keep],
+        [ratings[i] for i in keep],
+        [post_ids[i] for i in keep],
+        f"file:{path.name}",
+    )
+    load.bad[:0] = bad
+    return load
 
 
 def read_ratings_folder(root: str | Path) -> RatingsLoad:
@@ -158,13 +197,18 @@ def read_ratings_folder(root: str | Path) -> RatingsLoad:
     if not root.is_dir():
         raise FileNotFoundError(f"ratings folder not found: {root}")
     files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-    refs, paths, ratings = [], [], []
+    refs, paths, ratings, bad = [], [], [], []
     for f in files:
         rel = f.relative_to(root)
+        if readable(str(rel)) != str(rel):
+            bad.append(BadRow(readable(str(rel)), "file name is not valid UTF-8: rename the file"))
+            continue
         refs.append(str(rel))
         paths.append(str(f))
         ratings.append(rel.parts[0] if len(rel.parts) > 1 else None)
-    return _from_candidates(refs, paths, ratings, [None] * len(files), f"folder:{root.name}")
+    load = _from_candidates(refs, paths, ratings, [None] * len(paths), f"folder:{root.name}")
+    load.bad[:0] = bad
+    return load
 
 
 # The person's rated posts: score 0 means unrated; a set canonical_post_id marks a duplicate.
@@ -282,7 +326,9 @@ def fingerprint_folder(root: Path) -> str:
     for f in sorted(root.rglob("*")):
         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
             st = f.stat()
-            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(
+                f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+            )
     return "folder:" + h.hexdigest()
 
 

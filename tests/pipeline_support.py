@@ -106,10 +106,29 @@ def resources(tiny_backbone: Path, **source) -> dict:
         "embedder": SiglipEmbedderResource(
             model=str(tiny_backbone), device="cpu", batch_size=4, decode_workers=2, flush_every=4
         ),
-        "mlflow": MlflowTracking(),
+        "mlflow": MlflowTracking(tracking_uri=""),  # the SQLite file under SILVA_HOME
         "hub": HubResource(),
         "io_manager": SilvaIOManager(),
     }
 
 
 FAST_HEAD = {"ops": {"head": {"config": {"epochs": 3, "hidden": [32], "batch_size": 32, "device": "cpu"}}}}
+
+
+def run(res, selection=None, run_config=FAST_HEAD, instance=None):
+    """Materialize in-process; op config is kept only for the selected assets (and their checks)."""
+    import dagster as dg
+
+    from silva_pipeline.assets import ASSET_CHECKS, ASSETS
+
+    if selection is not None:
+        ops = {k: v for k, v in run_config.get("ops", {}).items() if any(k.startswith(s) for s in selection)}
+        run_config = {**run_config, "ops": ops}
+    return dg.materialize(
+        ASSETS + ASSET_CHECKS,
+        resources=res,
+        selection=selection,
+        run_config=run_config,
+        raise_on_error=False,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )

@@ -13,33 +13,15 @@ from pipeline_support import (
     make_ratings_file,
     rated_images,
     resources,
+    run,
     write_ratings_csv,
 )
-
-from silva_pipeline.assets import ASSET_CHECKS, ASSETS
-
-ALL = ASSETS + ASSET_CHECKS
 
 
 @pytest.fixture(autouse=True)
 def silva_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
     return tmp_path / "silva-home"
-
-
-def run(res, selection=None, run_config=FAST_HEAD, instance=None):
-    """Materialize; op config is kept only for the selected assets (and their checks)."""
-    if selection is not None:
-        ops = {k: v for k, v in run_config.get("ops", {}).items() if any(k.startswith(s) for s in selection)}
-        run_config = {**run_config, "ops": ops}
-    return dg.materialize(
-        ALL,
-        resources=res,
-        selection=selection,
-        run_config=run_config,
-        raise_on_error=False,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-    )
 
 
 def meta(result, node, key):
@@ -76,7 +58,13 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     assert len(client.get_metric_history(r.info.run_id, "val_spearman")) == 3
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"checkpoint", "evaluation"} <= arts
-    assert str(client.get_model_version_by_alias("silva-head", "champion").version) == "1"
+    version = client.get_model_version_by_alias("silva-head", "champion")
+    assert str(version.version) == "1"
+    # what tells versions apart in the MLflow UI: test metrics, data fingerprint, backbone, Dagster run
+    assert "test: Spearman" in version.description and "trained on" in version.description
+    assert version.tags["dagster_run_id"] == res.run_id
+    assert version.tags["data_fingerprint"] == r.data.params["manifest_fingerprint"]
+    assert str(tiny_backbone) in version.tags["backbone"] and len(version.tags["backbone_weights"]) == 64
 
     # the release folder loads through the same call a user makes
     from silva_model import Scorer

@@ -2,7 +2,6 @@
 the whole graph through the GraphQL API and wait for it to succeed."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
@@ -64,11 +64,7 @@ def dagster_dev(tmp_path):
         _wait_http(f"http://127.0.0.1:{port}/server_info", proc, timeout=180)
         yield port, tmp_path
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 
@@ -94,18 +90,3 @@ def test_graphql_launch_materializes_the_graph(dagster_dev):
     assert status == DagsterRunStatus.SUCCESS, (tmp / "dagster-dev.log").read_text()[-3000:]
     releases = list((tmp / "silva" / "releases").glob("2*/model.safetensors"))
     assert len(releases) == 1
-
-
-def test_definitions_validate_from_the_cli(tmp_path):
-    """The README's `dagster definitions validate` command, as a user runs it."""
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "SILVA_HOME": str(tmp_path / "silva")}
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "silva_pipeline"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "All code locations passed validation" in out.stdout + out.stderr

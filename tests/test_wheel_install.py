@@ -5,13 +5,10 @@ them from its cache), and used the way a person who only scores would use it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import TINY_DIM, write_images
 
 from silva_model.backbone import SiglipEmbedder
@@ -19,35 +16,14 @@ from silva_model.checkpoint import save_pretrained
 from silva_model.head import HeadConfig, OrdinalHead
 from silva_model.manifest import build_manifest, write_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
 
 
-@pytest.fixture(scope="module")
-def lean_venv(tmp_path_factory) -> Path:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    assert uv, "uv is needed to build the wheel (.ci/run installs it)"
-    tmp = tmp_path_factory.mktemp("wheel")
-    built = _run(uv, "build", "--wheel", "--out-dir", tmp / "dist", cwd=ROOT)
-    assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp / "dist").glob("silva-*.whl")
-    pins = _run(uv, "export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", cwd=ROOT)
-    assert pins.returncode == 0, pins.stderr
-    (tmp / "constraints.txt").write_text(pins.stdout)
-    assert _run(uv, "venv", "--python", sys.executable, tmp / "venv").returncode == 0
-    py = tmp / "venv" / "bin" / "python"
-    installed = _run(
-        uv, "pip", "install", "--python", py, "--link-mode", "symlink", wheel, "-c", tmp / "constraints.txt"
-    )
-    assert installed.returncode == 0, installed.stderr
-    return tmp / "venv"
-
-
-def test_the_lean_wheel_scores_a_local_release(lean_venv, tiny_backbone, tmp_path):
-    py, silva = lean_venv / "bin" / "python", lean_venv / "bin" / "silva"
+def test_the_lean_wheel_scores_a_local_release(lean_wheel_venv, tiny_backbone, tmp_path):
+    venv = lean_wheel_venv("")
+    py, silva = venv / "bin" / "python", venv / "bin" / "silva"
     for absent in ("dagster", "mlflow", "polars", "matplotlib"):
         probe = _run(
             py, "-c", f"import importlib.util as u; raise SystemExit(u.find_spec('{absent}') is not None)"

@@ -1,4 +1,6 @@
 import datetime as dt
+import os
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -13,7 +15,38 @@ from silva_pipeline.resources import HubResource, MlflowTracking
 REGISTERED_MODEL = "silva-head"
 
 
-@dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="2")
+def _version_description(evaluation: EvaluationReport, head: TrainedHead) -> str:
+    """What tells one version from another in the MLflow UI: its test metrics and data size."""
+    parts = [
+        f"{split}: Spearman {m['spearman']:.4f}, QWK {m['qwk']:.4f}, MAE {m['mae']:.4f} (n={m['n']})"
+        for split, m in evaluation.metrics.items()
+    ]
+    return f"silva head trained on {head.n_train} ratings (best epoch {head.best_epoch}). " + "; ".join(parts)
+
+
+def _gate_verdict(context: dg.AssetExecutionContext) -> None:
+    """Refuse an evaluation that did not pass `beats_last_release`, whatever was selected. In a run
+    that materialized `evaluation`, the blocking check already ran (and a failure skipped this
+    step); otherwise the gate's latest verdict must belong to the evaluation being read."""
+    instance = context.instance
+    key = dg.AssetKey("evaluation")
+    in_run = instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    if any(e.dagster_event.asset_key == key for e in in_run):
+        return
+    latest = instance.get_latest_materialization_event(key)
+    check = dg.AssetCheckKey(key, "beats_last_release")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check]).get(check)
+    verdict = record.event.asset_check_evaluation if record and record.event else None
+    if latest is None or verdict is None or record.run_id != latest.run_id or not verdict.passed:
+        why = verdict.description if verdict is not None and record.run_id == latest.run_id else "not checked"
+        raise dg.Failure(
+            f"the evaluation from run {latest.run_id if latest else '-'} did not pass the release gate "
+            f"({why}); materialize `evaluation` and `hub_release` together, with "
+            "ops.evaluation_beats_last_release.config.force: true to release it anyway"
+        )
+
+
+@dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="3", pool="release")
 def hub_release(
     context: dg.AssetExecutionContext,
     head: TrainedHead,
@@ -24,15 +57,21 @@ def hub_release(
     """A `save_pretrained` release folder (config.json + model.safetensors + model card with
     metrics, data size, backbone and date), registered in the MLflow model registry as
     `silva-head` (alias `champion`) and uploaded to the Hugging Face Hub when a repo id and
-    HF_TOKEN are configured. Its materialization metadata is what the release gate compares with."""
+    HF_TOKEN are configured. Its materialization metadata is what the release gate compares with.
+
+    All or nothing: the folder is staged, registered, aliased, uploaded (the one step that cannot
+    be undone, so it comes last) and only then moved into place; a failure at any step rolls the
+    registry back, so the previous release stays fully in force."""
     import mlflow as mlf
 
     from silva_pipeline.mlflow_model import SilvaHeadModel, code_paths, pip_requirements, signature
 
+    _gate_verdict(context)
     model = head.head
     run_id = head.tracking["mlflow_run_id"]
     now = dt.datetime.now(dt.UTC)
     folder = data_dir() / "releases" / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
+    staging = folder.with_name(f".{folder.name}.staging")
     data = {
         "n_train": head.n_train,
         "n_val": head.n_val,
@@ -41,32 +80,51 @@ def hub_release(
         "best_epoch": head.best_epoch,
         "released": now.date().isoformat(),
     }
-    save_pretrained(
-        model,
-        folder,
-        metrics=evaluation.metrics,
-        extra={"data": data, "mlflow_run_id": run_id, "dagster_run_id": context.run_id},
-    )
-
-    with mlflow.run(run_id=run_id):
-        info = mlf.pyfunc.log_model(
-            name="silva_head",
-            python_model=SilvaHeadModel(),
-            artifacts={"release": str(folder)},
-            signature=signature(model.config.embed_dim),
-            input_example=np.zeros((1, model.config.embed_dim), np.float32),
-            registered_model_name=REGISTERED_MODEL,
-            pip_requirements=pip_requirements(),
-            code_paths=code_paths(),
-        )
-    version = str(info.registered_model_version)
-    mlflow.client().set_registered_model_alias(REGISTERED_MODEL, "champion", version)
-
     spearman = evaluation.heldout_spearman()
-    hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
-    if hub.enabled():
-        shown = f"{spearman:.4f}" if spearman is not None else "n/a"
-        hub_url = hub.upload(folder, f"silva head {now:%Y-%m-%d}: test spearman {shown}")
+    client = mlflow.client()
+    previous = _champion(client)
+    version = None
+    try:
+        save_pretrained(
+            model,
+            staging,
+            metrics=evaluation.metrics,
+            extra={"data": data, "mlflow_run_id": run_id, "dagster_run_id": context.run_id},
+        )
+        with mlflow.run(run_id=run_id):
+            info = mlf.pyfunc.log_model(
+                name="silva_head",
+                python_model=SilvaHeadModel(),
+                artifacts={"release": str(staging)},
+                signature=signature(model.config.embed_dim),
+                input_example=np.zeros((1, model.config.embed_dim), np.float32),
+                registered_model_name=REGISTERED_MODEL,
+                pip_requirements=pip_requirements(),
+                code_paths=code_paths(),
+            )
+        version = str(info.registered_model_version)
+        client.update_model_version(
+            REGISTERED_MODEL, version, description=_version_description(evaluation, head)
+        )
+        for key, value in {
+            "data_fingerprint": head.manifest_fingerprint,
+            "backbone": model.config.backbone.describe(),
+            "backbone_weights": model.config.backbone.weights or "unknown",
+            "dagster_run_id": context.run_id,
+            "n_train": str(head.n_train),
+        }.items():
+            client.set_model_version_tag(REGISTERED_MODEL, version, key, value)
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
+        hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
+        if hub.enabled():
+            shown = f"{spearman:.4f}" if spearman is not None else "n/a"
+            hub_url = hub.upload(staging, f"silva head {now:%Y-%m-%d}: test spearman {shown}")
+        os.replace(staging, folder)
+    except BaseException:
+        _roll_back(client, previous, version)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    context.log.info(f"released {folder.name}: registry version {version}, {hub_url}")
     return dg.Output(
         Release(str(folder), version, hub_url, spearman),
         metadata={
@@ -79,3 +137,22 @@ def hub_release(
             "model_card": dg.MetadataValue.md((folder / "README.md").read_text(encoding="utf-8")),
         },
     )
+
+
+def _champion(client) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version)
+    except MlflowException:
+        return None
+
+
+def _roll_back(client, previous: str | None, version: str | None) -> None:
+    """Put the registry back as it was: the old champion, and no trace of the new version."""
+    if previous is not None:
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", previous)
+    elif version is not None and _champion(client) == version:
+        client.delete_registered_model_alias(REGISTERED_MODEL, "champion")
+    if version is not None:
+        client.delete_model_version(REGISTERED_MODEL, version)

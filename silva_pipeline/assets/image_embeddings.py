@@ -29,6 +29,8 @@ def image_embeddings(
 
     cache = EmbeddingCache(data_dir() / "embeddings", embedder.model)
     cached_shas, cached_emb = cache.load()
+    for shard, why in cache.quarantined:
+        context.log.warning(f"unreadable cache shard moved to {shard} ({why}); its images are embedded again")
     index = {s: i for i, s in enumerate(cached_shas)}
     cached = rest["image_sha256"].is_in(list(index))
     reuse, todo = rest.filter(cached), rest.filter(~cached)
@@ -52,7 +54,13 @@ def image_embeddings(
                 cache.add(pending_shas, np.concatenate(pending))
                 new_shas += pending_shas
                 new_emb += pending
-                context.log.info(f"embedded {len(new_shas)}/{todo.height} images")
+                done, spent = len(new_shas), time.perf_counter() - t0
+                rate = done / spent if spent else 0.0
+                left = (todo.height - done) / rate if rate else float("nan")
+                context.log.info(
+                    f"embedded {done}/{todo.height} images "
+                    f"({rate:.2f} images/s, about {left / 60:.1f} min left)"
+                )
                 pending_shas, pending = [], []
         cache.add(
             pending_shas, np.concatenate(pending) if pending else np.zeros((0, model.embed_dim), np.float32)
@@ -96,6 +104,7 @@ def image_embeddings(
             "reused_from_cache": reuse.height,
             "embedded": len(new_shas),
             "failed": len(failures),
+            "quarantined_shards": len(cache.quarantined),
             "images_per_second": round(len(new_shas) / seconds, 2) if seconds else 0.0,
             "failures": dg.MetadataValue.md(md_table(["path", "error"], failures) if failures else "none"),
         },

@@ -6,13 +6,14 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from silva_model.backbone import DEFAULT_BACKBONE, SiglipEmbedder
+from silva_pipeline.resources.env import env_field
 
 
 class SiglipEmbedderResource(dg.ConfigurableResource):
     """The SigLIP2 image tower on the GPU (or CPU). The model loads on first use, so runs that
     only reuse cached or precomputed embeddings never pay for it."""
 
-    model: str = Field(default=DEFAULT_BACKBONE, description="Hub model id or local save_pretrained folder")
+    model: str = env_field("SILVA_BACKBONE", DEFAULT_BACKBONE, "Hub model id or local save_pretrained folder")
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         default="auto", description="auto: bf16 on CUDA, fp32 on CPU"

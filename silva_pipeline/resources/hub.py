@@ -5,12 +5,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from silva_pipeline.resources.env import env_field
+
 
 class HubResource(dg.ConfigurableResource):
     """The Hugging Face Hub destination. Uploads happen only when both `repo_id` and `token`
     are set; the token comes from an EnvVar and is never logged or put in metadata."""
 
-    repo_id: str = Field(default="", description="e.g. your-name/silva-head; empty: release locally only")
+    repo_id: str = env_field("SILVA_HUB_REPO", "", "e.g. your-name/silva-head; empty: release locally only")
     token: str | None = Field(default=None, description="HF write token (wire as EnvVar('HF_TOKEN'))")
     private: bool = True
     endpoint: str | None = Field(default=None, description="Hub endpoint; empty: huggingface.co")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,15 +9,33 @@ import dagster as dg
 from pydantic import Field
 
 from silva_pipeline.paths import data_dir
+from silva_pipeline.resources.env import env_field
+
+HEALTH_TIMEOUT_S = 5.0
 
 
 class MlflowTracking(dg.ConfigurableResource):
     """MLflow as a Pythonic resource (dagster-mlflow is still a legacy resource). The embedded
     default is a SQLite backend with artifacts pinned under the project's data folder."""
 
-    tracking_uri: str = Field(default="", description="empty: sqlite:///<data>/mlflow.db")
+    tracking_uri: str = env_field("MLFLOW_TRACKING_URI", "", "empty: sqlite:///<data>/mlflow.db")
     experiment: str = "silva"
     artifact_location: str = Field(default="", description="empty: <data>/mlartifacts (new experiments only)")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Fail in seconds, naming the URI, when a tracking server does not answer: MLflow's own
+        client would retry a refused port for minutes before it gives up."""
+        uri = self.uri()
+        if not uri.startswith(("http://", "https://")):
+            return
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S) as r:
+                r.read()
+        except (OSError, ValueError) as e:
+            raise dg.Failure(
+                f"the MLflow tracking server at {uri} does not answer ({e}); start it, or unset "
+                "MLFLOW_TRACKING_URI to track in the local SQLite file"
+            ) from e
 
     def uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{data_dir() / 'mlflow.db'}"

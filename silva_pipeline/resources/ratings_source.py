@@ -9,23 +9,25 @@ from pydantic import Field
 from silva_model.provenance import DEFAULT_BACKBONE
 from silva_pipeline import sources
 from silva_pipeline.paths import data_dir
+from silva_pipeline.resources.env import env_field
 
 
 class RatingsSource(dg.ConfigurableResource):
     """Where the person's ratings live. `kind` picks the reader; `fingerprint()` changes
     whenever the ratings do, which is what the new-ratings sensor watches."""
 
-    kind: Literal["demo", "file", "folder", "pictoria"] = Field(
-        default="demo",
-        description="demo (synthetic), file (CSV/Parquet), folder (ratings/<1..5>/...), pictoria",
+    kind: Literal["demo", "file", "folder", "pictoria"] = env_field(
+        "SILVA_SOURCE", "demo", "demo (synthetic), file (CSV/Parquet), folder (ratings/<1..5>/...), pictoria"
     )
-    path: str = Field(default="", description="ratings file, ratings folder, or pictoria database file")
-    library_root: str = Field(default="", description="pictoria: folder that posts.full_path is relative to")
+    path: str = env_field("SILVA_RATINGS", "", "ratings file, ratings folder, or pictoria database file")
+    library_root: str = env_field(
+        "SILVA_LIBRARY_ROOT", "", "pictoria: folder that posts.full_path is relative to"
+    )
     precomputed_backbone: str = Field(
         default=DEFAULT_BACKBONE,
         description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
     )
-    demo_size: int = Field(default=4000, description="demo: number of synthetic rated embeddings")
+    demo_size: int = env_field("SILVA_DEMO_SIZE", "4000", "demo: number of synthetic rated embeddings", int)
     demo_seed: int = 0
 
     def _path(self) -> Path:
