@@ -27,7 +27,7 @@ from common import Timer, evaluate, fit_torch, machine, mlp, table  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
 from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
-from silva_model.metrics import qwk, spearman  # noqa: E402
+from silva_model.metrics import level_bias, qwk, spearman  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import TrainConfig, train  # noqa: E402
 
@@ -282,6 +282,14 @@ def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
     return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
 
 
+def per_level_bias(n: int, seed: int, cfg: TrainConfig) -> str:
+    """Regression to the mean, measured: the default head's mean expected rating per given rating."""
+    data = make_data(n, seed)
+    score, _ = silva(data, seed, cfg)
+    rows = [[c, k, mean, mean - c] for c, (k, mean) in level_bias(data.test[1], score).items()]
+    return table(["given rating", "test images", "mean expected rating", "bias"], rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, small sizes (< 2 minutes)")
@@ -308,6 +316,8 @@ def main() -> None:
     print(compare(sizes, seeds, cfg, mord_max), "\n")
     print("## What each head change buys\n")
     print(ablation(abl_n, seeds, cfg), "\n")
+    print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
+    print(per_level_bias(abl_n, seeds[0], cfg), "\n")
     print("## Learning curve: how many images must I rate?\n")
     print(learning_curve(curve, seeds[0], cfg), "\n")
     print(f"total {time.perf_counter() - t0:.0f}s")

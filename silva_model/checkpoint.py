@@ -54,18 +54,30 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
 
 
 def _model_card(config: dict[str, Any]) -> str:
-    metrics = config.get("metrics") or {}
+    metrics, intervals = config.get("metrics") or {}, config.get("intervals") or {}
     keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
-    rows = [
-        [split] + [m.get(k, float("nan")) for k in keys]
-        for split, m in metrics.items()
-        if isinstance(m, dict)
+
+    def ci(split: str) -> str:
+        low, high = (intervals.get(split) or {}).get("spearman", (None, None))
+        return f"{low:.3f} – {high:.3f}" if low is not None else ""
+
+    rows = []
+    for split, m in metrics.items():
+        if isinstance(m, dict):
+            n, rho, *rest = (m.get(k, float("nan")) for k in keys)
+            rows.append([split, n, rho, ci(split), *rest])
+    headers = [
+        "split",
+        "n",
+        "Spearman",
+        "Spearman 95 % CI",
+        "Pearson",
+        "QWK",
+        "MAE",
+        "RMSE",
+        "Top-5 % precision",
     ]
-    table = (
-        md_table(["split", "n", "Spearman", "Pearson", "QWK", "MAE", "RMSE", "Top-5 % precision"], rows)
-        if rows
-        else "No evaluation was recorded for this head."
-    )
+    table = md_table(headers, rows) if rows else "No evaluation was recorded for this head."
     hc = config["head_config"]
     backbone = hc["backbone"]["model"] or "an unrecorded backbone"
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)

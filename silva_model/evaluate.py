@@ -18,7 +18,7 @@ import pyarrow as pa
 from silva_model.checkpoint import load_head
 from silva_model.head import NUM_CLASSES, OrdinalHead, predict
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
-from silva_model.metrics import compute_metrics, confusion_matrix
+from silva_model.metrics import bootstrap_intervals, compute_metrics, confusion_matrix, level_bias
 from silva_model.tables import md_table
 
 
@@ -42,6 +42,8 @@ def evaluate(
     return {
         "split": split,
         "metrics": compute_metrics(y, score, pred),
+        "intervals": bootstrap_intervals(y, score, pred),
+        "level_bias": level_bias(y, score),
         "confusion": confusion_matrix(y, pred, labels).tolist(),
         "class_counts": {int(c): int((y == c).sum()) for c in labels},
         "score": score,
@@ -52,9 +54,14 @@ def evaluate(
 
 def format_report(result: dict[str, Any]) -> str:
     """A plain-text (and valid Markdown) table of the metrics and the confusion matrix."""
-    m = result["metrics"]
+    m, ci = result["metrics"], result.get("intervals") or {}
     keys = ("spearman", "pearson", "qwk", "mae", "rmse", "accuracy", "top1_precision", "top5_precision")
     labels = range(1, NUM_CLASSES + 1)
+    rows = [(k, m[k], *ci.get(k, ("", ""))) for k in keys]
+    bias = md_table(
+        ["given rating", "n", "mean expected rating", "bias"],
+        [(c, n, mean, mean - c) for c, (n, mean) in sorted(result.get("level_bias", {}).items())],
+    )
     confusion = md_table(
         ["given \\ predicted", *map(str, labels), "n"],
         [[c, *row, result["class_counts"][c]] for c, row in zip(labels, result["confusion"], strict=True)],
@@ -63,9 +70,15 @@ def format_report(result: dict[str, Any]) -> str:
         [
             f"### {result['split']} (n = {m['n']})",
             "",
-            md_table(["metric", "value"], [(k, m[k]) for k in keys]),
+            md_table(["metric", "value", "95 % CI low", "high"], rows),
+            "",
+            confusion,
+            "",
+            "Per-level bias: the mean expected rating per given rating (a head that regresses to the "
+            "mean shows + at 1 and - at 5).",
+            "",
+            bias,
         ]
-        + ["", confusion]
     )
 
 
@@ -75,6 +88,8 @@ class EvaluationReport:
 
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     markdown: str = ""
+    # split -> metric -> [low, high]: percentile bootstrap, 1,000 resamples of the split's rows
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def heldout_spearman(self) -> float | None:
         """The number releases are compared on; None when the test split was empty."""

@@ -21,7 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from silva_model.metrics import expected_rating
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
+
+__all__ = ["HeadConfig", "HeadOutput", "OrdinalHead", "expected_rating", "predict", "predicted_class"]
 
 NUM_CLASSES = 5
 EMBED_DIM = 1152
@@ -127,11 +130,6 @@ class OrdinalHead(nn.Module):
 def normalize_embeddings(x: torch.Tensor) -> torch.Tensor:
     """Unit L2 norm per row: what the head actually reads, whatever scale the embeddings came in."""
     return F.normalize(x.float(), dim=-1)
-
-
-def expected_rating(score, num_classes: int = NUM_CLASSES):
-    """Score in [0, 1] -> expected rating in [1, K]: 1 + (K-1) * score. The one place this map lives."""
-    return 1 + (num_classes - 1) * score
 
 
 @torch.no_grad()

@@ -82,11 +82,17 @@ def top_precision(y_true, score, fraction: float, top_label: int = 5) -> float:
     return float(np.mean(y[order] == top_label))
 
 
+def expected_rating(score, num_classes: int = 5):
+    """Score in [0, 1] -> expected rating in [1, K]: 1 + (K-1) * score. The one place this map lives
+    (arrays and tensors alike)."""
+    return 1 + (num_classes - 1) * score
+
+
 def compute_metrics(y_true, score, pred_class, num_classes: int = 5) -> dict[str, float]:
     """All headline metrics for one split; `score` in [0, 1], `pred_class` in 1..K."""
     y = np.asarray(y_true)
     s = _f64(score)
-    expected = 1 + (num_classes - 1) * s
+    expected = expected_rating(s, num_classes)
     return {
         "n": int(y.size),
         "mae": mae(y, expected),
@@ -98,3 +104,84 @@ def compute_metrics(y_true, score, pred_class, num_classes: int = 5) -> dict[str
         "top1_precision": top_precision(y, s, 0.01, num_classes),
         "top5_precision": top_precision(y, s, 0.05, num_classes),
     }
+
+
+def level_bias(y_true, score, num_classes: int = 5) -> dict[int, tuple[int, float]]:
+    """Per given rating: (n, mean expected rating). A head that regresses to the mean gives its 1s
+    too high and its 5s too low an expected rating."""
+    y, e = np.asarray(y_true).ravel(), expected_rating(_f64(score), num_classes)
+    return {
+        int(c): (int((y == c).sum()), float(e[y == c].mean()))
+        for c in range(1, num_classes + 1)
+        if (y == c).any()
+    }
+
+
+# --- bootstrap confidence intervals ---------------------------------------------------------------
+
+N_RESAMPLES = 1000
+_CELLS_PER_CHUNK = 2_000_000  # resamples x rows held at once
+
+
+def _resamples(n: int, n_resamples: int, seed: int):
+    """Chunks of row indices, (resamples, n) each: the same draws for every metric and head."""
+    rng = np.random.default_rng(seed)
+    step = max(1, _CELLS_PER_CHUNK // max(n, 1))
+    for start in range(0, n_resamples, step):
+        yield rng.integers(0, n, (min(step, n_resamples - start), n))
+
+
+def _rowwise_spearman(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Spearman of each row pair of (R, n) arrays (average ranks; a constant row scores 0)."""
+    ry, rs = stats.rankdata(y, axis=1), stats.rankdata(s, axis=1)
+    ry -= ry.mean(1, keepdims=True)
+    rs -= rs.mean(1, keepdims=True)
+    denom = np.sqrt((ry**2).sum(1) * (rs**2).sum(1))
+    return np.divide((ry * rs).sum(1), denom, out=np.zeros(len(ry)), where=denom > 0)
+
+
+def _rowwise_qwk(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    r = np.arange(len(y))[:, None]
+    o = np.bincount((r * k * k + (y - 1) * k + (p - 1)).ravel(), minlength=len(y) * k * k)
+    o = o.reshape(len(y), k, k).astype(np.float64)
+    i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    w = (i - j) ** 2 / (k - 1) ** 2
+    e = o.sum(2)[:, :, None] * o.sum(1)[:, None, :] / np.maximum(o.sum((1, 2)), 1.0)[:, None, None]
+    denom = (w * e).sum((1, 2))
+    observed_over_expected = np.divide((w * o).sum((1, 2)), denom, out=np.ones(len(y)), where=denom > 0)
+    return 1.0 - observed_over_expected  # 0.0 where kappa is undefined, as `qwk` does
+
+
+def bootstrap_intervals(
+    y_true, score, pred_class, n_resamples: int = N_RESAMPLES, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of Spearman, QWK and MAE over `n_resamples` resamples of the rows."""
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    s, p = _f64(score), np.asarray(pred_class, dtype=np.int64).ravel()
+    if y.size < 2:
+        return {}
+    draws: dict[str, list[np.ndarray]] = {"spearman": [], "qwk": [], "mae": []}
+    for idx in _resamples(y.size, n_resamples, seed):
+        draws["spearman"].append(_rowwise_spearman(y[idx].astype(np.float64), s[idx]))
+        draws["qwk"].append(_rowwise_qwk(y[idx], p[idx], len(LABELS)))
+        draws["mae"].append(np.abs(y[idx] - expected_rating(s[idx])).mean(1))
+    tail = (1 - level) / 2 * 100
+    return {
+        k: tuple(float(q) for q in np.percentile(np.concatenate(v), [tail, 100 - tail]))
+        for k, v in draws.items()
+    }
+
+
+def paired_spearman_difference(
+    y_true, score_new, score_old, n_resamples: int = N_RESAMPLES, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(Spearman(new) - Spearman(old), low, high): both heads scored on the same resampled rows, so
+    the noise of which images happen to be in the test split cancels out of the difference."""
+    y, a, b = _f64(y_true), _f64(score_new), _f64(score_old)
+    diffs = [
+        _rowwise_spearman(y[idx], a[idx]) - _rowwise_spearman(y[idx], b[idx])
+        for idx in _resamples(y.size, n_resamples, seed)
+    ]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(np.concatenate(diffs), [tail, 100 - tail])
+    return spearman(y, a) - spearman(y, b), float(low), float(high)

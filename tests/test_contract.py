@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -218,9 +219,50 @@ def test_demo_size_comes_from_the_environment(monkeypatch):
 # --- heads published by silva-scorer -------------------------------------------------------------
 
 
+SILVA_SCORER = "silva-scorer==0.4.0"
+
+
+@pytest.fixture(scope="session")
+def silva_scorer(tmp_path_factory):
+    """The real `silva-scorer` package, installed beside (not into) this environment: it ships a
+    console script also named `silva`, which would shadow silva's own CLI in the project's venv."""
+    import shutil
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("silva-scorer")
+    uv = os.environ.get("UV") or shutil.which("uv")
+    out = subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--no-deps",
+            "--target",
+            str(target),
+            "--python",
+            sys.executable,
+            SILVA_SCORER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    sys.path.insert(0, str(target))
+    try:
+        from silva.models.aesthetic import N_CAL_KNOTS, EmbeddingAestheticModel
+
+        yield N_CAL_KNOTS, EmbeddingAestheticModel
+    finally:
+        sys.path.remove(str(target))
+        for name in [m for m in sys.modules if m == "silva" or m.startswith("silva.")]:
+            del sys.modules[name]
+
+
 @pytest.mark.parametrize("calibrated", [False, True])
-def test_scorer_loads_a_silva_scorer_head_and_scores_like_its_own_code(tmp_path, calibrated):
-    from silva.models.aesthetic import N_CAL_KNOTS, EmbeddingAestheticModel
+def test_scorer_loads_a_silva_scorer_head_and_scores_like_its_own_code(tmp_path, calibrated, silva_scorer):
+    N_CAL_KNOTS, EmbeddingAestheticModel = silva_scorer  # noqa: N806 - silva-scorer's own names
 
     torch.manual_seed(0)
     theirs = EmbeddingAestheticModel(1152, dropout=0.3, hidden_dims=[1024, 512, 256], n_residual_blocks=1)

@@ -70,3 +70,41 @@ def test_compute_metrics_keys_and_perfect_ranking():
     m = M.compute_metrics(y, score, y)
     assert m["spearman"] == pytest.approx(1.0) and m["qwk"] == pytest.approx(1.0)
     assert m["mae"] == pytest.approx(0.0) and m["top1_precision"] == 1.0 and m["n"] == 100
+
+
+def test_bootstrap_metrics_match_the_plain_ones_row_by_row():
+    from silva_model.metrics import _resamples, _rowwise_qwk, _rowwise_spearman, qwk, spearman
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(1, 6, 300)
+    s = np.clip((y + rng.normal(0, 1.2, 300)) / 6, 0, 1)
+    p = np.clip(np.rint(1 + 4 * s), 1, 5).astype(np.int64)
+    idx = next(_resamples(300, 20, seed=1))
+    rs = _rowwise_spearman(y[idx].astype(float), s[idx])
+    rq = _rowwise_qwk(y[idx], p[idx], 5)
+    for r in range(20):
+        assert rs[r] == pytest.approx(spearman(y[idx[r]], s[idx[r]]), abs=1e-12)
+        assert rq[r] == pytest.approx(qwk(y[idx[r]], p[idx[r]]), abs=1e-12)
+
+
+def test_bootstrap_intervals_cover_the_estimate_and_shrink_with_data():
+    from silva_model.metrics import bootstrap_intervals, paired_spearman_difference, spearman
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        y = rng.integers(1, 6, n)
+        return y, np.clip((y + rng.normal(0, 1.5, n)) / 6, 0, 1)
+
+    y, s = sample(200)
+    p = np.clip(np.rint(1 + 4 * s), 1, 5)
+    ci = bootstrap_intervals(y, s, p)
+    assert ci["spearman"][0] < spearman(y, s) < ci["spearman"][1]
+    y2, s2 = sample(3000)
+    wide, narrow = ci["spearman"], bootstrap_intervals(y2, s2, np.clip(np.rint(1 + 4 * s2), 1, 5))["spearman"]
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 2
+    # a head scored against itself differs by exactly nothing; a noisier one is worse beyond noise
+    assert paired_spearman_difference(y2, s2, s2) == (0.0, 0.0, 0.0)
+    worse = np.clip(s2 + rng.normal(0, 0.3, s2.size), 0, 1)
+    diff, low, high = paired_spearman_difference(y2, worse, s2)
+    assert diff < 0 and high < 0

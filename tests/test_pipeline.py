@@ -54,6 +54,8 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     r = runs[0]
     assert r.data.params["epochs"] == "3" and r.data.params["hidden"] == "[32]"
     assert "eval_test_spearman" in r.data.metrics and "best_val_spearman" in r.data.metrics
+    lo, hi = r.data.metrics["eval_test_spearman_ci_low"], r.data.metrics["eval_test_spearman_ci_high"]
+    assert lo <= r.data.metrics["eval_test_spearman"] <= hi
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(r.info.run_id, "val_spearman")) == 3
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}
@@ -302,3 +304,43 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
         assert secret not in logs  # the token is never logged or put in metadata
     finally:
         hub.close()
+
+
+def test_the_gate_compares_both_heads_on_the_same_test_images(silva_home):
+    """Paired: the released head is scored on the current test split beside the new one, and a
+    bootstrap over those images decides whether the new head is worse beyond noise."""
+    from silva_pipeline.resources import (
+        HubResource,
+        MlflowTracking,
+        RatingsSource,
+        SiglipEmbedderResource,
+        SilvaIOManager,
+    )
+
+    res = {  # the demo's embeddings come with the source: the embedder is never loaded
+        "ratings_source": RatingsSource(kind="demo", demo_size=1500),
+        "embedder": SiglipEmbedderResource(model="unused"),
+        "mlflow": MlflowTracking(tracking_uri=""),
+        "hub": HubResource(),
+        "io_manager": SilvaIOManager(),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    good = {"ops": {"head": {"config": {"epochs": 4, "hidden": [64], "batch_size": 128, "device": "cpu"}}}}
+    first = run(res, run_config=good, instance=instance)
+    assert first.success
+    report = meta(first, "evaluation", "report")
+    assert "95 % CI low" in report and "Per-level bias" in report
+    card = Path(meta(first, "hub_release", "release"), "README.md").read_text()
+    assert "Spearman 95 % CI" in card
+
+    again = run(res, selection=["head", "evaluation", "hub_release"], run_config=good, instance=instance)
+    gate = checks(again)["beats_last_release"]
+    assert gate.passed and "difference +0.0000" in gate.description  # the same head, deterministically
+
+    bad = {"ops": {"head": {"config": {**good["ops"]["head"]["config"], "epochs": 1, "lr": 1e-7}}}}
+    worse = run(res, selection=["head", "evaluation", "hub_release"], run_config=bad, instance=instance)
+    gate = checks(worse)["beats_last_release"]
+    assert not gate.passed and "vs released head" in gate.description and "95 % CI" in gate.description
+    assert gate.metadata["difference_ci_high"].value < 0
+    assert gate.metadata["last_release_spearman"].value > gate.metadata["test_spearman"].value
+    assert worse.asset_materializations_for_node("hub_release") == []

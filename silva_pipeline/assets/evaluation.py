@@ -7,10 +7,11 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from silva_model.checkpoint import TrainedHead
+from silva_model.checkpoint import TrainedHead, load_head
 from silva_model.evaluate import EvaluationReport, evaluate, format_report
-from silva_model.head import expected_rating
+from silva_model.head import expected_rating, predict
 from silva_model.manifest import to_arrays
+from silva_model.metrics import paired_spearman_difference, spearman
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table, plot_calibration, plot_score_histograms, png_markdown
 from silva_pipeline.resources import MlflowTracking
@@ -49,13 +50,15 @@ def evaluation(
     arrays = to_arrays(manifest, dim=None)
     shas = manifest.column("image_sha256").to_numpy(zero_copy_only=False)
     run_id = head.tracking["mlflow_run_id"]
-    sections, metrics, pngs = [f"# silva evaluation (head from MLflow run {run_id[:8]})"], {}, {}
+    sections = [f"# silva evaluation (head from MLflow run {run_id[:8]})"]
+    metrics, intervals, pngs = {}, {}, {}
     for split in ("val", "test"):
         if not arrays.mask(split).any():
             sections.append(f"### {split}\n\nempty split: not evaluated")
             continue
         res = evaluate(head.head, arrays, split)
         metrics[split] = res["metrics"]
+        intervals[split] = {k: list(v) for k, v in res["intervals"].items()}
         pngs[f"{split}_histograms.png"] = plot_score_histograms(
             res["y_true"], res["score"], f"{split}: score by given rating"
         )
@@ -72,9 +75,17 @@ def evaluation(
             "",
             _disagreements(res, shas[arrays.mask(split)], raw_ratings),
         ]
-    report = EvaluationReport(metrics, "\n\n".join(sections))
+    report = EvaluationReport(metrics, "\n\n".join(sections), intervals)
     with mlflow.run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlf.log_metrics({f"eval_{s}_{k}": float(v) for s, m in metrics.items() for k, v in m.items()})
+        mlf.log_metrics(
+            {
+                f"eval_{s}_{k}_ci_{end}": b
+                for s, ci in intervals.items()
+                for k, v in ci.items()
+                for end, b in zip(("low", "high"), v, strict=True)
+            }
+        )
         files = {
             "report.md": report.markdown.encode(),
             "metrics.json": json.dumps(metrics, indent=2).encode(),
@@ -94,7 +105,7 @@ def evaluation(
 
 class ReleaseGateConfig(dg.Config):
     force: bool = Field(
-        default=False, description="release even if test Spearman is below the last release's"
+        default=False, description="release even if the new head is worse than the one in force"
     )
 
 
@@ -106,27 +117,65 @@ def last_release(instance: dg.DagsterInstance) -> dict | None:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-@dg.asset_check(asset=evaluation, blocking=True)
+def _released_head_scores(last: dict, head: TrainedHead, x: np.ndarray) -> np.ndarray | None:
+    """The release in force, scored on these embeddings; None when it cannot be (its folder is gone,
+    or it reads another width or backbone), and the gate falls back to its recorded number."""
+    try:
+        released, _ = load_head(str(last.get("release", "")))
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    if released.config.embed_dim != x.shape[1] or released.config.backbone.differences(
+        head.head.config.backbone
+    ):
+        return None
+    return predict(released, x)[0]
+
+
+@dg.asset_check(
+    asset=evaluation,
+    blocking=True,
+    additional_ins={"head": dg.AssetIn("head"), "manifest": dg.AssetIn("manifest")},
+)
 def beats_last_release(
-    context: dg.AssetCheckExecutionContext, config: ReleaseGateConfig, evaluation: EvaluationReport
+    context: dg.AssetCheckExecutionContext,
+    config: ReleaseGateConfig,
+    evaluation: EvaluationReport,
+    head: TrainedHead,
+    manifest: pa.Table,
 ) -> dg.AssetCheckResult:
-    """Refuses (blocks hub_release) when this head's test Spearman is worse than the last
-    release's, unless `force` is set."""
-    new = evaluation.heldout_spearman()
+    """A paired comparison with the release in force: both heads score the current test split, and
+    a bootstrap over its images (the same resamples for both) gives the difference in Spearman with
+    a 95 % interval. The new head is refused only when it is worse beyond noise (the whole interval
+    below zero), unless `force` is set."""
     last = last_release(context.instance)
-    old = last.get("test_spearman") if last else None
+    x, y = to_arrays(manifest, dim=None).subset("test")
+    new, old, interval = evaluation.heldout_spearman(), None, (float("nan"), float("nan"))
+    old_scores = _released_head_scores(last, head, x) if last and y.size > 1 else None
     if new is None:
         passed, why = config.force, "no test split to compare on"
-    elif old is None or np.isnan(old):
+    elif last is None:
         passed, why = True, "first release"
-    else:
-        passed, why = config.force or new >= old, f"test spearman {new:.4f} vs last release {old:.4f}"
+    elif old_scores is not None:
+        new_scores = predict(head.head, x)[0]
+        diff, low, high = paired_spearman_difference(y, new_scores, old_scores)
+        new, old, interval = spearman(y, new_scores), spearman(y, old_scores), (low, high)
+        passed = config.force or high >= 0
+        why = (
+            f"test spearman {new:.4f} vs released head {old:.4f} on the same {y.size} images: "
+            f"difference {diff:+.4f}, 95 % CI [{low:+.4f}, {high:+.4f}]"
+        )
+    else:  # the released head cannot score these embeddings: compare with its recorded number
+        old = last.get("test_spearman")
+        passed = config.force or old is None or np.isnan(old) or new >= old
+        why = f"test spearman {new:.4f} vs last release {old:.4f} (recorded; not comparable on these images)"
     return dg.AssetCheckResult(
         passed=passed,
         description=why + (" (forced)" if config.force else ""),
         metadata={
             "test_spearman": new if new is not None else float("nan"),
             "last_release_spearman": old if old is not None else float("nan"),
+            "difference_ci_low": interval[0],
+            "difference_ci_high": interval[1],
             "last_release": str(last.get("release", "")) if last else "none",
         },
     )

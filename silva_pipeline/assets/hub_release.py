@@ -89,7 +89,12 @@ def hub_release(
             model,
             staging,
             metrics=evaluation.metrics,
-            extra={"data": data, "mlflow_run_id": run_id, "dagster_run_id": context.run_id},
+            extra={
+                "data": data,
+                "intervals": evaluation.intervals,
+                "mlflow_run_id": run_id,
+                "dagster_run_id": context.run_id,
+            },
         )
         with mlflow.run(run_id=run_id):
             info = mlf.pyfunc.log_model(
