@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from silva_model.atomic import atomic_path, atomic_write_text
-from silva_model.head import HeadConfig, OrdinalHead
+from silva_model.head import CALIBRATION_KEYS, HeadConfig, OrdinalHead
 from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
 from silva_model.tables import md_table
 
@@ -96,8 +96,10 @@ tags:
 
 An ordinal head that scores illustrations by **one person's** taste, learned from their own
 1-5 ratings. It is not a universal quality model. Input: the {hc["embed_dim"]}-d image
-embedding of `{backbone}`, at any scale (the head L2-normalises it). Output: a score in [0, 1] (the
-fraction of the 4 quality bars cleared) and an expected rating 1 + 4 * score.
+embedding of `{backbone}`, at any scale (the head L2-normalises it). Output: a score in [0, 1] and
+an expected rating 1 + 4 * score. A head trained with calibration (the default) maps its latent
+through a baked, strictly increasing table so that expected ratings spread like the person's own
+ratings; without one, the score is the fraction of the 4 quality bars cleared.
 
 ## Use
 
@@ -189,7 +191,9 @@ def load_head(
         raise ValueError(f"{meta_path} is not a silva head configuration: {e}") from e
     try:
         state = load_file(str(weights_path), device="cpu")
-        head.load_state_dict(state, strict=True)
+        missing, unexpected = head.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - CALIBRATION_KEYS:  # heads saved before calibration lack only those
+            raise ValueError(f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"{weights_path} could not be loaded into a head of {head.config}: {e}") from e
     head.to(device).eval()

@@ -28,6 +28,8 @@ __all__ = ["HeadConfig", "HeadOutput", "OrdinalHead", "expected_rating", "predic
 
 NUM_CLASSES = 5
 EMBED_DIM = 1152
+CAL_KNOTS = 512  # entries of the baked calibration table
+CALIBRATION_KEYS = frozenset({"cal_latent", "cal_score", "cal_fitted"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class HeadConfig:
 class HeadOutput:
     latent: torch.Tensor  # (B,) f(x)
     logits: torch.Tensor  # (B, K-1) f(x) - theta_k
-    score: torch.Tensor  # (B,) mean_k sigmoid(logits), in [0, 1]
+    score: torch.Tensor  # (B,) in [0, 1]: calibrated when the head has a table, else mean_k sigmoid(logits)
 
 
 class OrdinalHead(nn.Module):
@@ -89,6 +91,10 @@ class OrdinalHead(nn.Module):
         self.theta_gaps = nn.Parameter(torch.full((k - 1,), 0.5413))
         self.register_buffer("input_mean", torch.zeros(c.embed_dim))
         self.register_buffer("input_scale", torch.ones(c.embed_dim))
+        # Calibration: a monotone latent -> score table baked into the weights (see fit_calibration).
+        self.register_buffer("cal_latent", torch.zeros(CAL_KNOTS))
+        self.register_buffer("cal_score", torch.zeros(CAL_KNOTS))
+        self.register_buffer("cal_fitted", torch.zeros((), dtype=torch.bool))
 
     @property
     def num_thresholds(self) -> int:
@@ -117,6 +123,36 @@ class OrdinalHead(nn.Module):
         self.input_mean.copy_(mean)
         self.input_scale.copy_(1.0 / std.clamp_min(1e-6))
 
+    @torch.no_grad()
+    def fit_calibration(self, latents: torch.Tensor, ratings: torch.Tensor) -> None:
+        """Histogram specification: map each latent quantile of the train split to the rating at the
+        same quantile of the train ratings, so the expected ratings spread like the person's own
+        instead of huddling around the mean. Rating c's share of the distribution is spread
+        linearly over [c - 1/2, c + 1/2] (ends held inside [1, K]), which keeps the map strictly
+        increasing: it reorders nothing, so Spearman is untouched, and the predicted class still
+        comes from the bars."""
+        k = self.config.num_classes
+        f = latents.detach().double().flatten().cpu()
+        q = torch.linspace(0, 1, CAL_KNOTS, dtype=torch.float64)
+        knots = torch.quantile(f, q)
+        counts = torch.bincount(ratings.long().flatten().cpu() - 1, minlength=k)[:k].double()
+        edges = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(counts, 0) / counts.sum()])
+        c = torch.searchsorted(edges[1:], q, right=True).clamp(max=k - 1)  # 0-based class of each quantile
+        pos = (q - edges[c]) / (edges[c + 1] - edges[c]).clamp_min(1e-12)
+        low = torch.where(c == 0, 1.0, c + 0.5)  # rating c+1 spans [c+1/2, c+3/2], ends clipped to [1, K]
+        high = torch.where(c == k - 1, float(k), c + 1.5)
+        rating = low + pos.clamp(0, 1) * (high - low)
+        self.cal_latent.copy_(knots.float())
+        self.cal_score.copy_(((rating - 1) / (k - 1)).float())
+        self.cal_fitted.fill_(True)
+
+    def calibrated(self, latent: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation through the baked table (one image scores as it does in a batch)."""
+        xp, fp = self.cal_latent, self.cal_score
+        idx = torch.searchsorted(xp, latent.contiguous()).clamp(1, CAL_KNOTS - 1)
+        t = ((latent - xp[idx - 1]) / (xp[idx] - xp[idx - 1]).clamp_min(1e-12)).clamp(0.0, 1.0)
+        return fp[idx - 1] + t * (fp[idx] - fp[idx - 1])
+
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         x = (normalize_embeddings(x) - self.input_mean) * self.input_scale
         return self.mlp(x).squeeze(-1)
@@ -124,7 +160,8 @@ class OrdinalHead(nn.Module):
     def forward(self, x: torch.Tensor) -> HeadOutput:
         f = self.latent(x)
         logits = f.unsqueeze(-1) - self.thresholds().unsqueeze(0)
-        return HeadOutput(latent=f, logits=logits, score=torch.sigmoid(logits).mean(-1))
+        score = self.calibrated(f.float()) if bool(self.cal_fitted) else torch.sigmoid(logits).mean(-1)
+        return HeadOutput(latent=f, logits=logits, score=score)
 
 
 def normalize_embeddings(x: torch.Tensor) -> torch.Tensor:

@@ -135,3 +135,36 @@ def test_absent_class_in_train_warns_but_trains(taste_data):
     with pytest.warns(UserWarning, match=r"no examples of rating\(s\) \[5\]"):
         res = train(t, TrainConfig(**{**FAST, "epochs": 2}), progress=False)
     assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_calibration_spreads_expected_ratings_without_reordering_anything(taste_data, tmp_path):
+    """Histogram specification onto the train ratings: the same ranking (Spearman and QWK equal to
+    the last digit), but rated-1 images get a lower and rated-5 images a higher expected rating."""
+    from silva_model.checkpoint import load_head, save_pretrained
+    from silva_model.head import OrdinalHead, predict
+    from silva_model.manifest import build_manifest, to_arrays
+    from silva_model.metrics import compute_metrics, level_bias
+
+    arrays = to_arrays(build_manifest(taste_data.embeddings, taste_data.ratings))
+    xt, yt = arrays.subset("test")
+    cfg = {**FAST, "epochs": 6}
+    raw = train(arrays, TrainConfig(**cfg, calibrate=False), progress=False).head
+    cal = train(arrays, TrainConfig(**cfg, calibrate=True), progress=False).head
+    (s0, p0), (s1, p1) = predict(raw, xt), predict(cal, xt)
+    m0, m1 = compute_metrics(yt, s0, p0), compute_metrics(yt, s1, p1)
+    assert m1["spearman"] == pytest.approx(m0["spearman"], abs=1e-12) and m1["qwk"] == m0["qwk"]
+    b0, b1 = level_bias(yt, s0), level_bias(yt, s1)
+    assert b1[1][1] < b0[1][1] and b1[5][1] > b0[5][1]
+    assert np.allclose(predict(cal, xt[:1])[0], s1[:1], atol=1e-6)  # one image scores as in a batch
+    # the table travels in the weights; heads saved before calibration still load, uncalibrated
+    folder = save_pretrained(cal, tmp_path / "cal")
+    np.testing.assert_allclose(predict(load_head(folder)[0], xt)[0], s1, atol=1e-6)
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v for k, v in load_file(folder / "model.safetensors").items() if not k.startswith("cal_")}
+    save_file(state, str(folder / "model.safetensors"))
+    old = load_head(folder)[0]
+    assert isinstance(old, OrdinalHead) and not bool(old.cal_fitted)
+    with torch.no_grad():
+        out = old(torch.from_numpy(xt))
+    np.testing.assert_allclose(out.score.numpy(), torch.sigmoid(out.logits).mean(-1).numpy(), atol=1e-7)
