@@ -32,14 +32,17 @@ def fit_torch(
     weight_decay: float,
     batch_size: int,
     seed: int,
+    warmup_fraction: float = 0.05,
+    clip: float | None = None,
 ) -> torch.nn.Module:
-    """AdamW + warmup/cosine, best epoch by val Spearman: the same protocol silva's trainer uses."""
+    """AdamW + warmup/cosine, best epoch by val Spearman: the same protocol silva's trainer uses
+    (a peer recipe may set its own warmup and gradient clipping)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(xtr), torch.from_numpy(ytr)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = math.ceil(len(x) / batch_size) * epochs
-    warm = max(1, total // 20)
+    warm = max(1, int(total * warmup_fraction))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
@@ -52,6 +55,8 @@ def fit_torch(
             loss = loss_fn(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             sched.step()
         score, _ = predict(model, xva)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import recipe  # noqa: E402
 from common import Timer, evaluate, fit_torch, machine, mlp, table  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
@@ -43,8 +44,24 @@ class Data:
     oracle_qwk: float
 
 
-def make_data(n: int, seed: int) -> Data:
-    d = make_taste_dataset(n, seed=seed)
+# The family of tastes silva must win on: rater noise 0.3-0.8, 8-24 style clusters, latent rank
+# 16-64, a non-linear share of 0-50 % and balanced or skewed rating mixes, each in its own world.
+TASTES: dict[str, dict] = {
+    "default": {},
+    "noisy, many styles, linear": dict(
+        noise=0.8, n_clusters=24, rank=64, weights=(0.7, 0.3, 0.0), world_seed=11
+    ),
+    "clean, few styles, non-linear": dict(
+        noise=0.3, n_clusters=8, rank=16, weights=(0.3, 0.2, 0.5), world_seed=12
+    ),
+    "skewed high (2/8/40/35/15)": dict(mix=(0.02, 0.08, 0.40, 0.35, 0.15), noise=0.6, world_seed=13),
+    "skewed low (20/30/30/15/5)": dict(mix=(0.20, 0.30, 0.30, 0.15, 0.05), n_clusters=16, world_seed=14),
+    "cluster-driven": dict(weights=(0.2, 0.6, 0.2), n_clusters=20, rank=24, noise=0.5, world_seed=15),
+}
+
+
+def make_data(n: int, seed: int, **taste) -> Data:
+    d = make_taste_dataset(n, seed=seed, **taste)
     a = to_arrays(build_manifest(d.embeddings, d.ratings))
     test = a.mask("test")
     return Data(
@@ -194,14 +211,88 @@ def mord_at(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.nda
     return xte @ m.coef_, m.predict(xte)
 
 
+def silva_scorer_recipe(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The recipe published with silva-scorer (bench/recipe.py), on its own raw inputs: its
+    LayerNorm does the input scaling."""
+    torch.manual_seed(seed)
+    model, loss = recipe.build(data.train[0].shape[1], data.train[1])
+    fit_torch(
+        model,
+        loss,
+        recipe.predict,
+        data.train[0],
+        data.train[1],
+        data.val[0],
+        data.val[1],
+        recipe.EPOCHS if cfg.epochs >= 20 else cfg.epochs * 2,  # --quick halves every method
+        recipe.LR,
+        recipe.WEIGHT_DECAY,
+        recipe.BATCH,
+        seed,
+        warmup_fraction=recipe.WARMUP,
+        clip=recipe.CLIP,
+    )
+    return recipe.predict(model, data.test[0])
+
+
 METHODS: dict[str, Callable] = {
     "silva": silva,
+    "silva_scorer_recipe": silva_scorer_recipe,
     "ridge": ridge,
     "laion_mlp": laion_mlp,
     "coral": coral,
     "corn": corn,
     "mord_logistic_at": mord_at,
 }
+
+
+FAMILY_METHODS = ("silva", "silva_scorer_recipe", "coral", "corn")
+
+
+def family(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[str]) -> str:
+    """Every method on every taste of the family: per size, the mean and the worst fraction of the
+    oracle over tastes x seeds, and which method won each (taste, size) row."""
+    res: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
+    for name in tastes:
+        for n in sizes:
+            for seed in seeds:
+                data = make_data(n, seed, **TASTES[name])
+                for method in FAMILY_METHODS:
+                    m = evaluate(data.test[1], *METHODS[method](data, seed, cfg))
+                    res.setdefault((name, n, method), []).append(
+                        (m["spearman"] / data.oracle_spearman, m["qwk"] / data.oracle_qwk)
+                    )
+                    print(
+                        f"  {name} n={n} seed={seed} {method}: {res[(name, n, method)][-1]}", file=sys.stderr
+                    )
+    summary = []
+    for n in sizes:
+        for method in FAMILY_METHODS:
+            v = np.array([x for name in tastes for x in res[(name, n, method)]])
+            summary.append(
+                [
+                    n,
+                    method,
+                    float(v[:, 0].mean()),
+                    float(v[:, 0].min()),
+                    float(v[:, 1].mean()),
+                    float(v[:, 1].min()),
+                ]
+            )
+    winners = []
+    for name in tastes:
+        for n in sizes:
+            means = {method: np.mean(res[(name, n, method)], axis=0) for method in FAMILY_METHODS}
+            winners.append(
+                [name, n, max(means, key=lambda k: means[k][0]), max(means, key=lambda k: means[k][1])]
+            )
+    return (
+        table(
+            ["ratings", "method", "Spearman / oracle, mean", "worst", "QWK / oracle, mean", "worst"], summary
+        )
+        + "\n\n"
+        + table(["taste", "ratings", "best Spearman", "best QWK"], winners)
+    )
 
 
 def compare(sizes: list[int], seeds: list[int], cfg: TrainConfig, mord_max: int) -> str:
@@ -293,6 +384,11 @@ def per_level_bias(n: int, seed: int, cfg: TrainConfig) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, small sizes (< 2 minutes)")
+    p.add_argument(
+        "--family",
+        action="store_true",
+        help="also every method on the whole family of tastes, 1k-20k ratings, 3 seeds (hours on a CPU)",
+    )
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = TrainConfig()
@@ -314,6 +410,14 @@ def main() -> None:
     )
     print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
     print(compare(sizes, seeds, cfg, mord_max), "\n")
+    if a.quick or a.family:
+        sizes_f, seeds_f, tastes = (
+            ([1000], [0], list(TASTES)[:2])
+            if a.quick
+            else ([1000, 3000, 6000, 20000], [0, 1, 2], list(TASTES))
+        )
+        print(f"## The family of tastes ({len(tastes)} tastes, seeds {seeds_f})\n")
+        print(family(sizes_f, seeds_f, cfg, tastes), "\n")
     print("## What each head change buys\n")
     print(ablation(abl_n, seeds, cfg), "\n")
     print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
