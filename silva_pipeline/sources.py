@@ -338,3 +338,32 @@ def fingerprint_pictoria(db_path: Path) -> str:
         for row in conn.execute(f"SELECT id, score, sha256 {_RATED_POSTS}"):
             h.update(repr(row).encode())
     return "pictoria:" + h.hexdigest()
+
+
+def with_log(load: RatingsLoad, log: pl.DataFrame) -> RatingsLoad:
+    """The source's ratings with the ratings log on top (`RatingsLog.latest()`): a logged rating
+    replaces the source's for the same image; an image rated only in the log joins with its path
+    (one without a path cannot be embedded and is a bad row)."""
+    if log.is_empty():
+        return load
+    logged = log.select("image_sha256", pl.col("rating").alias("logged"))
+    rows = (
+        load.rows.join(logged, on="image_sha256", how="left")
+        .with_columns(pl.coalesce("logged", "rating").cast(pl.Int8).alias("rating"))
+        .drop("logged")
+    )
+    new = log.join(rows.select("image_sha256"), on="image_sha256", how="anti")
+    pathless = new.filter(pl.col("path").is_null())
+    bad = [
+        BadRow(f"ratings log id {i}", "image rated in silva has no path and is not in the source")
+        for i in pathless["id"].to_list()
+    ]
+    added = new.filter(pl.col("path").is_not_null()).select(
+        "image_sha256", "rating", "path", "post_id", pl.lit("silva-log").alias("source")
+    )
+    return RatingsLoad(
+        pl.concat([rows, added], how="diagonal_relaxed"),
+        load.bad + bad,
+        load.merged_duplicates,
+        load.backbone,
+    )

@@ -9,6 +9,7 @@ from pydantic import Field
 from silva_model.provenance import DEFAULT_BACKBONE
 from silva_pipeline import sources
 from silva_pipeline.paths import data_dir
+from silva_pipeline.ratings_log import RatingsLog
 from silva_pipeline.resources.env import env_field
 
 
@@ -36,6 +37,10 @@ class RatingsSource(dg.ConfigurableResource):
         return Path(self.path).expanduser()
 
     def load(self) -> sources.RatingsLoad:
+        """The source's ratings, with silva's own ratings log on top (the latest rating wins)."""
+        return sources.with_log(self._load_source(), RatingsLog.default().latest())
+
+    def _load_source(self) -> sources.RatingsLoad:
         if self.kind == "demo":
             return sources.demo_ratings(data_dir() / "demo", self.demo_size, self.demo_seed)
         if self.kind == "file":
@@ -47,6 +52,10 @@ class RatingsSource(dg.ConfigurableResource):
         )
 
     def fingerprint(self) -> str:
+        """Changes whenever the ratings do, in the source or in silva's ratings log."""
+        return f"{self._source_fingerprint()}+{RatingsLog.default().fingerprint()}"
+
+    def _source_fingerprint(self) -> str:
         if self.kind == "demo":
             return f"demo:{self.demo_size}:{self.demo_seed}"
         if self.kind == "file":

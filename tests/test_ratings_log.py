@@ -1,0 +1,88 @@
+"""silva's own ratings log: durable appends, two writers at once, the latest rating wins, and a
+rating given in silva reaches the retrain sensor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+from pipeline_support import make_ratings_file, rated_images, resources, run
+
+from silva_pipeline.ratings_log import RatingsLog
+from silva_pipeline.sources import sha256_file
+
+
+@pytest.fixture(autouse=True)
+def silva_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
+    return tmp_path / "silva-home"
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from silva_pipeline.ratings_log import RatingsLog
+log = RatingsLog(Path(sys.argv[1]))
+for i in range(100):
+    log.append(f"{int(sys.argv[2]) * 1000 + i:064x}", 1 + i % 5)
+"""
+
+
+def test_two_writers_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "log.sqlite"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w)]) for w in (1, 2)]
+    assert all(p.wait(timeout=120) == 0 for p in writers)
+    entries = RatingsLog(path).entries()
+    assert entries.height == 200 and entries["id"].n_unique() == 200
+    assert entries["image_sha256"].n_unique() == 200
+
+
+def test_a_bad_rating_raises_and_records_nothing(tmp_path):
+    log = RatingsLog(tmp_path / "log.sqlite")
+    log.append("a" * 64, 4)
+    with pytest.raises(ValueError, match="outside 1..5"):
+        log.append("b" * 64, 6)
+    with pytest.raises(Exception, match="CHECK"):
+        log.append("short", 3)
+    assert log.entries()["image_sha256"].to_list() == ["a" * 64]
+
+
+def test_the_latest_logged_rating_wins_over_the_source(tiny_backbone, tmp_path):
+    csv = make_ratings_file(tmp_path / "rated", 10)
+    sha = sha256_file(sorted((tmp_path / "rated" / "images").iterdir())[0])
+    extra, _ = rated_images(tmp_path / "library", 1, seed=7)  # an image the source does not have
+    log = RatingsLog.default()
+    log.append(sha, 5)
+    log.append(sha, 2, rerate=True)  # re-rated: this one wins
+    log.append(sha256_file(extra[0]), 4, path=str(extra[0]))
+    log.append("c" * 64, 3)  # rated in silva with no path and not in the source
+    r = run(resources(tiny_backbone, kind="file", path=str(csv)), selection=["raw_ratings"])
+    assert r.success
+    import pyarrow.parquet as pq
+
+    meta = r.asset_materializations_for_node("raw_ratings")[0].metadata
+    rows = pq.read_table(meta["dagster/uri"].value).to_pydict()
+    by_sha = dict(zip(rows["image_sha256"], rows["rating"], strict=True))
+    assert by_sha[sha] == 2 and by_sha[sha256_file(extra[0])] == 4
+    assert meta["dagster/row_count"].value == 11
+    assert "ratings log id 4" in meta["bad_rows"].value
+
+
+def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.resources import RatingsSource
+
+    src = RatingsSource(kind="file", path=str(make_ratings_file(tmp_path / "rated", 5)))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
+        return new_ratings_sensor(ctx), ctx.cursor
+
+    out, cursor = tick(None)
+    assert isinstance(out, dg.SkipReason)
+    RatingsLog.default().append("d" * 64, 5, path=str(tmp_path / "anything.png"))
+    out, _ = tick(cursor)
+    assert isinstance(out, dg.RunRequest) and out.job_name in (None, "retrain")
