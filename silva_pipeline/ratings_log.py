@@ -86,10 +86,6 @@ class RatingsLog:
             rows = conn.execute(f"SELECT {', '.join(schema)} FROM ratings ORDER BY id").fetchall()
         return pl.DataFrame(rows, schema=schema, orient="row")
 
-    def latest(self) -> pl.DataFrame:
-        """The latest rating of each image."""
-        return self.entries().unique("image_sha256", keep="last", maintain_order=True)
-
     def fingerprint(self) -> str:
         """Changes with every rating appended: part of the ratings source's fingerprint."""
         if not self.path.exists():

@@ -340,26 +340,44 @@ def fingerprint_pictoria(db_path: Path) -> str:
     return "pictoria:" + h.hexdigest()
 
 
-def with_log(load: RatingsLoad, log: pl.DataFrame) -> RatingsLoad:
-    """The source's ratings with the ratings log on top (`RatingsLog.latest()`): a logged rating
-    replaces the source's for the same image; an image rated only in the log joins with its path
-    (one without a path cannot be embedded and is a bad row)."""
-    if log.is_empty():
+def with_log(load: RatingsLoad, entries: pl.DataFrame) -> RatingsLoad:
+    """The source's ratings with silva's ratings log on top (`RatingsLog.entries()`). Per image, the
+    latest logged rating replaces the source's; an image rated only in the log joins with its path
+    (one without a path cannot be embedded and is a bad row). `first_rating` keeps the rating
+    before the latest one wherever an image was rated twice: the person's own consistency."""
+    if entries.is_empty():
         return load
-    logged = log.select("image_sha256", pl.col("rating").alias("logged"))
+    per_image = entries.group_by("image_sha256", maintain_order=True).agg(
+        pl.col("rating").last().alias("logged"),
+        pl.col("rating").first().alias("first_logged"),
+        pl.len().alias("n"),
+        pl.col("path").last(),
+        pl.col("post_id").last(),
+        pl.col("id").last(),
+    )
     rows = (
-        load.rows.join(logged, on="image_sha256", how="left")
-        .with_columns(pl.coalesce("logged", "rating").cast(pl.Int8).alias("rating"))
+        load.rows.join(per_image.select("image_sha256", "logged"), on="image_sha256", how="left")
+        .with_columns(
+            pl.when(pl.col("logged").is_not_null())
+            .then(pl.col("rating"))
+            .cast(pl.Int8)
+            .alias("first_rating"),
+            pl.coalesce("logged", "rating").cast(pl.Int8).alias("rating"),
+        )
         .drop("logged")
     )
-    new = log.join(rows.select("image_sha256"), on="image_sha256", how="anti")
-    pathless = new.filter(pl.col("path").is_null())
+    new = per_image.join(rows.select("image_sha256"), on="image_sha256", how="anti")
     bad = [
         BadRow(f"ratings log id {i}", "image rated in silva has no path and is not in the source")
-        for i in pathless["id"].to_list()
+        for i in new.filter(pl.col("path").is_null())["id"].to_list()
     ]
     added = new.filter(pl.col("path").is_not_null()).select(
-        "image_sha256", "rating", "path", "post_id", pl.lit("silva-log").alias("source")
+        "image_sha256",
+        pl.col("logged").cast(pl.Int8).alias("rating"),
+        "path",
+        "post_id",
+        pl.lit("silva-log").alias("source"),
+        pl.when(pl.col("n") > 1).then(pl.col("first_logged")).cast(pl.Int8).alias("first_rating"),
     )
     return RatingsLoad(
         pl.concat([rows, added], how="diagonal_relaxed"),

@@ -86,3 +86,48 @@ def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
     RatingsLog.default().append("d" * 64, 5, path=str(tmp_path / "anything.png"))
     out, _ = tick(cursor)
     assert isinstance(out, dg.RunRequest) and out.job_name in (None, "retrain")
+
+
+def test_first_rating_keeps_the_rating_before_the_latest(tmp_path):
+    import polars as pl
+
+    from silva_pipeline.sources import RatingsLoad, with_log
+
+    source = RatingsLoad(
+        pl.DataFrame(
+            {
+                "image_sha256": ["a" * 64, "b" * 64],
+                "rating": [3, 4],
+                "path": ["a.png", "b.png"],
+                "source": "file",
+            },
+            schema_overrides={"rating": pl.Int8},
+        )
+    )
+    log = RatingsLog(tmp_path / "log.sqlite")
+    log.append("a" * 64, 5, rerate=True)  # in the source: first = the source's 3
+    log.append("c" * 64, 2, path="c.png")  # only in the log, twice: first = 2, latest = 1
+    log.append("c" * 64, 1, path="c.png", rerate=True)
+    rows = with_log(source, log.entries()).rows.sort("image_sha256")
+    assert rows["rating"].to_list() == [5, 4, 1]
+    assert rows["first_rating"].to_list() == [3, None, 2]
+
+
+@pytest.mark.slow
+def test_the_evaluation_shows_the_raters_own_consistency(tiny_backbone, tmp_path):
+    from pipeline_support import FAST_HEAD
+
+    csv = make_ratings_file(tmp_path / "rated", 60)
+    images = sorted((tmp_path / "rated" / "images").iterdir())
+    import polars as pl
+
+    given = dict(pl.read_csv(csv).iter_rows())
+    log = RatingsLog.default()
+    for k, img in enumerate(images[:25]):  # 25 repeats: 15 agree, 10 move by one
+        old = given[f"images/{img.name}"]
+        log.append(sha256_file(img), old if k < 15 else (old % 5) + 1, rerate=True)
+    r = run(resources(tiny_backbone, kind="file", path=str(csv)), run_config=FAST_HEAD)
+    assert r.success
+    meta = r.asset_materializations_for_node("evaluation")[0].metadata
+    assert meta["rater_repeats"].value == 25 and meta["rater_exact"].value == pytest.approx(15 / 25)
+    assert "Your own consistency" in meta["report"].value and "images rated twice" in meta["report"].value

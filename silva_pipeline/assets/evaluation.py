@@ -34,6 +34,32 @@ def _disagreements(res: dict, shas: np.ndarray, raw: pa.Table, k: int = 10) -> s
     return md_table(["given", "expected", "gap", "image"], rows)
 
 
+MIN_REPEATS = 20
+
+
+def _consistency(raw: pa.Table) -> tuple[str, dict[str, float]]:
+    """Agreement between a person's first and repeat ratings of the same images: the ceiling any
+    model can reach for this person."""
+    if "first_rating" not in raw.column_names:
+        return "No image has been rated twice yet.", {}
+    pairs = raw.select(["first_rating", "rating"]).drop_null()
+    first = pairs.column("first_rating").to_numpy().astype(np.float64)
+    repeat = pairs.column("rating").to_numpy().astype(np.float64)
+    if len(first) < MIN_REPEATS:
+        return f"{len(first)} image(s) rated twice so far: shown from {MIN_REPEATS} on.", {
+            "rater_repeats": len(first)
+        }
+    stats = {
+        "rater_repeats": len(first),
+        "rater_spearman": spearman(first, repeat),
+        "rater_exact": float(np.mean(first == repeat)),
+    }
+    table = md_table(
+        ["images rated twice", "Spearman, first vs repeat", "exact agreement"], [tuple(stats.values())]
+    )
+    return table, stats
+
+
 @dg.asset(group_name=GROUP, kinds={"mlflow"}, code_version="2")
 def evaluation(
     context: dg.AssetExecutionContext,
@@ -75,6 +101,8 @@ def evaluation(
             "",
             _disagreements(res, shas[arrays.mask(split)], raw_ratings),
         ]
+    consistency, rater = _consistency(raw_ratings)
+    sections += ["### Your own consistency (the ceiling for any model)", consistency]
     report = EvaluationReport(metrics, "\n\n".join(sections), intervals)
     with mlflow.run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlf.log_metrics({f"eval_{s}_{k}": float(v) for s, m in metrics.items() for k, v in m.items()})
@@ -100,7 +128,7 @@ def evaluation(
         if k in ("spearman", "qwk", "mae", "rmse", "top5_precision")
     }
     context.log.info(", ".join(f"{k} {v:.4f}" for k, v in flat.items()))
-    return dg.Output(report, metadata={**flat, "report": dg.MetadataValue.md(report.markdown)})
+    return dg.Output(report, metadata={**flat, **rater, "report": dg.MetadataValue.md(report.markdown)})
 
 
 class ReleaseGateConfig(dg.Config):

@@ -38,7 +38,7 @@ class RatingsSource(dg.ConfigurableResource):
 
     def load(self) -> sources.RatingsLoad:
         """The source's ratings, with silva's own ratings log on top (the latest rating wins)."""
-        return sources.with_log(self._load_source(), RatingsLog.default().latest())
+        return sources.with_log(self._load_source(), RatingsLog.default().entries())
 
     def _load_source(self) -> sources.RatingsLoad:
         if self.kind == "demo":
