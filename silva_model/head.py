@@ -147,11 +147,7 @@ class OrdinalHead(nn.Module):
         self.cal_fitted.fill_(True)
 
     def calibrated(self, latent: torch.Tensor) -> torch.Tensor:
-        """Linear interpolation through the baked table (one image scores as it does in a batch)."""
-        xp, fp = self.cal_latent, self.cal_score
-        idx = torch.searchsorted(xp, latent.contiguous()).clamp(1, CAL_KNOTS - 1)
-        t = ((latent - xp[idx - 1]) / (xp[idx] - xp[idx - 1]).clamp_min(1e-12)).clamp(0.0, 1.0)
-        return fp[idx - 1] + t * (fp[idx] - fp[idx - 1])
+        return interpolate(latent, self.cal_latent, self.cal_score)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         x = (normalize_embeddings(x) - self.input_mean) * self.input_scale
@@ -162,6 +158,14 @@ class OrdinalHead(nn.Module):
         logits = f.unsqueeze(-1) - self.thresholds().unsqueeze(0)
         score = self.calibrated(f.float()) if bool(self.cal_fitted) else torch.sigmoid(logits).mean(-1)
         return HeadOutput(latent=f, logits=logits, score=score)
+
+
+def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation through a baked, increasing table, clamped at its ends: per element,
+    so one image scores as it does in a batch."""
+    idx = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
+    t = ((x - xp[idx - 1]) / (xp[idx] - xp[idx - 1]).clamp_min(1e-12)).clamp(0.0, 1.0)
+    return fp[idx - 1] + t * (fp[idx] - fp[idx - 1])
 
 
 def normalize_embeddings(x: torch.Tensor) -> torch.Tensor:

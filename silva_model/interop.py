@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from silva_model.head import NUM_CLASSES, HeadConfig, HeadOutput
+from silva_model.head import NUM_CLASSES, HeadConfig, HeadOutput, interpolate
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
 
 N_CAL_KNOTS = 512
@@ -83,12 +83,6 @@ class SilvaScorerHead(nn.Module):
         self.register_buffer("cal_score_knots", torch.zeros(N_CAL_KNOTS))
         self.register_buffer("cal_fitted", torch.zeros((), dtype=torch.bool))
 
-    def _calibrate(self, latent: torch.Tensor) -> torch.Tensor:
-        xp, fp = self.cal_lat_knots, self.cal_score_knots
-        idx = torch.searchsorted(xp, latent.contiguous()).clamp(1, N_CAL_KNOTS - 1)
-        t = ((latent - xp[idx - 1]) / (xp[idx] - xp[idx - 1]).clamp_min(1e-12)).clamp(0.0, 1.0)
-        return fp[idx - 1] + t * (fp[idx] - fp[idx - 1])
-
     def forward(self, x: torch.Tensor) -> HeadOutput:
         x = F.normalize(x.float(), dim=-1) * REFERENCE_NORM
         h = self.trunk(self.dropout(self.norm(x)))
@@ -96,5 +90,5 @@ class SilvaScorerHead(nn.Module):
         logits = latent.unsqueeze(-1) - self.head.thresholds().unsqueeze(0)
         score = torch.sigmoid(logits).mean(-1)
         if bool(self.cal_fitted):
-            score = self._calibrate(latent)
+            score = interpolate(latent, self.cal_lat_knots, self.cal_score_knots)
         return HeadOutput(latent=latent, logits=logits, score=score)

@@ -208,9 +208,8 @@ def build_manifest(
     if y.dtype.kind not in "iu":
         raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
     pid = None if post_id is None else np.asarray(post_id)
-    check_embedding_values(x, pid)  # before grouping: its similarity needs finite, non-zero norms
     hashes = content_hash(x)
-    codes = split_codes_for(x, hashes, fractions, near_duplicate_cosine)
+    codes, _ = split_codes_for(x, hashes, fractions, near_duplicate_cosine)
     validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes))
     return with_near_duplicate_cosine(build_table(x, y, codes, pid, backbone), near_duplicate_cosine)
 
@@ -220,14 +219,14 @@ def split_codes_for(
     hashes: np.ndarray,
     fractions: tuple[float, float, float],
     near_duplicate_cosine: float | None,
-) -> np.ndarray:
-    """Split codes from content hashes, near-duplicate groups sharing one split."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(split codes, group labels): content-hashed splits, near-duplicate groups sharing one split."""
     groups = (
         np.arange(len(hashes))
         if near_duplicate_cosine is None
         else near_duplicate_groups(x, near_duplicate_cosine)
     )
-    return group_split_codes(hashes, groups, fractions)
+    return group_split_codes(hashes, groups, fractions), groups
 
 
 def with_near_duplicate_cosine(table: pa.Table, threshold: float | None) -> pa.Table:

@@ -131,13 +131,20 @@ def _resamples(n: int, n_resamples: int, seed: int):
         yield rng.integers(0, n, (min(step, n_resamples - start), n))
 
 
+def _centred_ranks(a: np.ndarray) -> np.ndarray:
+    r = stats.rankdata(a, axis=1)
+    return r - r.mean(1, keepdims=True)
+
+
+def _rowwise_correlation(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Pearson of each row pair of centred (R, n) arrays; a constant row scores 0."""
+    denom = np.sqrt((ra**2).sum(1) * (rb**2).sum(1))
+    return np.divide((ra * rb).sum(1), denom, out=np.zeros(len(ra)), where=denom > 0)
+
+
 def _rowwise_spearman(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Spearman of each row pair of (R, n) arrays (average ranks; a constant row scores 0)."""
-    ry, rs = stats.rankdata(y, axis=1), stats.rankdata(s, axis=1)
-    ry -= ry.mean(1, keepdims=True)
-    rs -= rs.mean(1, keepdims=True)
-    denom = np.sqrt((ry**2).sum(1) * (rs**2).sum(1))
-    return np.divide((ry * rs).sum(1), denom, out=np.zeros(len(ry)), where=denom > 0)
+    return _rowwise_correlation(_centred_ranks(y), _centred_ranks(s))
 
 
 def _rowwise_qwk(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
@@ -178,10 +185,13 @@ def paired_spearman_difference(
     """(Spearman(new) - Spearman(old), low, high): both heads scored on the same resampled rows, so
     the noise of which images happen to be in the test split cancels out of the difference."""
     y, a, b = _f64(y_true), _f64(score_new), _f64(score_old)
-    diffs = [
-        _rowwise_spearman(y[idx], a[idx]) - _rowwise_spearman(y[idx], b[idx])
-        for idx in _resamples(y.size, n_resamples, seed)
-    ]
+    diffs = []
+    for idx in _resamples(y.size, n_resamples, seed):
+        ry = _centred_ranks(y[idx])  # ranked once for both heads
+        diffs.append(
+            _rowwise_correlation(ry, _centred_ranks(a[idx]))
+            - _rowwise_correlation(ry, _centred_ranks(b[idx]))
+        )
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(np.concatenate(diffs), [tail, 100 - tail])
     return spearman(y, a) - spearman(y, b), float(low), float(high)

@@ -69,7 +69,7 @@ def assign_splits(
 # Near-duplicates: the cosine above which two embeddings count as copies of one illustration.
 # Measured with the tiny test backbone on re-encoded (JPEG q70, WebP q80 + blur) and 0.8x resized
 # copies of illustration-like images: copies scored >= 0.9976, distinct images <= 0.9785
-# (tests/test_manifest.py::test_near_duplicate_threshold_separates_copies_from_distinct_images).
+# (tests/test_contract.py::test_near_duplicate_threshold_separates_copies_from_distinct_images).
 DEFAULT_NEAR_DUPLICATE_COSINE = 0.985
 _BLOCK_ROWS = 2048
 
@@ -83,12 +83,15 @@ def near_duplicate_groups(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n = x.shape[0]
+    raw = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = raw.shape[0]
     if n == 0:
         return np.zeros(0, np.int64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1.0)
+    x = np.empty_like(raw)
+    for s in range(0, n, _BLOCK_ROWS):  # float64 norms: huge rows must not overflow (validation names them)
+        block = raw[s : s + _BLOCK_ROWS].astype(np.float64)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        x[s : s + _BLOCK_ROWS] = block / np.where(norms > 0, norms, 1.0)
     rows, cols = [], []
     for s in range(0, n, _BLOCK_ROWS):
         sims = x[s : s + _BLOCK_ROWS] @ x[s:].T  # the upper triangle is enough: the graph is undirected

@@ -28,7 +28,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from silva_model.checkpoint import TrainedHead, save_checkpoint
+from silva_model.checkpoint import TrainedHead
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
@@ -201,13 +201,9 @@ def train(
     def write_checkpoint(model: OrdinalHead, epoch: int, metrics: dict[str, float]) -> None:
         """best.safetensors + best.json whenever the best improves, so an interrupted run keeps it."""
         if out_dir is not None:
-            meta = {"epoch": epoch, "val_metrics": metrics, "train_config": config.to_dict()}
-            meta |= {
-                "manifest_fingerprint": fingerprint,
-                "n_train": int(x.shape[0]),
-                "n_val": int(xv.shape[0]),
-            }
-            save_checkpoint(model, out_dir, meta)
+            TrainedHead(
+                model, epoch, metrics, config.to_dict(), fingerprint, int(x.shape[0]), int(xv.shape[0])
+            ).save(out_dir)
 
     best: dict[str, Any] = {"epoch": -1, "metrics": {"spearman": -math.inf}, "state": None}
     history: list[dict[str, float]] = []
@@ -256,9 +252,11 @@ def train(
             head.fit_calibration(
                 torch.cat([head.latent(x[s : s + 16384]) for s in range(0, x.shape[0], 16384)]), y
             )
-        best["metrics"] = compute_metrics(yv_np, *predict(head, xv))
+    score_v, pred_v = predict(head, xv)
+    if config.calibrate:
+        best["metrics"] = compute_metrics(yv_np, score_v, pred_v)
         write_checkpoint(head, best["epoch"], best["metrics"])
-    if xv.shape[0] > 1 and float(np.std(predict(head, xv)[0])) < 1e-6:
+    if xv.shape[0] > 1 and float(np.std(score_v)) < 1e-6:
         warnings.warn(
             "the trained head gives every validation image the same score: check the embeddings "
             "(a constant or degenerate column, or rows from another backbone)",

@@ -13,6 +13,7 @@ from silva_model.manifest import (
     embeddings_from_arrow,
     near_duplicate_cosine_of,
     near_duplicate_leaks,
+    split_codes_for,
     to_arrays,
     validate_arrays,
     with_near_duplicate_cosine,
@@ -21,8 +22,6 @@ from silva_model.splits import (
     DEFAULT_NEAR_DUPLICATE_COSINE,
     SPLITS,
     content_hash,
-    group_split_codes,
-    near_duplicate_groups,
 )
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table
@@ -72,8 +71,7 @@ def manifest(
     x = embeddings_from_arrow(image_embeddings.column("embedding"))[rows]
     bb_codes, specs = backbones_from_arrow(image_embeddings.column("backbone"))
     fractions = (1 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
-    groups = near_duplicate_groups(x, config.near_duplicate_cosine)
-    codes = group_split_codes(content_hash(x), groups, fractions)
+    codes, groups = split_codes_for(x, content_hash(x), fractions, config.near_duplicate_cosine)
     post_id = j["post_id"].to_numpy() if j["post_id"].null_count() == 0 else None
     shas = j["image_sha256"].to_list()
     table = build_table(x, j["rating"].to_numpy(), codes, post_id, (bb_codes[rows], specs))
@@ -83,14 +81,12 @@ def manifest(
     sizes = {s: int((codes == i).sum()) for i, s in enumerate(SPLITS)}
     labels, counts = np.unique(groups, return_counts=True)
     multi = labels[counts > 1]
-    shown = [
-        (
-            int(counts[labels == g][0]),
-            SPLITS[codes[groups == g][0]],
-            ", ".join(s[:12] for s in np.asarray(shas)[groups == g][:4]),
+    sha_arr, shown = np.asarray(shas), []
+    for g in multi[np.argsort(-counts[counts > 1], kind="stable")][:20]:  # the 20 largest groups
+        members = groups == g
+        shown.append(
+            (int(members.sum()), SPLITS[codes[members][0]], ", ".join(s[:12] for s in sha_arr[members][:4]))
         )
-        for g in multi[np.argsort(-counts[counts > 1], kind="stable")][:20]
-    ]
     moved = _moved_since(context.instance, shas, codes)
     if moved:
         context.log.info(f"{moved} image(s) changed split: new images joined their near-duplicate groups")
