@@ -3,12 +3,23 @@ and are toggled in the UI (Automation tab); both need the daemon (`dagster dev` 
 
 import dagster as dg
 
+from silva_pipeline.assets import library_shards
 from silva_pipeline.resources import RatingsSource
 
+# Everything but the per-shard library embeddings (a partitioned asset runs per shard:
+# `embed_library`, or on its own when the daemon sees new shards).
 retrain_job = dg.define_asset_job(
     "retrain",
-    selection=dg.AssetSelection.assets("raw_ratings").downstream(),
-    description="raw_ratings and everything downstream: re-read ratings, embed, train, evaluate, release",
+    selection=dg.AssetSelection.assets("raw_ratings", "library").downstream()
+    - dg.AssetSelection.assets("library_embeddings"),
+    description="re-read ratings and library, embed, train, evaluate, release, re-score, re-queue",
+)
+
+embed_library_job = dg.define_asset_job(
+    "embed_library",
+    selection=dg.AssetSelection.assets("library_embeddings"),
+    partitions_def=library_shards,
+    description="embed library shards (one run per shard; launch a backfill for many)",
 )
 
 

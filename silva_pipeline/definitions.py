@@ -2,7 +2,9 @@
 
 Resources read their defaults from the environment so that the embedded defaults need no
 configuration at all: SILVA_SOURCE (demo|file|folder|pictoria), SILVA_RATINGS (path),
-SILVA_LIBRARY_ROOT (pictoria), SILVA_DEMO_SIZE, SILVA_BACKBONE, MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
+SILVA_LIBRARY_SOURCE (auto|none|demo|folder|list|pictoria), SILVA_LIBRARY (path),
+SILVA_LIBRARY_ROOT (pictoria), SILVA_DEMO_SIZE, SILVA_DEMO_LIBRARY_SIZE, SILVA_BACKBONE,
+MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import os
 import dagster as dg
 
 from silva_pipeline.assets import ASSET_CHECKS, ASSETS
-from silva_pipeline.automation import new_ratings_sensor, nightly_retrain, retrain_job
+from silva_pipeline.automation import embed_library_job, new_ratings_sensor, nightly_retrain, retrain_job
 from silva_pipeline.resources import (
     HubResource,
+    LibrarySource,
     MlflowTracking,
     RatingsSource,
     SiglipEmbedderResource,
@@ -27,6 +30,7 @@ def default_resources() -> dict[str, object]:
     defaults need no configuration and partial run config keeps the rest."""
     return {
         "ratings_source": RatingsSource(),
+        "library_source": LibrarySource(),
         "embedder": SiglipEmbedderResource(),
         "mlflow": MlflowTracking(),
         "hub": HubResource(token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
@@ -37,7 +41,7 @@ def default_resources() -> dict[str, object]:
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[retrain_job],
+    jobs=[retrain_job, embed_library_job],
     sensors=[new_ratings_sensor],
     schedules=[nightly_retrain],
     resources=default_resources(),

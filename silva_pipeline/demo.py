@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from silva_pipeline.paths import PROJECT_ROOT
+from silva_model.paths import PROJECT_ROOT
 
 # SQLite storage under DAGSTER_HOME (Dagster's default). Run monitoring marks a run whose process
 # died (killed, out of memory) as failed instead of leaving it STARTED forever. Pools hold one
@@ -26,6 +26,9 @@ concurrency:
   pools:
     default_limit: 1
 """
+
+
+MODEL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
 
 
 def ensure_dagster_home() -> str:
@@ -46,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     home = ensure_dagster_home()
     import dagster as dg
 
+    from silva_model.paths import data_dir
+    from silva_pipeline.assets import library_shards
     from silva_pipeline.definitions import defs
-    from silva_pipeline.paths import data_dir
 
     run_config: dict = {"ops": {}}
     if a.epochs:
@@ -56,25 +60,52 @@ def main(argv: list[str] | None = None) -> int:
         run_config["ops"]["evaluation_beats_last_release"] = {"config": {"force": True}}
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_implicit_global_asset_job_def()
-        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
-        evals = [e for e in result.get_asset_check_evaluations() if not e.passed]
-        for e in evals:
-            print(
-                f"check {e.asset_key.to_user_string()}:{e.check_name} failed: {e.description}",
-                file=sys.stderr,
+
+        def run(keys: list[str], **kwargs) -> dg.ExecuteInProcessResult | None:
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=run_config,
+                raise_on_error=False,
+                asset_selection=[dg.AssetKey(k) for k in keys],
+                **kwargs,
             )
-        if not result.success:
-            print(
-                f"silva-demo: run {result.run_id} failed; see `dagster dev` (DAGSTER_HOME={home})",
-                file=sys.stderr,
-            )
+            for e in result.get_asset_check_evaluations():
+                if not e.passed:
+                    print(
+                        f"check {e.asset_key.to_user_string()}:{e.check_name} failed: {e.description}",
+                        file=sys.stderr,
+                    )
+            if not result.success:
+                print(
+                    f"silva-demo: run {result.run_id} failed; see `dagster dev` (DAGSTER_HOME={home})",
+                    file=sys.stderr,
+                )
+                return None
+            return result
+
+        # 1. ratings -> release, and the library's shards; 2. each new shard embedded (in the UI:
+        # a backfill of `embed_library`); 3. the library scored and the rating queue chosen.
+        model = run([*MODEL_ASSETS, "library"])
+        if model is None:
             return 1
-        ev = result.output_for_node("evaluation")
-        release = result.output_for_node("hub_release")
+        done = instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
+        for shard in instance.get_dynamic_partitions(library_shards.name):
+            if shard not in done and run(["library_embeddings"], partition_key=shard) is None:
+                return 1
+        loop = run(["library_scores", "rating_queue"])
+        if loop is None:
+            return 1
+        ev = model.output_for_node("evaluation")
+        release = model.output_for_node("hub_release")
+        queue = loop.output_for_node("rating_queue")
+        scores = loop.output_for_node("library_scores")
     print("\n".join(line for line in ev.markdown.splitlines() if not line.startswith("![")))
     for split, m in ev.metrics.items():
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
+    print(
+        f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images (uv run silva rate)"
+    )
     print(f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui")
     return 0
 

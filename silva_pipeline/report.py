@@ -10,12 +10,12 @@ import numpy as np
 from silva_model.head import expected_rating
 from silva_model.tables import md_table
 
-__all__ = ["md_table", "plot_calibration", "plot_score_histograms", "png_markdown"]
+__all__ = ["md_table", "plot_calibration", "plot_histogram", "plot_score_histograms", "png_markdown"]
 
 
-def png_markdown(png: bytes, alt: str) -> str:
-    """Inline a PNG (Dagster metadata has no plot type; the docs embed base64 images)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+def png_markdown(png: bytes, alt: str, mime: str = "image/png") -> str:
+    """Inline an image (Dagster metadata has no plot type; the docs embed base64 images)."""
+    return f"![{alt}](data:{mime};base64,{base64.b64encode(png).decode()})"
 
 
 def _png(plt, fig) -> bytes:
@@ -44,6 +44,14 @@ def plot_score_histograms(y: np.ndarray, score: np.ndarray, title: str) -> bytes
             ax.hist(score[y == c], bins=bins, alpha=0.55, label=f"rated {c} (n={(y == c).sum()})")
     ax.set(xlabel="silva score", ylabel="images", title=title)
     ax.legend(fontsize=8)
+    return _png(plt, fig)
+
+
+def plot_histogram(values: np.ndarray, xlabel: str) -> bytes:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    ax.hist(values, bins=40, range=(1, 5), color="#4a7")
+    ax.set(xlabel=xlabel, ylabel="images", title=f"{len(values)} library images")
     return _png(plt, fig)
 
 

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from silva_model.backbone import IMAGE_EXTENSIONS
-from silva_model.manifest import embeddings_to_arrow, write_manifest
+from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, write_manifest
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
 from silva_model.synthetic import make_taste_dataset
 
@@ -34,6 +34,10 @@ class RatingsLoad:
     bad: list[BadRow] = field(default_factory=list)
     merged_duplicates: int = 0
     backbone: BackboneSpec | None = None  # where the precomputed embeddings came from
+    # The source's precomputed vectors of images it knows but that are not rated (pictoria's
+    # unrated posts, the demo's library pool), by post_id: an image first rated in silva's log
+    # takes its vector from here instead of being embedded.
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 DEMO_BACKBONE = BackboneSpec(model="synthetic-demo")
@@ -235,11 +239,7 @@ def read_pictoria(
     root = Path(library_root) if library_root else db_path.parent
     with _connect_ro(db_path) as conn:
         posts = conn.execute(f"SELECT id, full_path, sha256, score {_RATED_POSTS}").fetchall()
-        has_vectors = (
-            conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone()
-            is not None
-        )
-    vectors = pictoria_vectors(db_path) if use_vectors and has_vectors else {}
+    vectors = pictoria_vectors(db_path) if use_vectors else {}
     refs = [f"post {pid} ({fp})" for pid, fp, _, _ in posts]
     paths = [str(root / fp) for _, fp, _, _ in posts]
     shas = [sha or None for _, _, sha, _ in posts]
@@ -254,12 +254,17 @@ def read_pictoria(
     if vectors:
         load.rows = _attach_embeddings(load.rows, vectors)
         load.backbone = BackboneSpec(model=vectors_backbone, pooling="pooler_output")
+        load.vectors = vectors
     return load
 
 
 def pictoria_vectors(db_path: Path) -> dict[int, np.ndarray]:
-    """post_id -> float32 vector from the sqlite-vec `vec0` table. Read through apsw, because
-    many Python builds ship a sqlite3 module that cannot load extensions."""
+    """post_id -> float32 vector from the sqlite-vec `vec0` table (empty when pictoria has none).
+    Read through apsw, because many Python builds ship a sqlite3 module that cannot load
+    extensions."""
+    with _connect_ro(db_path) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'post_vectors_siglip2'").fetchone() is None:
+            return {}
     try:
         import apsw
         import sqlite_vec
@@ -291,21 +296,24 @@ def _attach_embeddings(rows: pl.DataFrame, vectors: dict[int, np.ndarray]) -> pl
     )
 
 
-def demo_ratings(folder: Path, n: int = 4000, seed: int = 0) -> RatingsLoad:
-    """The synthetic demo set (no images: embeddings with a planted taste), generated once."""
-    path = folder / f"demo-{n}-{seed}.parquet"
+def _demo_table(path: Path, n: int, seed: int, ratings: bool) -> pl.DataFrame:
+    """One synthetic set of the demo's planted taste, generated once and kept as parquet."""
     if not path.exists():
         d = make_taste_dataset(n, seed=seed)
-        shas = [hashlib.sha256(row.tobytes()).hexdigest() for row in d.embeddings]
-        table = pa.table(
-            {
-                "image_sha256": shas,
-                "rating": pa.array(d.ratings, pa.int8()),
-                "embedding": embeddings_to_arrow(d.embeddings),
-            }
-        )
-        write_manifest(table, path)
-    t = pl.read_parquet(path)
+        cols: dict[str, pa.Array] = {
+            "image_sha256": pa.array([hashlib.sha256(row.tobytes()).hexdigest() for row in d.embeddings]),
+        }
+        if ratings:
+            cols["rating"] = pa.array(d.ratings, pa.int8())
+        cols["embedding"] = embeddings_to_arrow(d.embeddings)
+        write_manifest(pa.table(cols), path)
+    return pl.read_parquet(path)
+
+
+def demo_ratings(folder: Path, n: int = 4000, seed: int = 0, library_size: int = 0) -> RatingsLoad:
+    """The synthetic demo set (no images: embeddings with a planted taste), generated once. The
+    demo library's vectors come along, so a demo image rated in silva's log needs no file."""
+    t = _demo_table(folder / f"demo-{n}-{seed}.parquet", n, seed, ratings=True)
     rows = t.select(
         "image_sha256",
         "rating",
@@ -314,7 +322,121 @@ def demo_ratings(folder: Path, n: int = 4000, seed: int = 0) -> RatingsLoad:
         pl.lit("synthetic-demo").alias("source"),
         pl.col("embedding").cast(pl.List(pl.Float32)),
     )
-    return RatingsLoad(rows, backbone=DEMO_BACKBONE)
+    vectors = {}
+    if library_size:
+        lib = demo_library(folder, library_size, seed)
+        emb = embeddings_from_arrow(lib.rows["embedding"].to_arrow())
+        vectors = dict(zip(lib.rows["post_id"].to_list(), emb, strict=True))
+    return RatingsLoad(rows, backbone=DEMO_BACKBONE, vectors=vectors)
+
+
+# --- the library: every image the person has, rated or not --------------------------------------
+
+DEMO_LIBRARY_FIRST_POST_ID = 1_000_000
+
+
+@dataclass
+class LibraryLoad:
+    rows: pl.DataFrame  # image_sha256, path, post_id (+ embedding when precomputed)
+    bad: list[BadRow] = field(default_factory=list)
+    backbone: BackboneSpec | None = None  # where the precomputed embeddings came from
+
+
+def empty_library() -> pl.DataFrame:
+    return pl.DataFrame(schema={"image_sha256": pl.String, "path": pl.String, "post_id": pl.Int64})
+
+
+def _library_from_paths(
+    refs: list[str], paths: list[str], post_ids: list[int | None], known_sha: list[str | None] | None = None
+) -> LibraryLoad:
+    """Hash what is not hashed yet; a missing or unreadable file is a bad row; one row per image."""
+    need = [i for i in range(len(paths)) if not (known_sha and known_sha[i])]
+    hashed = dict(zip(need, _hash_files([paths[i] for i in need]), strict=True))
+    bad, keep, shas = [], [], []
+    for i in range(len(paths)):
+        h = hashed.get(i, known_sha[i] if known_sha else None)
+        if isinstance(h, BaseException):
+            bad.append(BadRow(refs[i], f"cannot read image: {h}"))
+            continue
+        keep.append(i)
+        shas.append(str(h))
+    df = pl.DataFrame(
+        {"image_sha256": shas, "path": [paths[i] for i in keep], "post_id": [post_ids[i] for i in keep]},
+        schema=empty_library().schema,
+    )
+    return LibraryLoad(df.unique(subset="image_sha256", keep="first", maintain_order=True), bad)
+
+
+def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
+    """Every image file under the given folders (recursively)."""
+    refs, paths, bad = [], [], []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise FileNotFoundError(f"library folder not found: {root}")
+        for f in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS):
+            if readable(str(f)) != str(f):
+                bad.append(BadRow(readable(str(f)), "file name is not valid UTF-8: rename the file"))
+                continue
+            refs.append(str(f))
+            paths.append(str(f))
+    load = _library_from_paths(refs, paths, [None] * len(paths))
+    load.bad[:0] = bad
+    return load
+
+
+def read_library_list(path: str | Path) -> LibraryLoad:
+    """A text file with one image path per line, or a CSV/Parquet with an `image` column; relative
+    paths resolve against the list's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"library list not found: {path}")
+    if path.suffix.lower() in (".csv", ".parquet"):
+        df = _read_table(path)
+        if "image" not in df.columns:
+            raise ValueError(f"{path} lacks column 'image'; it has {df.columns}")
+        images = [str(v) for v in df["image"].drop_nulls().to_list()]
+    else:
+        text = path.read_text(encoding="utf-8")
+        images = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    paths = [str((path.parent / p).resolve()) for p in images]
+    refs = [f"{path.name}: {p}" for p in images]
+    return _library_from_paths(refs, paths, [None] * len(paths))
+
+
+def read_pictoria_library(
+    db_path: str | Path, library_root: str | Path | None = None, vectors_backbone: str = DEFAULT_BACKBONE
+) -> LibraryLoad:
+    """Every canonical post, rated or not, read-only; pictoria's stored vectors used as they are.
+    Files are hashed only where `posts.sha256` is empty."""
+    db_path = Path(db_path)
+    root = Path(library_root) if library_root else db_path.parent
+    with _connect_ro(db_path) as conn:
+        posts = conn.execute(
+            "SELECT id, full_path, sha256 FROM posts WHERE canonical_post_id IS NULL ORDER BY id"
+        ).fetchall()
+    load = _library_from_paths(
+        [f"post {pid} ({fp})" for pid, fp, _ in posts],
+        [str(root / fp) for _, fp, _ in posts],
+        [pid for pid, *_ in posts],
+        known_sha=[sha or None for *_, sha in posts],
+    )
+    vectors = pictoria_vectors(db_path)
+    if vectors:
+        load.rows = _attach_embeddings(load.rows, vectors)
+        load.backbone = BackboneSpec(model=vectors_backbone, pooling="pooler_output")
+    return load
+
+
+def demo_library(folder: Path, n: int = 20_000, seed: int = 0) -> LibraryLoad:
+    """The demo's unrated pool: n more images of the same planted taste (a different sample)."""
+    t = _demo_table(folder / f"demo-library-{n}-{seed}.parquet", n, seed + 1_000_003, ratings=False)
+    rows = t.select(
+        "image_sha256",
+        pl.lit(None, pl.String).alias("path"),
+        (DEMO_LIBRARY_FIRST_POST_ID + pl.int_range(pl.len(), dtype=pl.Int64)).alias("post_id"),
+        pl.col("embedding").cast(pl.List(pl.Float32)),
+    )
+    return LibraryLoad(rows, backbone=DEMO_BACKBONE)
 
 
 def fingerprint_file(path: Path) -> str:
@@ -340,11 +462,12 @@ def fingerprint_pictoria(db_path: Path) -> str:
     return "pictoria:" + h.hexdigest()
 
 
-def with_log(load: RatingsLoad, entries: pl.DataFrame) -> RatingsLoad:
+def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     """The source's ratings with silva's ratings log on top (`RatingsLog.entries()`). Per image, the
     latest logged rating replaces the source's; an image rated only in the log joins with its path
     (one without a path cannot be embedded and is a bad row). `first_rating` keeps the rating
     before the latest one wherever an image was rated twice: the person's own consistency."""
+    entries = pl.from_arrow(log_entries)
     if entries.is_empty():
         return load
     per_image = entries.group_by("image_sha256", maintain_order=True).agg(
@@ -367,21 +490,30 @@ def with_log(load: RatingsLoad, entries: pl.DataFrame) -> RatingsLoad:
         .drop("logged")
     )
     new = per_image.join(rows.select("image_sha256"), on="image_sha256", how="anti")
+    vector = [load.vectors.get(pid) if pid is not None else None for pid in new["post_id"].to_list()]
+    new = new.with_columns(
+        pl.Series("embedding", [v.tolist() if v is not None else None for v in vector], pl.List(pl.Float32))
+    )
+    usable = pl.col("path").is_not_null() | pl.col("embedding").is_not_null()
     bad = [
         BadRow(f"ratings log id {i}", "image rated in silva has no path and is not in the source")
-        for i in new.filter(pl.col("path").is_null())["id"].to_list()
+        for i in new.filter(~usable)["id"].to_list()
     ]
-    added = new.filter(pl.col("path").is_not_null()).select(
+    added = new.filter(usable).select(
         "image_sha256",
         pl.col("logged").cast(pl.Int8).alias("rating"),
         "path",
         "post_id",
         pl.lit("silva-log").alias("source"),
         pl.when(pl.col("n") > 1).then(pl.col("first_logged")).cast(pl.Int8).alias("first_rating"),
+        "embedding",
     )
+    if added["embedding"].null_count() == added.height:
+        added = added.drop("embedding")
     return RatingsLoad(
         pl.concat([rows, added], how="diagonal_relaxed"),
         load.bad + bad,
         load.merged_duplicates,
         load.backbone,
+        load.vectors,
     )

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from pipeline_support import make_ratings_file, rated_images, resources, run
 
-from silva_pipeline.ratings_log import RatingsLog
+from silva_model.ratings_log import RatingsLog
 from silva_pipeline.sources import sha256_file
 
 
@@ -23,7 +23,7 @@ def silva_home(tmp_path, monkeypatch):
 WRITER = """
 import sys
 from pathlib import Path
-from silva_pipeline.ratings_log import RatingsLog
+from silva_model.ratings_log import RatingsLog
 log = RatingsLog(Path(sys.argv[1]))
 for i in range(100):
     log.append(f"{int(sys.argv[2]) * 1000 + i:064x}", 1 + i % 5)
@@ -35,8 +35,8 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w)]) for w in (1, 2)]
     assert all(p.wait(timeout=120) == 0 for p in writers)
     entries = RatingsLog(path).entries()
-    assert entries.height == 200 and entries["id"].n_unique() == 200
-    assert entries["image_sha256"].n_unique() == 200
+    assert entries.num_rows == 200 and len(set(entries["id"].to_pylist())) == 200
+    assert len(set(entries["image_sha256"].to_pylist())) == 200
 
 
 def test_a_bad_rating_raises_and_records_nothing(tmp_path):
@@ -46,7 +46,7 @@ def test_a_bad_rating_raises_and_records_nothing(tmp_path):
         log.append("b" * 64, 6)
     with pytest.raises(Exception, match="CHECK"):
         log.append("short", 3)
-    assert log.entries()["image_sha256"].to_list() == ["a" * 64]
+    assert log.entries()["image_sha256"].to_pylist() == ["a" * 64]
 
 
 def test_the_latest_logged_rating_wins_over_the_source(tiny_backbone, tmp_path):

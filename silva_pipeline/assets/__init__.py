@@ -1,13 +1,27 @@
-"""One module per stage: ratings -> embeddings -> manifest -> head -> evaluation -> release."""
+"""One module per stage: ratings -> embeddings -> manifest -> head -> evaluation -> release, and
+the library beside it: library -> library_embeddings (per shard) -> library_scores -> rating_queue."""
 
 from silva_pipeline.assets.evaluation import beats_last_release, evaluation
 from silva_pipeline.assets.head import head
 from silva_pipeline.assets.hub_release import hub_release
 from silva_pipeline.assets.image_embeddings import image_embeddings
+from silva_pipeline.assets.library import library, library_embeddings, library_scores, library_shards
 from silva_pipeline.assets.manifest import manifest, manifest_checks
+from silva_pipeline.assets.rating_queue import rating_queue
 from silva_pipeline.assets.raw_ratings import raw_ratings
 
-ASSETS = [raw_ratings, image_embeddings, manifest, head, evaluation, hub_release]
+ASSETS = [
+    raw_ratings,
+    image_embeddings,
+    manifest,
+    head,
+    evaluation,
+    hub_release,
+    library,
+    library_embeddings,
+    library_scores,
+    rating_queue,
+]
 ASSET_CHECKS = [manifest_checks, beats_last_release]
 
-__all__ = ["ASSETS", "ASSET_CHECKS"]
+__all__ = ["ASSETS", "ASSET_CHECKS", "library_shards"]

@@ -7,8 +7,8 @@ import numpy as np
 
 from silva_model.checkpoint import TrainedHead, save_pretrained
 from silva_model.evaluate import EvaluationReport
+from silva_model.paths import data_dir
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.paths import data_dir
 from silva_pipeline.records import Release
 from silva_pipeline.resources import HubResource, MlflowTracking
 

@@ -6,9 +6,10 @@ import polars as pl
 import pyarrow as pa
 
 from silva_model.manifest import backbone_column, embeddings_from_arrow, embeddings_to_arrow
+from silva_model.paths import data_dir
+from silva_model.provenance import BackboneSpec
 from silva_pipeline.assets.raw_ratings import GROUP, precomputed_backbone
 from silva_pipeline.embedding_cache import EmbeddingCache
-from silva_pipeline.paths import data_dir
 from silva_pipeline.report import md_table
 from silva_pipeline.resources import SiglipEmbedderResource
 
@@ -22,7 +23,17 @@ def image_embeddings(
     so new ratings embed only new images and an interrupted run resumes where it stopped.
     Unreadable images are reported by path and skipped. Each row's `backbone` says where its
     embedding came from (the source's precomputed vectors, or this embedder)."""
-    rows = pl.from_arrow(raw_ratings)
+    return embed_rows(context, pl.from_arrow(raw_ratings), precomputed_backbone(raw_ratings), embedder)
+
+
+def embed_rows(
+    context: dg.AssetExecutionContext,
+    rows: pl.DataFrame,
+    precomputed: BackboneSpec,
+    embedder: SiglipEmbedderResource,
+) -> dg.Output[pa.Table]:
+    """Rows (image_sha256, path, maybe embedding) -> (image_sha256, embedding, backbone), through
+    the one embedding cache that rated and library images share: no image is embedded twice."""
     has_pre = "embedding" in rows.columns
     pre = rows.filter(pl.col("embedding").is_not_null()) if has_pre else rows.clear()
     rest = rows.filter(pl.col("embedding").is_null()) if has_pre else rows
@@ -91,7 +102,7 @@ def image_embeddings(
             "embedding": embeddings_to_arrow(emb),
             "backbone": backbone_column(
                 np.repeat(np.array([0, 1], np.int32), [n_pre, emb.shape[0] - n_pre]),
-                [precomputed_backbone(raw_ratings), cache.spec()],
+                [precomputed, cache.spec()],
             ),
         }
     )

@@ -13,15 +13,19 @@ from silva_model.atomic import atomic_write_text
 from silva_model.checkpoint import TrainedHead
 from silva_model.evaluate import EvaluationReport
 from silva_model.manifest import read_parquet, write_parquet
-from silva_pipeline.paths import data_dir
+from silva_model.paths import data_dir
 from silva_pipeline.records import Release
 
 _JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EvaluationReport, Release)}
 
 
-def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey) -> Path | None:
-    """Where the latest materialization of `key` was stored (its `dagster/uri`), if anywhere."""
-    event = instance.get_latest_materialization_event(key)
+def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Path | None:
+    """Where the latest materialization of `key` (of one partition) was stored (its `dagster/uri`)."""
+    if partition is None:
+        event = instance.get_latest_materialization_event(key)
+    else:
+        found = instance.fetch_materializations(dg.AssetRecordsFilter(key, [partition]), limit=1).records
+        event = found[0].event_log_entry if found else None
     mat = event.asset_materialization if event else None
     uri = mat.metadata.get("dagster/uri") if mat else None
     return Path(uri.value) if uri is not None else None
@@ -50,10 +54,12 @@ def load(path: Path) -> Any:
 
 
 class SilvaIOManager(dg.ConfigurableIOManager):
-    """Stores each asset's value once per run, at `<base>/<asset key>/<run id>.<kind>`: tables as
-    parquet, heads as safetensors + JSON, reports as JSON. Never a pickle, never overwritten.
-    A step reads what its own run produced upstream; an upstream asset that this run did not
-    materialize is read from its latest materialization. So two runs at once never cross."""
+    """Stores each asset's value once per run, at `<base>/<asset key>[/<partition>]/<run id>.<kind>`:
+    tables as parquet, heads as safetensors + JSON, reports as JSON. Never a pickle, never
+    overwritten. A step reads what its own run produced upstream; an upstream asset (partition)
+    that this run did not materialize is read from its latest materialization. So two runs at once
+    never cross. Several partitions load as a dict keyed by partition, as Dagster's own do; one not
+    materialized yet is left out with a warning (the library is scored as far as it is embedded)."""
 
     base_dir: str = Field(default="", description="empty: <data>/assets")
 
@@ -61,13 +67,29 @@ class SilvaIOManager(dg.ConfigurableIOManager):
         return (Path(self.base_dir) if self.base_dir else data_dir() / "assets") / "/".join(key.path)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        path = store(obj, self._folder(context.asset_key) / context.run_id)
+        folder = self._folder(context.asset_key)
+        if context.has_asset_partitions:
+            folder = folder / context.asset_partition_key
+        path = store(obj, folder / context.run_id)
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
-        own = sorted(self._folder(key).glob(f"{context.step_context.run_id}.*"))
-        path = own[0] if own else latest_uri(context.instance, key)
-        if path is None or not path.exists():
-            raise FileNotFoundError(f"{key.to_user_string()} has not been materialized yet (nothing stored)")
-        return load(path)
+        if not context.has_asset_partitions:
+            path = self._find(context, key, None)
+            if path is None:
+                raise FileNotFoundError(
+                    f"{key.to_user_string()} has not been materialized yet (nothing stored)"
+                )
+            return load(path)
+        found = {pk: self._find(context, key, pk) for pk in context.asset_partition_keys}
+        missing = [pk for pk, path in found.items() if path is None]
+        if missing:
+            context.log.warning(f"{key.to_user_string()}: {len(missing)} partition(s) not materialized yet")
+        return {pk: load(path) for pk, path in found.items() if path is not None}
+
+    def _find(self, context: dg.InputContext, key: dg.AssetKey, partition: str | None) -> Path | None:
+        folder = self._folder(key) if partition is None else self._folder(key) / partition
+        own = sorted(folder.glob(f"{context.step_context.run_id}.*"))
+        path = own[0] if own else latest_uri(context.instance, key, partition)
+        return path if path is not None and path.exists() else None

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from silva_pipeline.paths import data_dir
+from silva_model.paths import data_dir
 from silva_pipeline.resources.env import env_field
 
 HEALTH_TIMEOUT_S = 5.0

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
+from silva_model.paths import data_dir
 from silva_model.provenance import DEFAULT_BACKBONE
+from silva_model.ratings_log import RatingsLog
 from silva_pipeline import sources
-from silva_pipeline.paths import data_dir
-from silva_pipeline.ratings_log import RatingsLog
 from silva_pipeline.resources.env import env_field
 
 
@@ -29,6 +30,9 @@ class RatingsSource(dg.ConfigurableResource):
         description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
     )
     demo_size: int = env_field("SILVA_DEMO_SIZE", "4000", "demo: number of synthetic rated embeddings", int)
+    demo_library_size: int = env_field(
+        "SILVA_DEMO_LIBRARY_SIZE", "20000", "demo: number of synthetic unrated library images", int
+    )
     demo_seed: int = 0
 
     def _path(self) -> Path:
@@ -42,7 +46,9 @@ class RatingsSource(dg.ConfigurableResource):
 
     def _load_source(self) -> sources.RatingsLoad:
         if self.kind == "demo":
-            return sources.demo_ratings(data_dir() / "demo", self.demo_size, self.demo_seed)
+            return sources.demo_ratings(
+                data_dir() / "demo", self.demo_size, self.demo_seed, self.demo_library_size
+            )
         if self.kind == "file":
             return sources.read_ratings_file(self._path())
         if self.kind == "folder":
@@ -63,3 +69,53 @@ class RatingsSource(dg.ConfigurableResource):
         if self.kind == "folder":
             return sources.fingerprint_folder(self._path())
         return sources.fingerprint_pictoria(self._path())
+
+
+class LibrarySource(dg.ConfigurableResource):
+    """The person's whole library, rated or not: what `library_scores` scores and `rating_queue`
+    picks from. `auto` follows the ratings source: the demo's synthetic pool for `demo`, every
+    post of the same database for `pictoria`, nothing otherwise (set `kind` and `path`)."""
+
+    kind: Literal["auto", "none", "demo", "folder", "list", "pictoria"] = env_field(
+        "SILVA_LIBRARY_SOURCE",
+        "auto",
+        "auto, none, demo, folder (one or more, os.pathsep-separated), list (text/CSV of paths), pictoria",
+    )
+    path: str = env_field("SILVA_LIBRARY", "", "library folder(s), path list, or pictoria database file")
+    library_root: str = env_field(
+        "SILVA_LIBRARY_ROOT", "", "pictoria: folder that posts.full_path is relative to"
+    )
+    precomputed_backbone: str = Field(
+        default=DEFAULT_BACKBONE,
+        description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
+    )
+    demo_size: int = env_field(
+        "SILVA_DEMO_LIBRARY_SIZE", "20000", "demo: number of synthetic unrated library images", int
+    )
+    demo_seed: int = 0
+    shard_size: int = Field(default=4096, description="images per library shard (one dynamic partition)")
+
+    def resolved(self) -> tuple[str, str]:
+        """(kind, path) after `auto`."""
+        if self.kind != "auto":
+            return self.kind, self.path
+        ratings = RatingsSource()
+        if ratings.kind in ("demo", "pictoria"):
+            return ratings.kind, ratings.path
+        return "none", ""
+
+    def load(self) -> sources.LibraryLoad:
+        kind, path = self.resolved()
+        if kind == "none":
+            return sources.LibraryLoad(sources.empty_library())
+        if kind == "demo":
+            return sources.demo_library(data_dir() / "demo", self.demo_size, self.demo_seed)
+        if not path:
+            raise ValueError(f"library source kind {kind!r} needs `path` (SILVA_LIBRARY)")
+        if kind == "folder":
+            return sources.read_library_folders(path.split(os.pathsep))
+        if kind == "list":
+            return sources.read_library_list(Path(path).expanduser())
+        return sources.read_pictoria_library(
+            Path(path).expanduser(), self.library_root or None, self.precomputed_backbone
+        )

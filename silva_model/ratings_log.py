@@ -4,7 +4,8 @@ silva and kept with its data, never in pictoria's or anyone else's files.
 One SQLite file in WAL mode with `synchronous=FULL`: each rating is durable the moment `append`
 returns, several writers (two pages open at once) serialise on SQLite's lock instead of
 corrupting anything, and rows are only ever inserted. The ratings sources read the log on top of
-their own ratings: per image, the latest rating wins.
+their own ratings: per image, the latest rating wins. Undoing a rating (the page's `u`) appends to
+`undos`; an undone rating no longer counts, and nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
+import pyarrow as pa
 
-from silva_pipeline.paths import data_dir
+from silva_model.paths import data_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ratings (
@@ -29,6 +30,11 @@ CREATE TABLE IF NOT EXISTS ratings (
     post_id INTEGER,
     rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
     rerate INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS undos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    rating_id INTEGER NOT NULL UNIQUE REFERENCES ratings(id)
 )"""
 
 
@@ -46,7 +52,7 @@ class RatingsLog:
         with closing(sqlite3.connect(self.path, timeout=30)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
             yield conn
 
     def append(
@@ -69,22 +75,37 @@ class RatingsLog:
             )
             return int(cur.lastrowid)
 
-    def entries(self) -> pl.DataFrame:
-        """Every rating in the order given."""
-        schema = {
-            "id": pl.Int64,
-            "at": pl.String,
-            "image_sha256": pl.String,
-            "path": pl.String,
-            "post_id": pl.Int64,
-            "rating": pl.Int8,
-            "rerate": pl.Boolean,
-        }
+    def undo(self, rating_id: int) -> None:
+        """Withdraw a rating (recorded, not deleted). Undoing one twice is harmless."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with self._connect() as conn, conn:
+            if conn.execute("SELECT 1 FROM ratings WHERE id = ?", (int(rating_id),)).fetchone() is None:
+                raise ValueError(f"no rating with id {rating_id} in {self.path}")
+            conn.execute("INSERT OR IGNORE INTO undos (at, rating_id) VALUES (?, ?)", (now, int(rating_id)))
+
+    def entries(self) -> pa.Table:
+        """Every rating that stands (not undone), in the order given."""
+        schema = pa.schema(
+            [
+                ("id", pa.int64()),
+                ("at", pa.string()),
+                ("image_sha256", pa.string()),
+                ("path", pa.string()),
+                ("post_id", pa.int64()),
+                ("rating", pa.int8()),
+                ("rerate", pa.bool_()),
+            ]
+        )
         if not self.path.exists():
-            return pl.DataFrame(schema=schema)
+            return schema.empty_table()
         with self._connect() as conn:
-            rows = conn.execute(f"SELECT {', '.join(schema)} FROM ratings ORDER BY id").fetchall()
-        return pl.DataFrame(rows, schema=schema, orient="row")
+            rows = conn.execute(
+                f"SELECT {', '.join(schema.names)} FROM ratings "
+                "WHERE id NOT IN (SELECT rating_id FROM undos) ORDER BY id"
+            ).fetchall()
+        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in schema]
+        cols[-1] = [bool(v) for v in cols[-1]]
+        return pa.table([pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
 
     def fingerprint(self) -> str:
         """Changes with every rating appended: part of the ratings source's fingerprint."""
@@ -92,4 +113,5 @@ class RatingsLog:
             return "log:empty"
         with self._connect() as conn:
             n, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM ratings").fetchone()
-        return f"log:{n}:{last}"
+            undone = conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0]
+        return f"log:{n}:{last}:{undone}"

@@ -1,0 +1,166 @@
+"""What a person should rate next: uncertain, diverse library images, and rated images that a
+head which never saw them disagrees with (likely slips of the hand, worth a second look).
+
+Plain NumPy/PyTorch so the `rating_queue` asset and `bench/active.py` run the same rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from silva_model.head import normalize_embeddings
+from silva_model.manifest import ManifestArrays
+from silva_model.splits import SPLITS
+from silva_model.train import TrainConfig, train
+
+RULES = ("random", "entropy", "entropy-diverse", "disagreement-diverse")
+DEFAULT_RULE = "entropy-diverse"
+
+
+@torch.no_grad()
+def class_probabilities(head: nn.Module, x: np.ndarray, batch_size: int = 16_384) -> np.ndarray:
+    """(N, K) probabilities of each rating from the ordinal logits: P(y = k) = P(y > k-1) - P(y > k).
+    Monotone thresholds keep every difference >= 0."""
+    device = next(head.parameters()).device
+    head.eval()
+    out = []
+    for s in range(0, len(x), batch_size):
+        above = torch.sigmoid(head(torch.as_tensor(x[s : s + batch_size]).to(device)).logits.float()).cpu()
+        ones = torch.ones(len(above), 1)
+        cum = torch.cat([ones, above, torch.zeros_like(ones)], dim=1)
+        out.append((cum[:, :-1] - cum[:, 1:]).clamp_min(0.0))
+    return torch.cat(out).numpy() if out else np.zeros((0, 5), np.float32)
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Class-distribution entropy in nats: high where the head cannot tell the ratings apart."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def expected_from_probs(probs: np.ndarray) -> np.ndarray:
+    return probs @ np.arange(1, probs.shape[1] + 1, dtype=probs.dtype)
+
+
+def k_center(embeddings: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """Greedy farthest-point choice of n rows among `order` (candidates, best first), starting with
+    the best: each next pick is the candidate farthest (cosine) from everything picked so far, so a
+    batch is not n near-duplicates of one uncertain image."""
+    if n >= len(order):
+        return order
+    x = normalize_embeddings(torch.from_numpy(np.ascontiguousarray(embeddings[order]))).numpy()
+    picked = [0]
+    dist = 1.0 - x @ x[0]
+    for _ in range(n - 1):
+        nxt = int(np.argmax(dist))
+        picked.append(nxt)
+        dist = np.minimum(dist, 1.0 - x @ x[nxt])
+        dist[picked] = -np.inf
+    return order[np.array(picked)]
+
+
+def select_new(
+    rule: str,
+    n: int,
+    probs: np.ndarray,
+    embeddings: np.ndarray,
+    disagreement: np.ndarray | None = None,
+    seed: int = 0,
+    pool_factor: int = 4,
+) -> np.ndarray:
+    """Indices of n unrated images to rate next, by `rule` (see RULES). The diverse rules take the
+    `pool_factor * n` most uncertain and spread the batch over them with `k_center`."""
+    if rule not in RULES:
+        raise ValueError(f"unknown acquisition rule {rule!r}; expected one of {RULES}")
+    n = min(n, len(probs))
+    if rule == "random":
+        return np.random.default_rng(seed).choice(len(probs), n, replace=False)
+    if rule == "disagreement-diverse":
+        if disagreement is None:
+            raise ValueError("the disagreement rule needs the fold heads' disagreement")
+        uncertainty = disagreement
+    else:
+        uncertainty = entropy(probs)
+    order = np.argsort(-uncertainty, kind="stable")
+    if rule == "entropy":
+        return order[:n]
+    return k_center(embeddings, order[: pool_factor * n], n)
+
+
+@dataclass
+class OutOfFold:
+    """Per rated row, the expected rating from the one fold head that never saw it, and the fold
+    heads themselves (an ensemble whose disagreement on unrated images is an uncertainty)."""
+
+    expected: np.ndarray  # (N,) in 1..5
+    heads: list[nn.Module]
+
+
+def out_of_fold(arrays: ManifestArrays, config: TrainConfig, folds: int = 5) -> OutOfFold:
+    """K-fold over every rated row (fold = content hash mod K, so it is a pure function of the
+    image): each fold's head trains on the other folds' train rows and selects its epoch on their
+    val rows, keeping the manifest's own split roles."""
+    if folds < 2:
+        raise ValueError(f"out-of-fold predictions need at least 2 folds, got {folds}")
+    fold = (arrays.content_hashes() % np.uint64(folds)).astype(np.int64)
+    expected = np.zeros(len(arrays), np.float64)
+    heads = []
+    test = SPLITS.index("test")
+    for k in range(folds):
+        held = fold == k
+        codes = arrays.split_codes.copy()
+        codes[codes == test] = SPLITS.index("train")  # the manifest's test rows train other folds
+        codes[held] = test
+        part = dataclasses.replace(arrays, split_codes=codes, _hashes=arrays.content_hashes())
+        res = train(part, dataclasses.replace(config, calibrate=False), progress=False)
+        probs = class_probabilities(res.head, arrays.embeddings[held])
+        expected[held] = expected_from_probs(probs)
+        heads.append(res.head)
+    return OutOfFold(expected, heads)
+
+
+def disagreement(heads: list[nn.Module], x: np.ndarray) -> np.ndarray:
+    """Standard deviation across heads of the expected rating: where an ensemble splits."""
+    return np.stack([expected_from_probs(class_probabilities(h, x)) for h in heads]).std(axis=0)
+
+
+def rerate_candidates(given: np.ndarray, oof_expected: np.ndarray, margin: float) -> np.ndarray:
+    """Rated rows whose held-out prediction is at least `margin` away from the given rating,
+    widest gap first."""
+    gap = np.abs(oof_expected - given)
+    idx = np.flatnonzero(gap >= margin)
+    return idx[np.argsort(-gap[idx], kind="stable")]
+
+
+def knn_distance(
+    query: np.ndarray, reference: np.ndarray, k: int = 10, leave_one_out: bool = False, block: int = 4096
+) -> np.ndarray:
+    """Mean cosine distance from each query row to its k nearest reference rows (exact, in blocks).
+    `leave_one_out`: query is reference, and a row is not its own neighbour."""
+    r = normalize_embeddings(torch.from_numpy(np.ascontiguousarray(reference)))
+    k = min(k, len(r) - int(leave_one_out))
+    if k < 1:
+        return np.full(len(query), np.nan)
+    out = []
+    for s in range(0, len(query), block):
+        q = normalize_embeddings(torch.from_numpy(np.ascontiguousarray(query[s : s + block])))
+        sim = q @ r.T
+        if leave_one_out:
+            rows = torch.arange(len(q))
+            sim[rows, rows + s] = -torch.inf
+        out.append((1.0 - sim.topk(k, dim=1).values).mean(dim=1))
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def out_of_domain(library_distance: np.ndarray, rated_distance: np.ndarray) -> np.ndarray:
+    """Per library image, the share of rated images that sit closer to their own rated
+    neighbours than it does to the rated set: near 1 means farther out than almost any rated image."""
+    ref = np.sort(rated_distance[np.isfinite(rated_distance)])
+    if not len(ref):
+        return np.full(len(library_distance), np.nan)
+    return np.searchsorted(ref, library_distance, side="right") / len(ref)

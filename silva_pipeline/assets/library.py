@@ -1,0 +1,227 @@
+"""The library: every image the person has, embedded shard by shard and scored by the current head.
+
+`library` lists the images and gives each new one a shard: new images, sorted by hash, fill new
+fixed-size shards whose key is a hash of their members, registered as dynamic partitions of
+`library_embeddings`. An image keeps its shard forever, so a grown library adds partitions and
+only they need embedding; a new head re-scores everything without embedding anything.
+"""
+
+import hashlib
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from silva_model import active
+from silva_model.checkpoint import TrainedHead
+from silva_model.head import predict
+from silva_model.manifest import backbones_from_arrow, embeddings_from_arrow
+from silva_model.metrics import expected_rating
+from silva_model.previews import jpeg, preview
+from silva_model.provenance import BackboneMismatchError, common_backbone
+from silva_pipeline.assets.image_embeddings import embed_rows
+from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
+from silva_pipeline.pictoria_export import export_scores
+from silva_pipeline.report import md_table, plot_histogram, png_markdown
+from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
+from silva_pipeline.resources.io_manager import latest_uri
+
+LIBRARY_GROUP = "library"
+library_shards = dg.DynamicPartitionsDefinition(name="library_shards")
+
+
+def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) -> tuple[list[str], list[str]]:
+    """(shard of each image, the new shard keys). Known images keep their shard; new ones, sorted
+    by hash, fill shards of `shard_size` keyed by the hash of their members (stable under
+    re-runs, unique by content)."""
+    new = sorted({s for s in shas if s not in previous})
+    assigned = dict(previous)
+    keys = []
+    for start in range(0, len(new), shard_size):
+        members = new[start : start + shard_size]
+        key = hashlib.sha256("".join(members).encode()).hexdigest()[:16]
+        keys.append(key)
+        assigned.update(dict.fromkeys(members, key))
+    return [assigned[s] for s in shas], keys
+
+
+@dg.asset(group_name=LIBRARY_GROUP, kinds={"python"}, code_version="1")
+def library(context: dg.AssetExecutionContext, library_source: LibrarySource) -> dg.Output[pa.Table]:
+    """Every image of the library, rated or not, keyed by SHA-256, with its path or post id and
+    its shard (plus the source's own vector when it has one). Unreadable files are listed."""
+    load = library_source.load()
+    prev_path = latest_uri(context.instance, context.asset_key)
+    previous = (
+        dict(pl.read_parquet(prev_path, columns=["image_sha256", "shard"]).iter_rows())
+        if prev_path is not None and prev_path.exists()
+        else {}
+    )
+    shas = load.rows["image_sha256"].to_list()
+    shards, new_keys = assign_shards(shas, previous, library_source.shard_size)
+    if new_keys:
+        context.instance.add_dynamic_partitions(library_shards.name, new_keys)
+    known = set(context.instance.get_dynamic_partitions(library_shards.name))
+    missing = sorted(set(shards) - known)  # an instance wiped under a kept data folder
+    if missing:
+        context.instance.add_dynamic_partitions(library_shards.name, missing)
+    for b in load.bad[:20]:
+        context.log.warning(f"library: skipped {b.where}: {b.reason}")
+    table = load.rows.with_columns(pl.Series("shard", shards, pl.String)).to_arrow()
+    if load.backbone is not None:
+        table = table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: load.backbone.to_json().encode()})
+    kind, _ = library_source.resolved()
+    context.log.info(
+        f"library: {len(shas)} images in {len(set(shards))} shards, {len(new_keys)} new shard(s)"
+    )
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "source": kind,
+            "shards": len(set(shards)),
+            "new_shards": len(new_keys),
+            "new_images": sum(1 for s in shas if s not in previous),
+            "unreadable": len(load.bad),
+            "unreadable_files": dg.MetadataValue.md(
+                md_table(["where", "problem"], [(b.where, b.reason) for b in load.bad[:200]]) or "none"
+            ),
+        },
+    )
+
+
+@dg.asset(
+    group_name=LIBRARY_GROUP,
+    kinds={"pytorch"},
+    pool="gpu",
+    partitions_def=library_shards,
+    code_version="1",
+    automation_condition=dg.AutomationCondition.on_missing(),
+)
+def library_embeddings(
+    context: dg.AssetExecutionContext, library: pa.Table, embedder: SiglipEmbedderResource
+) -> dg.Output[pa.Table]:
+    """SigLIP2 embeddings of one library shard, through the same content-addressed cache as the
+    rated images: an image rated later, or rated already, is never embedded twice. With the
+    daemon running, new shards are embedded as soon as `library` registers them."""
+    rows = pl.from_arrow(library).filter(pl.col("shard") == context.partition_key)
+    return embed_rows(context, rows, precomputed_backbone(library), embedder)
+
+
+class LibraryScoresConfig(dg.Config):
+    neighbours: int = Field(default=10, description="rated neighbours for the out-of-domain distance")
+    out_of_domain_quantile: float = Field(
+        default=0.99, description="farther from the rated set than this share of rated images: out of domain"
+    )
+    export_to_pictoria: bool = Field(
+        default=False,
+        description="also write the scores into pictoria's post_aesthetic_scores (pictoria library only)",
+    )
+    pictoria_scorer: str = Field(default="silva", description="the scorer name pictoria shows")
+
+
+def _gallery(rows: pl.DataFrame, title: str) -> str:
+    cells = []
+    for sha, path, score in rows.select("image_sha256", "path", "expected_rating").iter_rows():
+        try:
+            img = png_markdown(jpeg(preview(path, sha, 96), 80), sha[:10], mime="image/jpeg")
+        except OSError:
+            img = "(unreadable)"
+        cells.append(f"{img}<br>{score:.2f}")
+    grid = [cells[i : i + 6] for i in range(0, len(cells), 6)]
+    return f"**{title}**\n\n" + md_table([""] * 6, [g + [""] * (6 - len(g)) for g in grid])
+
+
+@dg.asset(group_name=LIBRARY_GROUP, kinds={"pytorch", "parquet"}, code_version="1")
+def library_scores(
+    context: dg.AssetExecutionContext,
+    config: LibraryScoresConfig,
+    library: pa.Table,
+    library_embeddings: dict[str, pa.Table],
+    head: TrainedHead,
+    manifest: pa.Table,
+    library_source: LibrarySource,
+) -> dg.Output[pa.Table]:
+    """Every embedded library image scored by the current head: score, expected rating, the five
+    class probabilities, the class-distribution entropy (uncertainty), and how far it lies from
+    the rated images (mean cosine distance to its nearest rated images, and where that falls in
+    the rated images' own leave-one-out distribution). Shards not embedded yet are counted, not
+    scored. Metadata: the best and worst images, the score histogram, the out-of-domain count."""
+    t0 = time.perf_counter()
+    lib = pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"]))
+    parts = [t.select(["image_sha256", "embedding", "backbone"]) for t in library_embeddings.values()]
+    unembedded = sorted(set(lib["shard"].unique().to_list()) - set(library_embeddings))
+    emb_table = pa.concat_tables(parts) if parts else None
+    if emb_table is not None and emb_table.num_rows:
+        index = pl.DataFrame({"image_sha256": emb_table.column("image_sha256").to_pylist()}).with_row_index(
+            "row"
+        )
+        lib = lib.join(
+            index.unique("image_sha256", keep="first"), on="image_sha256", how="inner", maintain_order="left"
+        )
+        rows = lib["row"].to_numpy()
+        x = embeddings_from_arrow(emb_table.column("embedding"))[rows]
+        codes, specs = backbones_from_arrow(emb_table.column("backbone"))
+        try:
+            common_backbone([head.head.config.backbone, *(specs[c] for c in np.unique(codes[rows]))])
+        except BackboneMismatchError as e:
+            raise dg.Failure(f"the library's embeddings do not match the head's backbone: {e}") from e
+        lib = lib.drop("row")
+    else:
+        lib, x = lib.clear(), np.zeros((0, head.head.config.embed_dim), np.float32)
+
+    score, _ = predict(head.head, x)
+    probs = active.class_probabilities(head.head, x)
+    rated_x = embeddings_from_arrow(manifest.column("embedding"))
+    lib_dist = active.knn_distance(x, rated_x, config.neighbours)
+    rated_dist = active.knn_distance(rated_x, rated_x, config.neighbours, leave_one_out=True)
+    quantile = active.out_of_domain(lib_dist, rated_dist)
+    given = pl.from_arrow(manifest.select(["image_sha256", "personal_score"])).rename(
+        {"personal_score": "rating"}
+    )
+    out = lib.with_columns(
+        pl.Series("score", score, pl.Float32),
+        pl.Series("expected_rating", expected_rating(score), pl.Float32),
+        *(pl.Series(f"p{k + 1}", probs[:, k], pl.Float32) for k in range(probs.shape[1])),
+        pl.Series("uncertainty", active.entropy(probs), pl.Float32),
+        pl.Series("ood_distance", lib_dist, pl.Float32),
+        pl.Series("ood_quantile", quantile, pl.Float32),
+        pl.Series("out_of_domain", quantile > config.out_of_domain_quantile, pl.Boolean),
+    ).join(given, on="image_sha256", how="left", maintain_order="left")
+    out = out.with_columns(pl.col("rating").cast(pl.Int8), pl.col("rating").is_not_null().alias("rated"))
+
+    exported = 0
+    if config.export_to_pictoria:
+        kind, db = library_source.resolved()
+        if kind != "pictoria":
+            raise dg.Failure(f"export_to_pictoria needs a pictoria library; this one is {kind!r}")
+        exported = export_scores(db, out.select("post_id", "score"), config.pictoria_scorer)
+        context.log.info(f"wrote {exported} scores into pictoria as scorer {config.pictoria_scorer!r}")
+
+    ranked = out.sort("score", descending=True)
+    n_ood = int(out["out_of_domain"].sum())
+    context.log.info(f"scored {out.height} library images ({len(unembedded)} shard(s) not embedded yet)")
+    return dg.Output(
+        out.to_arrow(),
+        metadata={
+            "dagster/row_count": out.height,
+            "scored": out.height,
+            "rated": int(out["rated"].sum()),
+            "unembedded_shards": len(unembedded),
+            "out_of_domain": n_ood,
+            "mean_expected_rating": float(out["expected_rating"].mean() or 0.0),
+            "exported_to_pictoria": exported,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "best": dg.MetadataValue.md(_gallery(ranked.head(24), "top 24")),
+            "worst": dg.MetadataValue.md(_gallery(ranked.tail(12).reverse(), "bottom 12")),
+            "histogram": dg.MetadataValue.md(
+                png_markdown(
+                    plot_histogram(out["expected_rating"].to_numpy(), "expected rating"), "histogram"
+                )
+                if out.height
+                else "no images scored"
+            ),
+        },
+    )

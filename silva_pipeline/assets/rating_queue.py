@@ -1,0 +1,128 @@
+"""What the person should rate next (`silva rate` shows it): uncertain, diverse library images,
+and rated images that a head which never saw them disagrees with."""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from silva_model import active
+from silva_model.checkpoint import TrainedHead
+from silva_model.manifest import embeddings_from_arrow, to_arrays
+from silva_model.train import TrainConfig
+from silva_pipeline.assets.library import LIBRARY_GROUP
+from silva_pipeline.report import md_table
+
+QUEUE_COLUMNS = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
+
+
+class RatingQueueConfig(dg.Config):
+    size: int = Field(default=200, description="images in the queue")
+    rerate_share: float = Field(default=0.25, description="at most this share of the queue is re-rates")
+    rule: str = Field(default=active.DEFAULT_RULE, description=f"acquisition rule, one of {active.RULES}")
+    folds: int = Field(default=5, description="K of the out-of-fold heads that find re-rate candidates")
+    rerate_margin: float = Field(
+        default=1.5, description="re-rate when the held-out expected rating is this far from the given one"
+    )
+    seed: int = 0
+
+
+@dg.asset(group_name=LIBRARY_GROUP, kinds={"pytorch", "parquet"}, code_version="1")
+def rating_queue(
+    context: dg.AssetExecutionContext,
+    config: RatingQueueConfig,
+    library_scores: pa.Table,
+    library_embeddings: dict[str, pa.Table],
+    manifest: pa.Table,
+    raw_ratings: pa.Table,
+    head: TrainedHead,
+) -> dg.Output[pa.Table]:
+    """The next images to rate, in order, each with why it was picked: (a) re-rate candidates,
+    rated images whose out-of-fold prediction (K heads, each blind to its fold) is far from the
+    given rating; (b) unrated library images chosen by the acquisition rule (by default the most
+    uncertain, spread over embedding space so the batch is not near-duplicates)."""
+    arrays = to_arrays(manifest, dim=None)
+    cfg = TrainConfig.from_dict({**head.train_config, "seed": config.seed})
+    oof = active.out_of_fold(arrays, cfg, config.folds)
+    given = arrays.scores
+    rerate_idx = active.rerate_candidates(given, oof.expected, config.rerate_margin)
+    rerate_idx = rerate_idx[: int(config.size * config.rerate_share)]
+    paths = pl.from_arrow(raw_ratings.select(["image_sha256", "path", "post_id"]))
+    rated = pl.DataFrame(
+        {
+            "image_sha256": manifest.column("image_sha256").to_pylist(),
+            "given_rating": given.astype(np.int8),
+            "oof": oof.expected,
+        }
+    )[rerate_idx].join(paths, on="image_sha256", how="left", maintain_order="left")
+    rerates = rated.select(
+        "image_sha256",
+        "path",
+        "post_id",
+        pl.lit("rerate").alias("kind"),
+        pl.format(
+            "re-rate: you gave {}, a head that never saw it expects {}",
+            "given_rating",
+            pl.col("oof").round(1),
+        ).alias("reason"),
+        pl.col("oof").cast(pl.Float32).alias("expected_rating"),
+        pl.col("given_rating").cast(pl.Int8),
+    )
+
+    pool = pl.from_arrow(library_scores).filter(~pl.col("rated"))
+    n_new = min(config.size - rerates.height, pool.height)
+    new = pool.clear()
+    if n_new > 0:
+        emb = {}
+        for t in library_embeddings.values():
+            emb.update(
+                zip(
+                    t.column("image_sha256").to_pylist(),
+                    embeddings_from_arrow(t.column("embedding")),
+                    strict=True,
+                )
+            )
+        x = np.stack([emb[s] for s in pool["image_sha256"].to_list()])
+        probs = pool.select([f"p{k}" for k in range(1, 6)]).to_numpy()
+        dis = active.disagreement(oof.heads, x) if config.rule == "disagreement-diverse" else None
+        pick = active.select_new(config.rule, n_new, probs, x, dis, seed=config.seed)
+        new = pool[pick]
+    news = new.select(
+        "image_sha256",
+        "path",
+        "post_id",
+        pl.lit("new").alias("kind"),
+        pl.format(
+            "new ({}): uncertainty {} nats, expected rating {}",
+            pl.lit(config.rule),
+            pl.col("uncertainty").round(2),
+            pl.col("expected_rating").round(1),
+        ).alias("reason"),
+        "expected_rating",
+        pl.lit(None, pl.Int8).alias("given_rating"),
+    )
+    queue = pl.concat([rerates, news]).select(QUEUE_COLUMNS)
+    context.log.info(f"rating queue: {rerates.height} re-rates, {news.height} new images")
+    return dg.Output(
+        queue.to_arrow(),
+        metadata={
+            "dagster/row_count": queue.height,
+            "rerate": rerates.height,
+            "rerate_candidates": int(
+                len(active.rerate_candidates(given, oof.expected, config.rerate_margin))
+            ),
+            "new": news.height,
+            "rule": config.rule,
+            "first": dg.MetadataValue.md(
+                md_table(
+                    ["kind", "image", "reason"],
+                    [
+                        (k, s[:12], r)
+                        for k, s, r in queue.select("kind", "image_sha256", "reason").head(20).iter_rows()
+                    ],
+                )
+            ),
+            "rate_with": "uv run silva rate",
+        },
+    )
