@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -100,6 +101,19 @@ def _cmd_score_manifest(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rate(a: argparse.Namespace) -> int:
+    try:
+        from silva_model import rating_page
+    except ImportError as e:
+        raise OSError(f"silva rate needs the 'pipeline' extra (starlette, uvicorn): {e}") from e
+    from silva_model.paths import latest_queue
+    from silva_model.ratings_log import RatingsLog
+
+    log = RatingsLog(Path(a.log)) if a.log else RatingsLog.default()
+    rating_page.serve(Path(a.queue) if a.queue else latest_queue(), log, a.host, a.port, not a.show_scores)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="silva", description="Score illustrations by one person's learned taste."
@@ -124,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--split", choices=list(SPLITS), help="only this split (default: all rows)")
     m.add_argument("--out", help="write per-row scores to this parquet file")
     m.set_defaults(func=_cmd_score_manifest)
+    r = sub.add_parser("rate", help="rate the rating queue in a local browser page (keys 1-5, arrows, u, s)")
+    r.add_argument("--queue", help="a rating_queue parquet (default: the newest the pipeline wrote)")
+    r.add_argument("--log", help="the ratings log (default: ratings-log.sqlite in silva's data folder)")
+    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
+    r.add_argument("--show-scores", action="store_true", help="show the model's view (blind by default)")
+    r.set_defaults(func=_cmd_rate)
     return p
 
 

@@ -28,9 +28,6 @@ concurrency:
 """
 
 
-MODEL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
-
-
 def ensure_dagster_home() -> str:
     home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
     os.makedirs(home, exist_ok=True)
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from silva_model.paths import data_dir
-    from silva_pipeline.assets import library_shards
+    from silva_pipeline.assets import MODEL_ASSETS, library_shards
     from silva_pipeline.definitions import defs
 
     run_config: dict = {"ops": {}}

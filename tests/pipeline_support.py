@@ -95,6 +95,7 @@ def make_pictoria_db(root: Path, n: int, n_with_vectors: int) -> tuple[Path, np.
 def resources(tiny_backbone: Path, **source) -> dict:
     from silva_pipeline.resources import (
         HubResource,
+        LibrarySource,
         MlflowTracking,
         RatingsSource,
         SiglipEmbedderResource,
@@ -103,6 +104,7 @@ def resources(tiny_backbone: Path, **source) -> dict:
 
     return {
         "ratings_source": RatingsSource(**source),
+        "library_source": LibrarySource(),
         "embedder": SiglipEmbedderResource(
             model=str(tiny_backbone), device="cpu", batch_size=4, decode_workers=2, flush_every=4
         ),
@@ -116,14 +118,15 @@ FAST_HEAD = {"ops": {"head": {"config": {"epochs": 3, "hidden": [32], "batch_siz
 
 
 def run(res, selection=None, run_config=FAST_HEAD, instance=None):
-    """Materialize in-process; op config is kept only for the selected assets (and their checks)."""
+    """Materialize in-process (by default the model's chain, ratings to release); op config is
+    kept only for the selected assets (and their checks)."""
     import dagster as dg
 
-    from silva_pipeline.assets import ASSET_CHECKS, ASSETS
+    from silva_pipeline.assets import ASSET_CHECKS, ASSETS, MODEL_ASSETS
 
-    if selection is not None:
-        ops = {k: v for k, v in run_config.get("ops", {}).items() if any(k.startswith(s) for s in selection)}
-        run_config = {**run_config, "ops": ops}
+    selection = MODEL_ASSETS if selection is None else selection
+    ops = {k: v for k, v in run_config.get("ops", {}).items() if any(k.startswith(s) for s in selection)}
+    run_config = {**run_config, "ops": ops}
     return dg.materialize(
         ASSETS + ASSET_CHECKS,
         resources=res,

@@ -268,7 +268,12 @@ def test_definitions_load_with_sensor_schedule_and_job():
         "head",
         "evaluation",
         "hub_release",
+        "library",
+        "library_scores",
+        "rating_queue",
     }
+    embed = defs.resolve_job_def("embed_library")
+    assert {k.to_user_string() for k in embed.asset_layer.executable_asset_keys} == {"library_embeddings"}
 
 
 def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_path, silva_home, monkeypatch):
@@ -311,6 +316,7 @@ def test_the_gate_compares_both_heads_on_the_same_test_images(silva_home):
     bootstrap over those images decides whether the new head is worse beyond noise."""
     from silva_pipeline.resources import (
         HubResource,
+        LibrarySource,
         MlflowTracking,
         RatingsSource,
         SiglipEmbedderResource,
@@ -319,6 +325,7 @@ def test_the_gate_compares_both_heads_on_the_same_test_images(silva_home):
 
     res = {  # the demo's embeddings come with the source: the embedder is never loaded
         "ratings_source": RatingsSource(kind="demo", demo_size=1500),
+        "library_source": LibrarySource(),
         "embedder": SiglipEmbedderResource(model="unused"),
         "mlflow": MlflowTracking(tracking_uri=""),
         "hub": HubResource(),

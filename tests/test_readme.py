@@ -56,6 +56,7 @@ class World:
             "DAGSTER_HOME": str(root / "dagster-home"),
             "SILVA_HOME": str(self.home),
             "SILVA_DEMO_SIZE": "1000",
+            "SILVA_DEMO_LIBRARY_SIZE": "3000",
             "HF_HUB_OFFLINE": "1",
             "HF_HUB_CACHE": str(root / "hf-cache"),
             "MLFLOW_TRACKING_URI": f"sqlite:///{self.home / 'mlflow.db'}",

@@ -16,6 +16,8 @@ from PIL import Image
 from pipeline_support import FAST_HEAD, make_ratings_file, rated_images, resources, run, write_ratings_csv
 from safetensors.numpy import load_file
 
+from silva_pipeline.assets import MODEL_ASSETS
+
 ROOT = Path(__file__).resolve().parent.parent
 FORCE = {"ops": {**FAST_HEAD["ops"], "evaluation_beats_last_release": {"config": {"force": True}}}}
 
@@ -68,7 +70,7 @@ def test_a_head_refused_by_the_gate_is_not_released_by_selecting_hub_release_alo
 # --- 2. two runs at once never cross -----------------------------------------------------------
 
 
-def _materialize(env: dict, seed: int, select: str = "head*") -> subprocess.Popen:
+def _materialize(env: dict, seed: int, select: str = "head,evaluation,hub_release") -> subprocess.Popen:
     """`dagster asset materialize` as a user runs it, with a small head and the gate forced."""
     config = {
         "ops": {**FORCE["ops"], "head": {"config": {**FAST_HEAD["ops"]["head"]["config"], "seed": seed}}}
@@ -95,8 +97,8 @@ def _materialize(env: dict, seed: int, select: str = "head*") -> subprocess.Pope
 
 @pytest.mark.slow
 def test_two_runs_at_once_each_release_their_own_head(tmp_path, silva_home, monkeypatch):
-    """Two `head*` runs started together on one instance (seeds 11 and 22): each release holds its
-    own run's weights and metrics, and each registry version names its own run."""
+    """Two head -> hub_release runs started together on one instance (seeds 11 and 22): each
+    release holds its own run's weights and metrics, and each registry version names its own run."""
     from silva_pipeline.demo import ensure_dagster_home
 
     env = {
@@ -107,7 +109,7 @@ def test_two_runs_at_once_each_release_their_own_head(tmp_path, silva_home, monk
     }
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     ensure_dagster_home()
-    prep = _materialize(env, 0, "*")  # the whole graph once: ratings, embeddings, manifest, v1
+    prep = _materialize(env, 0, ",".join(MODEL_ASSETS))  # the model's chain once: ratings ... v1
     out = prep.communicate(timeout=600)[0]
     assert prep.returncode == 0, out[-3000:]
     a, b = _materialize(env, 11), _materialize(env, 22)

@@ -10,6 +10,8 @@ from silva_pipeline.assets.manifest import manifest, manifest_checks
 from silva_pipeline.assets.rating_queue import rating_queue
 from silva_pipeline.assets.raw_ratings import raw_ratings
 
+# The model's chain, from the person's ratings to a release.
+MODEL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
 ASSETS = [
     raw_ratings,
     image_embeddings,
@@ -24,4 +26,4 @@ ASSETS = [
 ]
 ASSET_CHECKS = [manifest_checks, beats_last_release]
 
-__all__ = ["ASSETS", "ASSET_CHECKS", "library_shards"]
+__all__ = ["ASSETS", "ASSET_CHECKS", "MODEL_ASSETS", "library_shards"]

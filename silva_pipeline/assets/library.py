@@ -26,7 +26,7 @@ from silva_pipeline.assets.image_embeddings import embed_rows
 from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
 from silva_pipeline.pictoria_export import export_scores
 from silva_pipeline.report import md_table, plot_histogram, png_markdown
-from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
+from silva_pipeline.resources import LibrarySource, RatingsSource, SiglipEmbedderResource
 from silva_pipeline.resources.io_manager import latest_uri
 
 LIBRARY_GROUP = "library"
@@ -49,10 +49,12 @@ def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) ->
 
 
 @dg.asset(group_name=LIBRARY_GROUP, kinds={"python"}, code_version="1")
-def library(context: dg.AssetExecutionContext, library_source: LibrarySource) -> dg.Output[pa.Table]:
+def library(
+    context: dg.AssetExecutionContext, library_source: LibrarySource, ratings_source: RatingsSource
+) -> dg.Output[pa.Table]:
     """Every image of the library, rated or not, keyed by SHA-256, with its path or post id and
     its shard (plus the source's own vector when it has one). Unreadable files are listed."""
-    load = library_source.load()
+    load = library_source.load(ratings_source)
     prev_path = latest_uri(context.instance, context.asset_key)
     previous = (
         dict(pl.read_parquet(prev_path, columns=["image_sha256", "shard"]).iter_rows())
@@ -72,7 +74,7 @@ def library(context: dg.AssetExecutionContext, library_source: LibrarySource) ->
     table = load.rows.with_columns(pl.Series("shard", shards, pl.String)).to_arrow()
     if load.backbone is not None:
         table = table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: load.backbone.to_json().encode()})
-    kind, _ = library_source.resolved()
+    kind, _ = library_source.resolved(ratings_source)
     context.log.info(
         f"library: {len(shas)} images in {len(set(shards))} shards, {len(new_keys)} new shard(s)"
     )
@@ -143,6 +145,7 @@ def library_scores(
     head: TrainedHead,
     manifest: pa.Table,
     library_source: LibrarySource,
+    ratings_source: RatingsSource,
 ) -> dg.Output[pa.Table]:
     """Every embedded library image scored by the current head: score, expected rating, the five
     class probabilities, the class-distribution entropy (uncertainty), and how far it lies from
@@ -194,7 +197,7 @@ def library_scores(
 
     exported = 0
     if config.export_to_pictoria:
-        kind, db = library_source.resolved()
+        kind, db = library_source.resolved(ratings_source)
         if kind != "pictoria":
             raise dg.Failure(f"export_to_pictoria needs a pictoria library; this one is {kind!r}")
         exported = export_scores(db, out.select("post_id", "score"), config.pictoria_scorer)

@@ -13,7 +13,7 @@ from silva_model.atomic import atomic_write_text
 from silva_model.checkpoint import TrainedHead
 from silva_model.evaluate import EvaluationReport
 from silva_model.manifest import read_parquet, write_parquet
-from silva_model.paths import data_dir
+from silva_model.paths import asset_dir
 from silva_pipeline.records import Release
 
 _JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EvaluationReport, Release)}
@@ -64,7 +64,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     base_dir: str = Field(default="", description="empty: <data>/assets")
 
     def _folder(self, key: dg.AssetKey) -> Path:
-        return (Path(self.base_dir) if self.base_dir else data_dir() / "assets") / "/".join(key.path)
+        return Path(self.base_dir).joinpath(*key.path) if self.base_dir else asset_dir(*key.path)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         folder = self._folder(context.asset_key)

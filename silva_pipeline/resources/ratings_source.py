@@ -95,17 +95,16 @@ class LibrarySource(dg.ConfigurableResource):
     demo_seed: int = 0
     shard_size: int = Field(default=4096, description="images per library shard (one dynamic partition)")
 
-    def resolved(self) -> tuple[str, str]:
-        """(kind, path) after `auto`."""
+    def resolved(self, ratings: RatingsSource) -> tuple[str, str]:
+        """(kind, path) after `auto`, which follows the ratings source."""
         if self.kind != "auto":
             return self.kind, self.path
-        ratings = RatingsSource()
         if ratings.kind in ("demo", "pictoria"):
             return ratings.kind, ratings.path
         return "none", ""
 
-    def load(self) -> sources.LibraryLoad:
-        kind, path = self.resolved()
+    def load(self, ratings: RatingsSource) -> sources.LibraryLoad:
+        kind, path = self.resolved(ratings)
         if kind == "none":
             return sources.LibraryLoad(sources.empty_library())
         if kind == "demo":
