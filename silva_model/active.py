@@ -107,16 +107,21 @@ def out_of_fold(arrays: ManifestArrays, config: TrainConfig, folds: int = 5) -> 
     val rows, keeping the manifest's own split roles."""
     if folds < 2:
         raise ValueError(f"out-of-fold predictions need at least 2 folds, got {folds}")
-    fold = (arrays.content_hashes() % np.uint64(folds)).astype(np.int64)
+    hashes = arrays.content_hashes()
+    fold = (hashes % np.uint64(folds)).astype(np.int64)
     expected = np.zeros(len(arrays), np.float64)
     heads = []
-    test = SPLITS.index("test")
+    test, val = SPLITS.index("test"), SPLITS.index("val")
     for k in range(folds):
         held = fold == k
         codes = arrays.split_codes.copy()
         codes[codes == test] = SPLITS.index("train")  # the manifest's test rows train other folds
         codes[held] = test
-        part = dataclasses.replace(arrays, split_codes=codes, _hashes=arrays.content_hashes())
+        if not (codes == val).any():  # few ratings: the other folds hold no val row, take a tenth
+            rest = np.flatnonzero(~held)
+            pick = rest[(hashes[rest] // np.uint64(folds)) % np.uint64(10) == 0]
+            codes[pick if len(pick) else rest[:1]] = val
+        part = dataclasses.replace(arrays, split_codes=codes, _hashes=hashes)
         res = train(part, dataclasses.replace(config, calibrate=False), progress=False)
         probs = class_probabilities(res.head, arrays.embeddings[held])
         expected[held] = expected_from_probs(probs)
@@ -142,13 +147,13 @@ def knn_distance(
 ) -> np.ndarray:
     """Mean cosine distance from each query row to its k nearest reference rows (exact, in blocks).
     `leave_one_out`: query is reference, and a row is not its own neighbour."""
-    r = normalize_embeddings(torch.from_numpy(np.ascontiguousarray(reference)))
+    r = normalize_embeddings(torch.from_numpy(np.array(reference, np.float32)))
     k = min(k, len(r) - int(leave_one_out))
     if k < 1:
         return np.full(len(query), np.nan)
     out = []
     for s in range(0, len(query), block):
-        q = normalize_embeddings(torch.from_numpy(np.ascontiguousarray(query[s : s + block])))
+        q = normalize_embeddings(torch.from_numpy(np.array(query[s : s + block], np.float32)))
         sim = q @ r.T
         if leave_one_out:
             rows = torch.arange(len(q))

@@ -11,19 +11,21 @@ import hashlib
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from silva_model.backbone import load_rgb
 
 
 def swatch(image_sha256: str, size: int) -> Image.Image:
     """A stand-in picture for an image without a file: two colours from its hash, and the hash."""
+    size = min(size, 512)
     h = hashlib.sha256(image_sha256.encode()).digest()
     a, b = np.frombuffer(h[:3], np.uint8), np.frombuffer(h[3:6], np.uint8)
     t = np.linspace(0.0, 1.0, size)[:, None, None]
     grad = (a * (1 - t) + b * t).astype(np.uint8).repeat(size, axis=1)
     im = Image.fromarray(grad, "RGB")
-    ImageDraw.Draw(im).text((8, 8), f"synthetic {image_sha256[:10]}", fill=(255, 255, 255))
+    font = ImageFont.load_default(size=max(10, size // 16))
+    ImageDraw.Draw(im).text((size // 24, size // 24), f"synthetic {image_sha256[:10]}", fill="white", font=font)
     return im
 
 

@@ -117,7 +117,7 @@ def resources(tiny_backbone: Path, **source) -> dict:
 FAST_HEAD = {"ops": {"head": {"config": {"epochs": 3, "hidden": [32], "batch_size": 32, "device": "cpu"}}}}
 
 
-def run(res, selection=None, run_config=FAST_HEAD, instance=None):
+def run(res, selection=None, run_config=FAST_HEAD, instance=None, **kwargs):
     """Materialize in-process (by default the model's chain, ratings to release); op config is
     kept only for the selected assets (and their checks)."""
     import dagster as dg
@@ -134,4 +134,5 @@ def run(res, selection=None, run_config=FAST_HEAD, instance=None):
         run_config=run_config,
         raise_on_error=False,
         instance=instance or dg.DagsterInstance.ephemeral(),
+        **kwargs,
     )

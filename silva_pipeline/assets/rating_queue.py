@@ -41,7 +41,8 @@ def rating_queue(
     """The next images to rate, in order, each with why it was picked: (a) re-rate candidates,
     rated images whose out-of-fold prediction (K heads, each blind to its fold) is far from the
     given rating; (b) unrated library images chosen by the acquisition rule (by default the most
-    uncertain, spread over embedding space so the batch is not near-duplicates)."""
+    uncertain, spread over embedding space so the batch is not near-duplicates). Every fourth
+    image is a re-rate while they last."""
     arrays = to_arrays(manifest, dim=None)
     cfg = TrainConfig.from_dict({**head.train_config, "seed": config.seed})
     oof = active.out_of_fold(arrays, cfg, config.folds)
@@ -102,7 +103,18 @@ def rating_queue(
         "expected_rating",
         pl.lit(None, pl.Int8).alias("given_rating"),
     )
-    queue = pl.concat([rerates, news]).select(QUEUE_COLUMNS)
+    # Every fourth image is a re-rate (while they last), so neither kind comes in one long run.
+    slot = pl.int_range(pl.len(), dtype=pl.Int64)
+    queue = (
+        pl.concat(
+            [
+                rerates.with_columns((4 * slot + 3).alias("slot")),
+                news.with_columns((slot + slot // 3).alias("slot")),
+            ]
+        )
+        .sort("slot")
+        .select(QUEUE_COLUMNS)
+    )
     context.log.info(f"rating queue: {rerates.height} re-rates, {news.height} new images")
     return dg.Output(
         queue.to_arrow(),

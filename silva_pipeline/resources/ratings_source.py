@@ -115,6 +115,7 @@ class LibrarySource(dg.ConfigurableResource):
             return sources.read_library_folders(path.split(os.pathsep))
         if kind == "list":
             return sources.read_library_list(Path(path).expanduser())
-        return sources.read_pictoria_library(
-            Path(path).expanduser(), self.library_root or None, self.precomputed_backbone
-        )
+        follows = self.kind == "auto"
+        root = self.library_root or (ratings.library_root if follows else "")
+        backbone = ratings.precomputed_backbone if follows else self.precomputed_backbone
+        return sources.read_pictoria_library(Path(path).expanduser(), root or None, backbone)

@@ -1,0 +1,205 @@
+"""`silva rate` in a real browser: Debian's Chromium driven by playwright (its own browser
+download cannot reach the network here). `.ci/run` installs Chromium when it is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import stop_process_group, write_images
+
+from silva_model.provenance import sha256_file
+from silva_model.ratings_log import RatingsLog
+
+CHROMIUM = os.environ.get("SILVA_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SILVA_CHROMIUM)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`silva rate` as a user starts it; returns once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("silva")),
+            "rate",
+            "--queue",
+            str(queue),
+            "--log",
+            str(log),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"silva rate exited: {proc.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.2)
+    stop_process_group(proc)
+    raise AssertionError("silva rate did not answer within 60 s")
+
+
+def write_queue(path: Path, rows: list[dict]) -> Path:
+    cols = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
+    table = pa.table(
+        {c: [r.get(c) for r in rows] for c in cols},
+        schema=pa.schema(
+            [
+                ("image_sha256", pa.string()),
+                ("path", pa.string()),
+                ("post_id", pa.int64()),
+                ("kind", pa.string()),
+                ("reason", pa.string()),
+                ("expected_rating", pa.float32()),
+                ("given_rating", pa.int8()),
+            ]
+        ),
+    )
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:
+    images = write_images(tmp_path / "lib", 4, size=(300, 200))
+    gone = tmp_path / "lib" / "gone.png"
+    shutil.copy(images[0], gone)
+    broken = tmp_path / "lib" / "broken.png"
+    broken.write_bytes(images[1].read_bytes()[:60])  # a PNG cut short
+    rows = [
+        {"path": str(images[0]), "kind": "new", "reason": "SECRET-REASON-0", "expected_rating": 3.2},
+        {"path": str(images[1]), "kind": "rerate", "reason": "SECRET-REASON-1", "given_rating": 5},
+        {"path": str(gone), "kind": "new", "reason": "r"},
+        {"path": str(broken), "kind": "new", "reason": "r"},
+        {"path": str(images[2]), "kind": "new", "reason": "r"},
+    ]
+    for r in rows:
+        r["image_sha256"] = sha256_file(r["path"])
+    gone.unlink()  # vanished after the queue was made
+    return write_queue(tmp_path / "queue.parquet", rows), [Path(r["path"]) for r in rows]
+
+
+def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
+    queue, paths = _queue_of_images(tmp_path)
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(queue, log_path)
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        assert page.inner_text("#total") == "5" and page.inner_text("#pos") == "1"
+        assert "SECRET-REASON" not in page.content()  # blind: the model's view stays hidden
+        page.keyboard.press("3")
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        page.keyboard.press("5")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.keyboard.press("u")  # withdraws the 5, back on image 2
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        page.keyboard.press("4")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.wait_for_selector("#problem:has-text('gone')")  # the vanished image says so
+        page.keyboard.press("2")  # a rating on it is not recorded: the page moves on
+        page.wait_for_function("document.getElementById('pos').textContent === '4'")
+        page.wait_for_selector("#problem:has-text('cannot decode')")
+        page.keyboard.press("s")
+        page.wait_for_function("document.getElementById('pos').textContent === '5'")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("1")
+        page.wait_for_function("document.getElementById('rated').textContent === '3'")
+        shot = tmp_path / "rating-page.png"  # the last image, stays put, its 1 lit
+        assert page.inner_text("#pos") == "5" and page.inner_text("#stars span.on") == "1"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 5_000
+        assert proc.poll() is None  # bad images did not bring the server down
+    finally:
+        stop_process_group(proc)
+
+    log = RatingsLog(log_path).entries().to_pylist()
+    got = [(r["image_sha256"], r["rating"], r["rerate"]) for r in log]
+    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[4])]
+    assert got == [(sha[0], 3, False), (sha[1], 4, True), (sha[2], 1, False)]
+    with sqlite3.connect(log_path) as conn:  # the withdrawn 5 is recorded as undone, not deleted
+        assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 4
+        assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
+
+
+def test_two_pages_on_one_log_lose_nothing(tmp_path, browser):
+    images = write_images(tmp_path / "lib", 12)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    queue = write_queue(tmp_path / "queue.parquet", rows)
+    log_path = tmp_path / "ratings-log.sqlite"
+    a, url_a = start_page(queue, log_path)
+    b, url_b = start_page(queue, log_path, "--show-scores")
+    try:
+        pages = [browser.new_page(), browser.new_page()]
+        for page, url in zip(pages, (url_a, url_b), strict=True):
+            page.goto(url)
+            page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        for _ in range(6):  # interleaved, each key straight after the other
+            pages[0].keyboard.press("2")
+            pages[1].keyboard.press("4")
+        for page in pages:
+            page.wait_for_function("document.getElementById('pos').textContent === '7'")
+    finally:
+        stop_process_group(a)
+        stop_process_group(b)
+    entries = RatingsLog(log_path).entries()
+    assert entries.num_rows == 12
+    assert sorted(entries["rating"].to_pylist()) == [2] * 6 + [4] * 6
+    with sqlite3.connect(log_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
+    bogus = tmp_path / "not-a-queue.parquet"
+    pq.write_table(pa.table({"x": [1]}), bogus)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("silva")), "rate", "--queue", str(bogus)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
