@@ -124,3 +124,15 @@ def lean_wheel_venv(tmp_path_factory) -> Callable[[str], Path]:
         return venvs[extras]
 
     return make
+
+
+@pytest.fixture
+def browser():
+    """Chromium through playwright (see browser_support)."""
+    from browser_support import chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()

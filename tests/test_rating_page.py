@@ -1,75 +1,20 @@
-"""`silva rate` in a real browser: Debian's Chromium driven by playwright (its own browser
-download cannot reach the network here). `.ci/run` installs Chromium when it is missing."""
+"""`silva rate` in a real browser (the `browser` fixture: Debian's Chromium through playwright)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
+from browser_support import start_page
 from conftest import stop_process_group, write_images
 
 from silva_model.provenance import sha256_file
 from silva_model.ratings_log import RatingsLog
-
-CHROMIUM = os.environ.get("SILVA_CHROMIUM", "/usr/bin/chromium")
-
-
-def chromium() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.environ.get("CI"):
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SILVA_CHROMIUM)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """`silva rate` as a user starts it; returns once it answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("silva")),
-            "rate",
-            "--queue",
-            str(queue),
-            "--log",
-            str(log),
-            "--port",
-            str(port),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"silva rate exited: {proc.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    stop_process_group(proc)
-    raise AssertionError("silva rate did not answer within 60 s")
 
 
 def write_queue(path: Path, rows: list[dict]) -> Path:
@@ -90,16 +35,6 @@ def write_queue(path: Path, rows: list[dict]) -> Path:
     )
     pq.write_table(table, path)
     return path
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:
