@@ -172,6 +172,27 @@ def bench_scoring(n: int) -> str:
     )
 
 
+def bench_library_scoring(n_library: int, rated: list[int]) -> str:
+    """What `library_scores` computes per library image: score, class probabilities, entropy, and
+    the exact k-nearest-rated distance (which grows with the number of rated images)."""
+    from silva_model.active import score_library
+
+    head = OrdinalHead(HeadConfig()).eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n_library, 1152), dtype=np.float32)
+    rows = []
+    for n_rated in rated:
+        r = rng.standard_normal((n_rated, 1152), dtype=np.float32)
+        score_library(head, x[:1024], r[:2048])  # warm-up
+        with Timer() as t:
+            score_library(head, x, r)
+        rate = n_library / t.seconds
+        rows.append(
+            [f"{n_library:,}", f"{n_rated:,}", f"{t.seconds:.1f}", f"{rate:,.0f}", _duration(1e6 / rate)]
+        )
+    return table(["library images", "rated images", "seconds", "images/s", "1M images in"], rows)
+
+
 def _write_photos(folder: Path, n: int) -> list[Path]:
     """1-2 MP JPEG and PNG files with smooth structure plus noise (not trivially compressible)."""
     from PIL import Image
@@ -256,34 +277,50 @@ def _pixel_count(p: Path) -> int:
         return im.width * im.height
 
 
+SECTIONS = ("training", "scoring", "library", "near-duplicates", "embedding", "manifest")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
     print(f"# silva speed bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}\n")
-    print("## Training the head\n")
-    print(
-        bench_training(
-            [5000] if a.quick else [20000, 100000], 2 if a.quick else TrainConfig().epochs, device
-        ),
-        "\n",
-    )
-    print("## Scoring\n")
-    print(bench_scoring(100_000 if a.quick else 1_000_000), "\n")
-    print("## Near-duplicate grouping\n")
-    print(bench_near_duplicates([5_000] if a.quick else [20_000, 50_000]), "\n")
-    print("## Embedding (SigLIP2-SO400M-384 tower)\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        if device.type == "cuda":
-            args = (256, 64, min(16, os.cpu_count() or 1), SO400M_LAYERS)
-        else:  # the full tower runs at well under 1 image/s on a few cores; --quick only checks the path
-            args = (8, 4, os.cpu_count() or 1, 2 if a.quick else SO400M_LAYERS)
-        print(bench_embedding(*args, Path(tmp)), "\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        print("## Manifest I/O (last: it needs the most memory)\n")
-        print(bench_manifest(100_000 if a.quick else 1_000_000, Path(tmp)), "\n")
+    only = set(a.only or SECTIONS)
+    if "training" in only:
+        print("## Training the head\n")
+        print(
+            bench_training(
+                [5000] if a.quick else [20000, 100000], 2 if a.quick else TrainConfig().epochs, device
+            ),
+            "\n",
+        )
+    if "scoring" in only:
+        print("## Scoring\n")
+        print(bench_scoring(100_000 if a.quick else 1_000_000), "\n")
+    if "library" in only:
+        print("## Scoring the library (library_scores)\n")
+        print(
+            bench_library_scoring(20_000 if a.quick else 100_000, [4_000] if a.quick else [4_000, 20_000]),
+            "\n",
+        )
+    if "near-duplicates" in only:
+        print("## Near-duplicate grouping\n")
+        print(bench_near_duplicates([5_000] if a.quick else [20_000, 50_000]), "\n")
+    if "embedding" in only:
+        print("## Embedding (SigLIP2-SO400M-384 tower)\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            if device.type == "cuda":
+                args = (256, 64, min(16, os.cpu_count() or 1), SO400M_LAYERS)
+            else:  # the full tower runs at well under 1 image/s on a few cores; --quick only checks the path
+                args = (8, 4, os.cpu_count() or 1, 2 if a.quick else SO400M_LAYERS)
+            print(bench_embedding(*args, Path(tmp)), "\n")
+    if "manifest" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("## Manifest I/O (last: it needs the most memory)\n")
+            print(bench_manifest(100_000 if a.quick else 1_000_000, Path(tmp)), "\n")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

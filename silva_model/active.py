@@ -169,3 +169,23 @@ def out_of_domain(library_distance: np.ndarray, rated_distance: np.ndarray) -> n
     if not len(ref):
         return np.full(len(library_distance), np.nan)
     return np.searchsorted(ref, library_distance, side="right") / len(ref)
+
+
+@dataclass
+class LibraryScores:
+    score: np.ndarray  # (N,) in [0, 1]
+    probs: np.ndarray  # (N, K) class probabilities
+    uncertainty: np.ndarray  # (N,) class-distribution entropy
+    ood_distance: np.ndarray  # (N,) mean cosine distance to the k nearest rated images
+    ood_quantile: np.ndarray  # (N,) where that distance falls among the rated images' own
+
+
+def score_library(head: nn.Module, x: np.ndarray, rated: np.ndarray, neighbours: int = 10) -> LibraryScores:
+    """Everything `library_scores` says about each library image (and what bench/speed.py times)."""
+    from silva_model.head import predict
+
+    score, _ = predict(head, x)
+    probs = class_probabilities(head, x)
+    dist = knn_distance(x, rated, neighbours)
+    own = knn_distance(rated, rated, neighbours, leave_one_out=True)
+    return LibraryScores(score, probs, entropy(probs), dist, out_of_domain(dist, own))

@@ -25,7 +25,9 @@ def swatch(image_sha256: str, size: int) -> Image.Image:
     grad = (a * (1 - t) + b * t).astype(np.uint8).repeat(size, axis=1)
     im = Image.fromarray(grad, "RGB")
     font = ImageFont.load_default(size=max(10, size // 16))
-    ImageDraw.Draw(im).text((size // 24, size // 24), f"synthetic {image_sha256[:10]}", fill="white", font=font)
+    ImageDraw.Draw(im).text(
+        (size // 24, size // 24), f"synthetic {image_sha256[:10]}", fill="white", font=font
+    )
     return im
 
 

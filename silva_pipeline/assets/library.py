@@ -17,7 +17,6 @@ from pydantic import Field
 
 from silva_model import active
 from silva_model.checkpoint import TrainedHead
-from silva_model.head import predict
 from silva_model.manifest import backbones_from_arrow, embeddings_from_arrow
 from silva_model.metrics import expected_rating
 from silva_model.previews import jpeg, preview
@@ -175,23 +174,19 @@ def library_scores(
     else:
         lib, x = lib.clear(), np.zeros((0, head.head.config.embed_dim), np.float32)
 
-    score, _ = predict(head.head, x)
-    probs = active.class_probabilities(head.head, x)
     rated_x = embeddings_from_arrow(manifest.column("embedding"))
-    lib_dist = active.knn_distance(x, rated_x, config.neighbours)
-    rated_dist = active.knn_distance(rated_x, rated_x, config.neighbours, leave_one_out=True)
-    quantile = active.out_of_domain(lib_dist, rated_dist)
+    scored = active.score_library(head.head, x, rated_x, config.neighbours)
     given = pl.from_arrow(manifest.select(["image_sha256", "personal_score"])).rename(
         {"personal_score": "rating"}
     )
     out = lib.with_columns(
-        pl.Series("score", score, pl.Float32),
-        pl.Series("expected_rating", expected_rating(score), pl.Float32),
-        *(pl.Series(f"p{k + 1}", probs[:, k], pl.Float32) for k in range(probs.shape[1])),
-        pl.Series("uncertainty", active.entropy(probs), pl.Float32),
-        pl.Series("ood_distance", lib_dist, pl.Float32),
-        pl.Series("ood_quantile", quantile, pl.Float32),
-        pl.Series("out_of_domain", quantile > config.out_of_domain_quantile, pl.Boolean),
+        pl.Series("score", scored.score, pl.Float32),
+        pl.Series("expected_rating", expected_rating(scored.score), pl.Float32),
+        *(pl.Series(f"p{k + 1}", scored.probs[:, k], pl.Float32) for k in range(scored.probs.shape[1])),
+        pl.Series("uncertainty", scored.uncertainty, pl.Float32),
+        pl.Series("ood_distance", scored.ood_distance, pl.Float32),
+        pl.Series("ood_quantile", scored.ood_quantile, pl.Float32),
+        pl.Series("out_of_domain", scored.ood_quantile > config.out_of_domain_quantile, pl.Boolean),
     ).join(given, on="image_sha256", how="left", maintain_order="left")
     out = out.with_columns(pl.col("rating").cast(pl.Int8), pl.col("rating").is_not_null().alias("rated"))
 
