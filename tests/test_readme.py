@@ -181,6 +181,36 @@ def silva_ui(w: World, command: str) -> None:
         stop_process_group(proc)
 
 
+def silva_rate(w: World, command: str) -> None:
+    """After the demo, `silva rate` serves the newest queue on 127.0.0.1:8765 (the browser test is
+    tests/test_rating_page.py)."""
+    w.demo()
+    proc = subprocess.Popen(
+        shlex.split(command.replace("uv", UV, 1)),
+        cwd=w.cwd,
+        env=w.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"silva rate exited with {proc.returncode}"
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:8765/api/items", timeout=2) as r:
+                    items = json.loads(r.read())["items"]
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "silva rate did not answer on 127.0.0.1:8765"
+                time.sleep(0.5)
+        assert len(items) == 200 and "reason" not in items[0]  # blind by default
+        with urllib.request.urlopen("http://127.0.0.1:8765/", timeout=5) as r:
+            assert "1-5 rate" in r.read().decode()
+    finally:
+        stop_process_group(proc)
+
+
 def retrain_tail(w: World, command: str) -> None:
     """`head+` and `key:head+` retrain, evaluate and release (the README says why both reach the
     whole tail). The same data and seed give the same test Spearman, so the gate lets it pass."""
@@ -259,6 +289,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "pip install 'silva[pipeline]'": pip_install,
     "pip install 'silva[pipeline,pictoria]'": pip_install,
     "uv run silva-ui": silva_ui,
+    "uv run silva rate": silva_rate,
     "uv run dagster asset materialize --select head+ -m silva_pipeline": retrain_tail,
     "uv run dagster definitions validate -m silva_pipeline": definitions_validate,
     "uv run dg check defs": dg_check_defs,
