@@ -3,6 +3,8 @@ Chromium -> ratings in the log -> a sensor tick requests the retrain run that us
 
 from __future__ import annotations
 
+import importlib
+
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
@@ -19,12 +21,13 @@ def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatc
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster-home"))
     monkeypatch.setenv("SILVA_DEMO_SIZE", "800")
     monkeypatch.setenv("SILVA_DEMO_LIBRARY_SIZE", "2000")
-    from silva_pipeline.demo import main
-
-    assert main(["--epochs", "3"]) == 0
+    from silva_pipeline import definitions
     from silva_pipeline.automation import new_ratings_sensor
-    from silva_pipeline.definitions import defs
+    from silva_pipeline.demo import main
     from silva_pipeline.resources import RatingsSource
+
+    defs = importlib.reload(definitions).defs  # resources read the environment when built
+    assert main(["--epochs", "3"]) == 0
 
     queue = pq.read_table(latest_queue()).to_pylist()
     assert len(queue) == 200 and {q["kind"] for q in queue} == {"new", "rerate"}

@@ -1,0 +1,130 @@
+"""A PostgreSQL-backed Dagster instance and MLflow tracking server on this machine.
+
+PostgreSQL comes from the `pgserver` wheel (PostgreSQL 16 shipped inside a Python package): it
+installs with `uv sync` like every other dependency, starts as a plain user process on a Unix
+socket, and needs neither root nor apt. That is why it is used here rather than Debian's
+`postgresql`, which needs root to install and a system service to run. On a cluster the same
+`dagster.yaml` shape points at a managed PostgreSQL instead (see deploy/).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DATABASES = ("dagster", "mlflow")
+
+
+@dataclass
+class LocalPostgres:
+    """A running pgserver and the URIs of silva's two databases on it."""
+
+    folder: Path
+    server: object  # pgserver.PostgresServer
+
+    def uri(self, database: str) -> str:
+        return f"postgresql://postgres:@/{database}?host={self.folder}"
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def start_postgres(folder: str | Path) -> LocalPostgres:
+    """Start (or join) the PostgreSQL server whose data lives in `folder`; make silva's databases."""
+    import pgserver
+
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    have = server.psql("SELECT datname FROM pg_database;")
+    for db in DATABASES:
+        if f" {db}\n" not in have and f" {db} " not in have:
+            server.psql(f"CREATE DATABASE {db};")
+    return LocalPostgres(folder, server)
+
+
+def instance_config(postgres_url: str, max_concurrent_runs: int = 2) -> dict:
+    """`dagster.yaml` for a PostgreSQL-backed instance: run, event log and schedule storage in
+    PostgreSQL; runs queue and start as their own processes, at most `max_concurrent_runs` at
+    once; every pool holds one step at a time until told otherwise (`size_gpu_pool`)."""
+    return {
+        "storage": {"postgres": {"postgres_url": postgres_url}},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": max_concurrent_runs},
+        },
+        "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
+        "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30},
+        "concurrency": {"pools": {"default_limit": 1}},
+        "telemetry": {"enabled": False},
+    }
+
+
+def size_gpu_pool(instance, gpus: int) -> None:
+    """One `gpu` slot per GPU: that many embedding steps run at once, one per device."""
+    instance.event_log_storage.set_concurrency_slots("gpu", max(1, gpus))
+
+
+def write_instance_yaml(dagster_home: str | Path, postgres_url: str, max_concurrent_runs: int = 2) -> Path:
+    home = Path(dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(instance_config(postgres_url, max_concurrent_runs), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(backend_uri: str, artifacts: str | Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on 127.0.0.1 with its runs in PostgreSQL and artifacts served by the server
+    (`--artifacts-destination`); returns once /health answers."""
+    port = port or free_port()
+    artifacts = Path(artifacts).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"mlflow server did not answer on {url} within 120 s")
