@@ -9,7 +9,6 @@ socket, and needs neither root nor apt. That is why it is used here rather than 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from silva_model.atomic import atomic_write_text
 
 DATABASES = ("dagster", "mlflow")
 
@@ -31,7 +32,9 @@ class LocalPostgres:
     server: object  # pgserver.PostgresServer
 
     def uri(self, database: str) -> str:
-        return f"postgresql://postgres:@/{database}?host={self.folder}"
+        """SQLAlchemy URI over the server's Unix socket. The driver is named: SQLAlchemy 2.1's
+        default for `postgresql://` is psycopg 3, and dagster-postgres needs psycopg2."""
+        return f"postgresql+psycopg2://postgres:@/{database}?host={self.folder}"
 
     def stop(self) -> None:
         self.server.cleanup()
@@ -57,14 +60,10 @@ def instance_config(postgres_url: str, max_concurrent_runs: int = 2) -> dict:
     once; every pool holds one step at a time until told otherwise (`size_gpu_pool`)."""
     return {
         "storage": {"postgres": {"postgres_url": postgres_url}},
-        "run_coordinator": {
-            "module": "dagster.core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {"max_concurrent_runs": max_concurrent_runs},
-        },
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
         "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30},
-        "concurrency": {"pools": {"default_limit": 1}},
+        "concurrency": {"runs": {"max_concurrent_runs": max_concurrent_runs}, "pools": {"default_limit": 1}},
         "telemetry": {"enabled": False},
     }
 
@@ -78,9 +77,9 @@ def write_instance_yaml(dagster_home: str | Path, postgres_url: str, max_concurr
     home = Path(dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(instance_config(postgres_url, max_concurrent_runs), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(
+        path, yaml.safe_dump(instance_config(postgres_url, max_concurrent_runs), sort_keys=False)
+    )
     return path
 
 
@@ -90,7 +89,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mlflow_server(backend_uri: str, artifacts: str | Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_mlflow_server(
+    backend_uri: str, artifacts: str | Path, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """`mlflow server` on 127.0.0.1 with its runs in PostgreSQL and artifacts served by the server
     (`--artifacts-destination`); returns once /health answers."""
     port = port or free_port()

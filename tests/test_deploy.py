@@ -11,13 +11,22 @@ import pytest
 import yaml
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-ENV = {"DAGSTER_PG_HOST": "pg", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "dagster"}
+ENV = {
+    "DAGSTER_PG_HOST": "pg",
+    "DAGSTER_PG_USER": "u",
+    "DAGSTER_PG_PASSWORD": "p",
+    "DAGSTER_PG_DB": "dagster",
+}
+
+
+def _key(k: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower()
 
 
 def _snake(d):
     """The chart passes camelCase values to the launcher's snake_case config."""
     if isinstance(d, dict):
-        return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): _snake(v) for k, v in d.items()}
+        return {_key(k): _snake(v) for k, v in d.items()}
     return [_snake(v) for v in d] if isinstance(d, list) else d
 
 
@@ -37,7 +46,7 @@ def test_the_cluster_instance_config_validates(tmp_path, monkeypatch):
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     shutil.copy(DEPLOY / "dagster.yaml", tmp_path / "dagster.yaml")
-    config, _ = dagster_instance_config(tmp_path)  # the whole file, against the instance schema
+    config, _ = dagster_instance_config(str(tmp_path))  # the whole file, against the instance schema
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
     launcher = _process(K8sRunLauncher.config_type(), config["run_launcher"]["config"])
     assert launcher["run_k8s_config"]["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
@@ -53,7 +62,8 @@ def test_the_helm_values_give_the_launcher_a_valid_config():
     chart = values["runLauncher"]["config"]["k8sRunLauncher"]
     launcher = _snake({k: v for k, v in chart.items() if k not in ("runK8sConfig", "envSecrets")})
     launcher["env_secrets"] = [s["name"] for s in chart["envSecrets"]]
-    launcher["run_k8s_config"] = {_snake(k): v for k, v in chart["runK8sConfig"].items()}
+    launcher["run_k8s_config"] = {_key(k): v for k, v in chart["runK8sConfig"].items()}
+    launcher["instance_config_map"] = "silva-dagster-instance"  # the chart renders this ConfigMap
     cfg = _process(K8sRunLauncher.config_type(), launcher)
     assert cfg["run_k8s_config"]["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
     user = values["dagster-user-deployments"]["deployments"][0]

@@ -20,13 +20,17 @@ class MlflowTracking(dg.ConfigurableResource):
 
     tracking_uri: str = env_field("MLFLOW_TRACKING_URI", "", "empty: sqlite:///<data>/mlflow.db")
     experiment: str = "silva"
-    artifact_location: str = Field(default="", description="empty: <data>/mlartifacts (new experiments only)")
+    artifact_location: str = Field(
+        default="",
+        description="empty: <data>/mlartifacts with the local backend, the server's own store with a "
+        "tracking server (new experiments only)",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Fail in seconds, naming the URI, when a tracking server does not answer: MLflow's own
         client would retry a refused port for minutes before it gives up."""
         uri = self.uri()
-        if not uri.startswith(("http://", "https://")):
+        if not self.is_server():
             return
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S) as r:
@@ -40,6 +44,9 @@ class MlflowTracking(dg.ConfigurableResource):
     def uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{data_dir() / 'mlflow.db'}"
 
+    def is_server(self) -> bool:
+        return self.uri().startswith(("http://", "https://"))
+
     def client(self):
         import mlflow
 
@@ -51,8 +58,10 @@ class MlflowTracking(dg.ConfigurableResource):
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
             return exp.experiment_id
-        location = self.artifact_location or (data_dir() / "mlartifacts").as_uri()
-        return client.create_experiment(self.experiment, artifact_location=location)
+        # A tracking server stores artifacts itself (`--artifacts-destination`), so a run pod on
+        # another machine needs no path of ours; only the local backend is pinned to <data>.
+        local = None if self.is_server() else (data_dir() / "mlartifacts").as_uri()
+        return client.create_experiment(self.experiment, artifact_location=self.artifact_location or local)
 
     @contextlib.contextmanager
     def run(
@@ -68,7 +77,7 @@ class MlflowTracking(dg.ConfigurableResource):
             yield run
 
     def run_link(self, run_id: str) -> str:
-        if self.uri().startswith("http"):
+        if self.is_server():
             return f"{self.uri().rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
         db = self.uri().removeprefix("sqlite:///")
         return f"mlflow ui --backend-store-uri sqlite:///{Path(db)}  (run {run_id})"

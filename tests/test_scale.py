@@ -1,0 +1,212 @@
+"""Past one machine, tested on this one: a PostgreSQL-backed Dagster instance and MLflow tracking
+server (PostgreSQL from the pgserver wheel, started and stopped here), and library shards embedded
+by several worker processes at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+from conftest import stop_process_group, write_images
+from pipeline_support import make_ratings_file, resources, run
+
+from silva_model.manifest import embeddings_from_arrow
+from silva_pipeline.assets import library_shards
+from silva_pipeline.postgres import size_gpu_pool, start_mlflow_server, start_postgres, write_instance_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    pg = start_postgres(tmp_path_factory.mktemp("pg"))
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="module")
+def mlflow_url(postgres, tmp_path_factory):
+    proc, url = start_mlflow_server(postgres.uri("mlflow"), tmp_path_factory.mktemp("mlartifacts"))
+    yield url
+    stop_process_group(proc)
+
+
+@pytest.fixture
+def pg_home(postgres, tmp_path, monkeypatch):
+    """DAGSTER_HOME on PostgreSQL, in a fresh database of its own (tests never share runs)."""
+    db = f"dagster_{os.getpid()}_{time.monotonic_ns()}"
+    postgres.server.psql(f"CREATE DATABASE {db};")
+    home = tmp_path / "dagster-home"
+    write_instance_yaml(home, postgres.uri(db))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
+    return home
+
+
+def test_the_pipeline_runs_on_postgres_and_an_mlflow_server(tiny_backbone, tmp_path, pg_home, mlflow_url):
+    from mlflow import MlflowClient
+
+    from silva_pipeline.resources import MlflowTracking
+
+    res = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 60)))
+    res["mlflow"] = MlflowTracking(tracking_uri=mlflow_url)
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        result = run(res, instance=instance)
+        assert result.success
+        assert instance.get_run_by_id(result.run_id).is_success
+        assert instance.get_latest_materialization_event(dg.AssetKey("hub_release")) is not None
+    client = MlflowClient(mlflow_url)
+    versions = client.search_model_versions("name = 'silva-head'")
+    assert versions and versions[0].tags["dagster_run_id"] == result.run_id
+    head_runs = client.search_runs(
+        [client.get_experiment_by_name("silva").experiment_id], f"tags.dagster_run_id = '{result.run_id}'"
+    )
+    assert head_runs and head_runs[0].info.artifact_uri.startswith("mlflow-artifacts:")  # served by it
+    assert client.list_artifacts(head_runs[0].info.run_id)
+
+
+EMBEDDER = {"device": "cpu", "batch_size": 2, "flush_every": 2}
+
+
+def _library_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
+    """A folder library of 36 images (3 shards of 12), as the workers' environment."""
+    write_images(tmp_path / "lib", 36, seed=4)
+    return {
+        "SILVA_LIBRARY_SOURCE": "folder",
+        "SILVA_LIBRARY": str(tmp_path / "lib"),
+        "SILVA_BACKBONE": str(tiny_backbone),
+    }
+
+
+def _resources(env: dict) -> dict:
+    """The same resources in this process as the workers build from `env` and their config."""
+    from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
+
+    res = resources(Path(env["SILVA_BACKBONE"]), kind="demo")
+    res["library_source"] = LibrarySource(kind="folder", path=env["SILVA_LIBRARY"], shard_size=12)
+    res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
+    return res
+
+
+def _worker(env: dict, shard: str) -> subprocess.Popen:
+    """One worker: a `dagster asset materialize` process embedding one shard, as a run launcher
+    or a backfill starts it."""
+    cfg = {"resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}}}
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "--select",
+            "library_embeddings",
+            "--partition",
+            shard,
+            "-m",
+            "silva_pipeline",
+            "--config-json",
+            json.dumps(cfg),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _embed_in_workers(env: dict, shards: list[str], workers: int) -> None:
+    pending, running = list(shards), []
+    while pending or running:
+        while pending and len(running) < workers:
+            running.append(_worker(env, pending.pop(0)))
+        for p in list(running):
+            if p.poll() is not None:
+                out = p.stdout.read()
+                assert p.returncode == 0, out[-3000:]
+                running.remove(p)
+        time.sleep(0.2)
+
+
+def _instance(postgres, tmp_path: Path, name: str, env: dict, monkeypatch) -> dg.DagsterInstance:
+    db = f"dagster_{name}_{time.monotonic_ns()}"
+    postgres.server.psql(f"CREATE DATABASE {db};")
+    home = write_instance_yaml(tmp_path / f"home-{name}", postgres.uri(db)).parent
+    env.update(DAGSTER_HOME=str(home), SILVA_HOME=str(tmp_path / f"data-{name}"))
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    monkeypatch.setenv("SILVA_HOME", env["SILVA_HOME"])
+    return dg.DagsterInstance.get()
+
+
+def _embeddings(instance: dg.DagsterInstance, shards: list[str]) -> tuple[dict[str, bytes], int]:
+    """Every shard's stored embeddings (each shard must be written exactly once), and how many
+    images the runs embedded (rather than found in the cache)."""
+    out, embedded = {}, 0
+    for shard in shards:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(dg.AssetKey("library_embeddings"), [shard]), limit=10
+        ).records
+        assert len(records) == 1, f"shard {shard} written {len(records)} times"
+        meta = records[0].asset_materialization.metadata
+        embedded += meta["embedded"].value
+        t = pq.read_table(meta["dagster/uri"].value)
+        x = embeddings_from_arrow(t.column("embedding"))
+        out |= {s: x[i].tobytes() for i, s in enumerate(t.column("image_sha256").to_pylist())}
+    return out, embedded
+
+
+def test_two_workers_embed_what_one_does_and_each_shard_once(tiny_backbone, tmp_path, postgres, monkeypatch):
+    env = {**os.environ, **_library_env(tmp_path, tiny_backbone)}
+    got = {}
+    for workers in (1, 2):
+        with _instance(postgres, tmp_path, f"w{workers}", env, monkeypatch) as instance:
+            res = _resources(env)
+            assert run(res, selection=["library"], instance=instance).success
+            shards = sorted(instance.get_dynamic_partitions(library_shards.name))
+            assert len(shards) == 3
+            if workers == 1:  # one worker: this process, shard after shard
+                for shard in shards:
+                    assert run(
+                        res, selection=["library_embeddings"], instance=instance, partition_key=shard
+                    ).success
+            else:  # two worker processes at once, the gpu pool sized to them
+                size_gpu_pool(instance, workers)
+                _embed_in_workers(env, shards, workers)
+            got[workers], embedded = _embeddings(instance, shards)
+            assert embedded == 36
+    assert len(got[1]) == 36 and got[1] == got[2]  # byte-identical
+
+
+def test_a_worker_killed_mid_shard_loses_nothing(tiny_backbone, tmp_path, postgres, monkeypatch):
+    env = {**os.environ, **_library_env(tmp_path, tiny_backbone)}
+    with _instance(postgres, tmp_path, "kill", env, monkeypatch) as instance:
+        res = _resources(env)
+        assert run(res, selection=["library"], instance=instance).success
+        shards = sorted(instance.get_dynamic_partitions(library_shards.name))
+        cache = tmp_path / "data-kill" / "embeddings"
+        victim = _worker(env, shards[0])
+        deadline = time.monotonic() + 120
+        while not list(cache.glob("*/shard-*.parquet")):  # its shard's first chunk is safe
+            assert victim.poll() is None and time.monotonic() < deadline, victim.stdout.read()[-3000:]
+            time.sleep(0.005)
+        stop_process_group(victim)  # killed mid-shard
+        flushed = sum(pq.read_metadata(p).num_rows for p in cache.glob("*/shard-*.parquet"))
+        assert 0 < flushed < 12
+        assert not instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
+        for dead in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            instance.report_run_failed(dead)  # what run monitoring does; it frees the gpu slot too
+        for shard in shards:  # the re-run
+            assert run(res, selection=["library_embeddings"], instance=instance, partition_key=shard).success
+        got, embedded = _embeddings(instance, shards)
+    assert len(got) == 36 and embedded == 36 - flushed  # what the killed worker finished is kept
