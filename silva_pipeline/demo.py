@@ -108,10 +108,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ui() -> None:
-    """`dagster dev -m silva_pipeline` (webserver + daemon) on the project-local instance."""
-    ensure_dagster_home()
+    """`dagster dev -m silva_pipeline` (webserver + daemon) on the project-local instance.
+    `--postgres`: on a PostgreSQL instance (pgserver) with an MLflow tracking server on the same
+    PostgreSQL, in DAGSTER_HOME or else `.dagster_home_postgres`; both stop when the UI does."""
+    argv = sys.argv[1:]
     dagster = str(Path(sys.executable).with_name("dagster"))
-    os.execv(dagster, [dagster, "dev", "-m", "silva_pipeline", *sys.argv[1:]])
+    command = [dagster, "dev", "-m", "silva_pipeline", *[a for a in argv if a != "--postgres"]]
+    if "--postgres" not in argv:
+        ensure_dagster_home()
+        os.execv(dagster, command)
+    from silva_pipeline.postgres import run_on_postgres
+
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home_postgres")
+    raise SystemExit(run_on_postgres(command, home))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ socket, and needs neither root nor apt. That is why it is used here rather than 
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -129,3 +130,38 @@ def start_mlflow_server(
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"mlflow server did not answer on {url} within 120 s")
+
+
+def run_on_postgres(command: list[str], dagster_home: Path) -> int:
+    """Start PostgreSQL and the MLflow server on it, point `dagster_home`'s instance at it, run
+    `command` with DAGSTER_HOME and MLFLOW_TRACKING_URI set, and stop both servers afterwards
+    (Ctrl+C or SIGTERM included)."""
+    import signal
+
+    from silva_model.paths import data_dir
+
+    pg = start_postgres(data_dir() / "postgres")
+    mlflow, url = None, ""
+    child = None
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        write_instance_yaml(dagster_home, pg.uri("dagster"))
+        mlflow, url = start_mlflow_server(pg.uri("mlflow"), data_dir() / "mlflow-server-artifacts")
+        print(f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}", flush=True)
+        env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
+        child = subprocess.Popen(command, env=env)
+        return child.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            child.wait(timeout=60)
+        if mlflow is not None:
+            mlflow.terminate()
+            mlflow.wait(timeout=60)
+        pg.stop()

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -211,6 +212,38 @@ def silva_rate(w: World, command: str) -> None:
         stop_process_group(proc)
 
 
+def silva_ui_postgres(w: World, command: str) -> None:
+    """The UI on PostgreSQL with an MLflow server; Ctrl+C (SIGTERM here) stops all three."""
+    home = w.root / "pg-dagster-home"
+    env = {**w.env, "DAGSTER_HOME": str(home), "SILVA_HOME": str(w.root / "pg-silva-home")}
+    proc = subprocess.Popen(
+        shlex.split(command.split("  #")[0].replace("uv", UV, 1)),
+        cwd=w.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, f"silva-ui --postgres exited: {proc.stdout.read()[-3000:]}"
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:3000/server_info", timeout=2) as r:
+                    assert "dagster_webserver_version" in json.loads(r.read())
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "silva-ui --postgres did not answer on 127.0.0.1:3000"
+                time.sleep(1)
+        assert "postgres_url: postgresql+psycopg2://" in (home / "dagster.yaml").read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0]
+    assert "MLflow server: http://127.0.0.1:" in out
+    assert not (w.root / "pg-silva-home" / "postgres" / "postmaster.pid").exists()  # PostgreSQL stopped
+
+
 def retrain_tail(w: World, command: str) -> None:
     """`head+` and `key:head+` retrain, evaluate and release (the README says why both reach the
     whole tail). The same data and seed give the same test Spearman, so the gate lets it pass."""
@@ -290,6 +323,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "pip install 'silva[pipeline,pictoria]'": pip_install,
     "uv run silva-ui": silva_ui,
     "uv run silva rate": silva_rate,
+    "uv run silva-ui --postgres": silva_ui_postgres,
     "uv run dagster asset materialize --select head+ -m silva_pipeline": retrain_tail,
     "uv run dagster definitions validate -m silva_pipeline": definitions_validate,
     "uv run dg check defs": dg_check_defs,
