@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ CREATE TABLE IF NOT EXISTS undos (
 )"""
 
 
+def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """WAL mode, which is stored in the file: set once. SQLite answers "database is locked" at once,
+    without waiting on the busy timeout, when two new connections race to switch the mode, so
+    the switch is retried."""
+    deadline = time.monotonic() + timeout
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class RatingsLog:
     path: Path
@@ -50,7 +65,7 @@ class RatingsLog:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=30)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
             yield conn

@@ -119,17 +119,26 @@ def start_mlflow_server(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    wait_for_http(f"{url}/health", proc, 120, "mlflow server")
+    return proc, url
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> bytes:
+    """Poll a server that `proc` is starting until `url` answers; its body. A server that exits
+    first, or never answers, is an error that says so (with its output when it was captured)."""
+    deadline = time.monotonic() + timeout
+    while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+            out = proc.stdout or proc.stderr
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {out.read()[-3000:] if out else ''}")
         try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            return proc, url
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read()
         except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"mlflow server did not answer on {url} within 120 s")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{what} did not answer on {url} within {timeout:.0f} s") from None
+            time.sleep(0.2)
 
 
 def run_on_postgres(command: list[str], dagster_home: Path) -> int:

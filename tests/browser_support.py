@@ -5,15 +5,13 @@ in CI a missing browser fails instead of skipping."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import stop_process_group
+
+from silva_pipeline.postgres import free_port, wait_for_http
 
 CHROMIUM = os.environ.get("SILVA_CHROMIUM", "/usr/bin/chromium")
 
@@ -24,12 +22,6 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail(f"Chromium is missing at {CHROMIUM}: .ci/run installs it (apt-get install chromium)")
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SILVA_CHROMIUM)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -53,14 +45,5 @@ def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, s
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"silva rate exited: {proc.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    stop_process_group(proc)
-    raise AssertionError("silva rate did not answer within 60 s")
+    wait_for_http(url, proc, 60, "silva rate")
+    return proc, url

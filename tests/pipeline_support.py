@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -135,4 +138,29 @@ def run(res, selection=None, run_config=FAST_HEAD, instance=None, **kwargs):
         raise_on_error=False,
         instance=instance or dg.DagsterInstance.ephemeral(),
         **kwargs,
+    )
+
+
+def dagster_materialize(env: dict, select: str, config: dict, *extra: str) -> subprocess.Popen:
+    """`dagster asset materialize -m silva_pipeline` as a user (or a worker) runs it, in its own
+    process group; output on stdout."""
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "--select",
+            select,
+            *extra,
+            "-m",
+            "silva_pipeline",
+            "--config-json",
+            json.dumps(config),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )

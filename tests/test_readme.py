@@ -17,13 +17,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import TINY_DIM, stop_process_group, write_images
+
+from silva_pipeline.postgres import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -86,6 +87,19 @@ class World:
             assert re.search(r"^test: spearman 0\.\d+", out.stdout, re.M), out.stdout[-2000:]
             assert "MLflow registry: silva-head v1" in out.stdout
             self.demo_done = True
+
+    def serve(self, command: str, env: dict | None = None) -> subprocess.Popen:
+        """A server command started as a user starts it, in its own process group; its output
+        goes to `<root>/serve.log` (a pipe nobody reads would fill and stall a chatty server)."""
+        with (self.root / "serve.log").open("w") as log:
+            return subprocess.Popen(
+                shlex.split(command.split("  #")[0].replace("uv", UV, 1)),
+                cwd=self.cwd,
+                env=env or self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def materializations(self, key: str) -> list:
         import dagster as dg
@@ -159,25 +173,10 @@ def pip_install(w: World, command: str, lean_wheel_venv: Callable[[str], Path]) 
 
 def silva_ui(w: World, command: str) -> None:
     w.demo()
-    proc = subprocess.Popen(
-        shlex.split(command.replace("uv", UV, 1)),
-        cwd=w.cwd,
-        env=w.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = w.serve(command)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"silva-ui exited with {proc.returncode}"
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:3000/server_info", timeout=2) as r:
-                    assert "dagster_webserver_version" in json.loads(r.read())
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "silva-ui did not answer on 127.0.0.1:3000"
-                time.sleep(1)
+        info = wait_for_http("http://127.0.0.1:3000/server_info", proc, 180, "silva-ui")
+        assert "dagster_webserver_version" in json.loads(info)
     finally:
         stop_process_group(proc)
 
@@ -186,25 +185,9 @@ def silva_rate(w: World, command: str) -> None:
     """After the demo, `silva rate` serves the newest queue on 127.0.0.1:8765 (the browser test is
     tests/test_rating_page.py)."""
     w.demo()
-    proc = subprocess.Popen(
-        shlex.split(command.replace("uv", UV, 1)),
-        cwd=w.cwd,
-        env=w.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = w.serve(command)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"silva rate exited with {proc.returncode}"
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:8765/api/items", timeout=2) as r:
-                    items = json.loads(r.read())["items"]
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "silva rate did not answer on 127.0.0.1:8765"
-                time.sleep(0.5)
+        items = json.loads(wait_for_http("http://127.0.0.1:8765/api/items", proc, 120, "silva rate"))["items"]
         assert len(items) == 200 and "reason" not in items[0]  # blind by default
         with urllib.request.urlopen("http://127.0.0.1:8765/", timeout=5) as r:
             assert "1-5 rate" in r.read().decode()
@@ -216,31 +199,15 @@ def silva_ui_postgres(w: World, command: str) -> None:
     """The UI on PostgreSQL with an MLflow server; Ctrl+C (SIGTERM here) stops all three."""
     home = w.root / "pg-dagster-home"
     env = {**w.env, "DAGSTER_HOME": str(home), "SILVA_HOME": str(w.root / "pg-silva-home")}
-    proc = subprocess.Popen(
-        shlex.split(command.split("  #")[0].replace("uv", UV, 1)),
-        cwd=w.cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = w.serve(command, env)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, f"silva-ui --postgres exited: {proc.stdout.read()[-3000:]}"
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:3000/server_info", timeout=2) as r:
-                    assert "dagster_webserver_version" in json.loads(r.read())
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "silva-ui --postgres did not answer on 127.0.0.1:3000"
-                time.sleep(1)
+        info = wait_for_http("http://127.0.0.1:3000/server_info", proc, 240, "silva-ui --postgres")
+        assert "dagster_webserver_version" in json.loads(info)
         assert "postgres_url: postgresql+psycopg2://" in (home / "dagster.yaml").read_text()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        out = proc.communicate(timeout=120)[0]
-    assert "MLflow server: http://127.0.0.1:" in out
+        proc.wait(timeout=120)
+    assert "MLflow server: http://127.0.0.1:" in (w.root / "serve.log").read_text()
     assert not (w.root / "pg-silva-home" / "postgres" / "postmaster.pid").exists()  # PostgreSQL stopped
 
 

@@ -13,7 +13,15 @@ import dagster as dg
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_support import FAST_HEAD, make_ratings_file, rated_images, resources, run, write_ratings_csv
+from pipeline_support import (
+    FAST_HEAD,
+    dagster_materialize,
+    make_ratings_file,
+    rated_images,
+    resources,
+    run,
+    write_ratings_csv,
+)
 from safetensors.numpy import load_file
 
 from silva_pipeline.assets import MODEL_ASSETS
@@ -75,24 +83,7 @@ def _materialize(env: dict, seed: int, select: str = "head,evaluation,hub_releas
     config = {
         "ops": {**FORCE["ops"], "head": {"config": {**FAST_HEAD["ops"]["head"]["config"], "seed": seed}}}
     }
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "--select",
-            select,
-            "-m",
-            "silva_pipeline",
-            "--config-json",
-            json.dumps(config),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return dagster_materialize(env, select, config)
 
 
 @pytest.mark.slow

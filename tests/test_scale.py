@@ -4,10 +4,8 @@ by several worker processes at once."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 from conftest import stop_process_group, write_images
-from pipeline_support import make_ratings_file, resources, run
+from pipeline_support import dagster_materialize, make_ratings_file, resources, run
 
 from silva_model.manifest import embeddings_from_arrow
 from silva_pipeline.assets import library_shards
@@ -103,27 +101,7 @@ def _worker(env: dict, shard: str) -> subprocess.Popen:
     """One worker: a `dagster asset materialize` process embedding one shard, as a run launcher
     or a backfill starts it."""
     cfg = {"resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}}}
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "--select",
-            "library_embeddings",
-            "--partition",
-            shard,
-            "-m",
-            "silva_pipeline",
-            "--config-json",
-            json.dumps(cfg),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    return dagster_materialize(env, "library_embeddings", cfg, "--partition", shard)
 
 
 def _embed_in_workers(env: dict, shards: list[str], workers: int) -> None:

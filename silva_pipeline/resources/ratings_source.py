@@ -14,14 +14,9 @@ from silva_pipeline import sources
 from silva_pipeline.resources.env import env_field
 
 
-class RatingsSource(dg.ConfigurableResource):
-    """Where the person's ratings live. `kind` picks the reader; `fingerprint()` changes
-    whenever the ratings do, which is what the new-ratings sensor watches."""
+class _SourceOptions(dg.ConfigurableResource):
+    """What the ratings and the library sources share: pictoria's layout and the demo's pool."""
 
-    kind: Literal["demo", "file", "folder", "pictoria"] = env_field(
-        "SILVA_SOURCE", "demo", "demo (synthetic), file (CSV/Parquet), folder (ratings/<1..5>/...), pictoria"
-    )
-    path: str = env_field("SILVA_RATINGS", "", "ratings file, ratings folder, or pictoria database file")
     library_root: str = env_field(
         "SILVA_LIBRARY_ROOT", "", "pictoria: folder that posts.full_path is relative to"
     )
@@ -29,11 +24,21 @@ class RatingsSource(dg.ConfigurableResource):
         default=DEFAULT_BACKBONE,
         description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
     )
-    demo_size: int = env_field("SILVA_DEMO_SIZE", "4000", "demo: number of synthetic rated embeddings", int)
     demo_library_size: int = env_field(
         "SILVA_DEMO_LIBRARY_SIZE", "20000", "demo: number of synthetic unrated library images", int
     )
     demo_seed: int = 0
+
+
+class RatingsSource(_SourceOptions):
+    """Where the person's ratings live. `kind` picks the reader; `fingerprint()` changes
+    whenever the ratings do, which is what the new-ratings sensor watches."""
+
+    kind: Literal["demo", "file", "folder", "pictoria"] = env_field(
+        "SILVA_SOURCE", "demo", "demo (synthetic), file (CSV/Parquet), folder (ratings/<1..5>/...), pictoria"
+    )
+    path: str = env_field("SILVA_RATINGS", "", "ratings file, ratings folder, or pictoria database file")
+    demo_size: int = env_field("SILVA_DEMO_SIZE", "4000", "demo: number of synthetic rated embeddings", int)
 
     def _path(self) -> Path:
         if not self.path:
@@ -71,7 +76,7 @@ class RatingsSource(dg.ConfigurableResource):
         return sources.fingerprint_pictoria(self._path())
 
 
-class LibrarySource(dg.ConfigurableResource):
+class LibrarySource(_SourceOptions):
     """The person's whole library, rated or not: what `library_scores` scores and `rating_queue`
     picks from. `auto` follows the ratings source: the demo's synthetic pool for `demo`, every
     post of the same database for `pictoria`, nothing otherwise (set `kind` and `path`)."""
@@ -82,17 +87,6 @@ class LibrarySource(dg.ConfigurableResource):
         "auto, none, demo, folder (one or more, os.pathsep-separated), list (text/CSV of paths), pictoria",
     )
     path: str = env_field("SILVA_LIBRARY", "", "library folder(s), path list, or pictoria database file")
-    library_root: str = env_field(
-        "SILVA_LIBRARY_ROOT", "", "pictoria: folder that posts.full_path is relative to"
-    )
-    precomputed_backbone: str = Field(
-        default=DEFAULT_BACKBONE,
-        description="pictoria: the backbone its stored vectors came from (Hub id or local folder)",
-    )
-    demo_size: int = env_field(
-        "SILVA_DEMO_LIBRARY_SIZE", "20000", "demo: number of synthetic unrated library images", int
-    )
-    demo_seed: int = 0
     shard_size: int = Field(default=4096, description="images per library shard (one dynamic partition)")
 
     def resolved(self, ratings: RatingsSource) -> tuple[str, str]:
@@ -108,7 +102,7 @@ class LibrarySource(dg.ConfigurableResource):
         if kind == "none":
             return sources.LibraryLoad(sources.empty_library())
         if kind == "demo":
-            return sources.demo_library(data_dir() / "demo", self.demo_size, self.demo_seed)
+            return sources.demo_library(data_dir() / "demo", self.demo_library_size, self.demo_seed)
         if not path:
             raise ValueError(f"library source kind {kind!r} needs `path` (SILVA_LIBRARY)")
         if kind == "folder":
