@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,6 +132,8 @@ def bench_manifest(n: int, folder: Path) -> str:
     with Timer() as t_read:
         arrays = load_manifest(folder / "m.parquet")  # read + convert + validate
     assert np.array_equal(arrays.content_hashes(), expected)
+    del arrays
+    extra = _read_peak_bytes(folder / "m.parquet") / (n * 1152 * 4)
     ours = t_build.seconds + t_write.seconds + t_read.seconds
     floor = t_save.seconds + t_load.seconds
     rows = [
@@ -141,10 +144,28 @@ def bench_manifest(n: int, folder: Path) -> str:
         ["numpy.save + numpy.load (floor)", f"{floor:.2f}", f"{2 * gb / floor:.2f}"],
     ]
     return (
-        f"{n:,} rows x 1152 float32 = {gb:.2f} GB; silva total / numpy floor = {ours / floor:.1f}x; "
-        f"parquet file {(folder / 'm.parquet').stat().st_size / 1e9:.2f} GB\n\n"
+        f"{n:,} rows x 1152 float32 = {gb:.2f} GB; silva total / numpy floor = {ours / floor:.2f}x; "
+        f"parquet file {(folder / 'm.parquet').stat().st_size / 1e9:.2f} GB; peak memory of "
+        f"`load_manifest` in a fresh process = {extra:.2f}x the array\n\n"
         + table(["step", "seconds", "GB/s"], rows)
     )
+
+
+def _read_peak_bytes(path: Path) -> float:
+    """Peak resident memory that `load_manifest` adds in a fresh process (max RSS minus the same
+    process's RSS before the read)."""
+    code = (
+        "import resource, sys\n"
+        "from silva_model.manifest import load_manifest\n"
+        "from pathlib import Path\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "before = rss()\n"
+        "a = load_manifest(sys.argv[1])\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def bench_near_duplicates(sizes: list[int]) -> str:

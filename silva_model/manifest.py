@@ -113,7 +113,12 @@ def embeddings_to_arrow(embeddings: np.ndarray) -> pa.FixedSizeListArray:
 
 def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray | None = None) -> np.ndarray:
     """Arrow list column -> (N, D) float32 without a per-row loop. Accepts fixed-size and
-    variable-size lists (what polars or pandas may write); every row must have the same length."""
+    variable-size lists (what polars or pandas may write), and silva's stored float rows; every
+    row must have the same length."""
+    if pa.types.is_fixed_size_binary(col.type) and col.type.byte_width % 4 == 0:
+        # silva's parquet storage read by plain pyarrow: raw little-endian float32 rows
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        col = pa.chunked_array([_float_rows(c, col.type.byte_width // 4) for c in chunks])
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if not (
@@ -250,15 +255,22 @@ def near_duplicate_leaks(m: ManifestArrays, threshold: float) -> tuple[int, np.n
     return int(leaks.size), (np.flatnonzero(groups == leaks[0]) if leaks.size else np.zeros(0, np.int64))
 
 
-def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
-    """Convert (and type-check) a manifest table; value checks live in `validate_arrays`."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+def to_arrays(
+    table: pa.Table, dim: int | None = EMBED_DIM, embeddings: np.ndarray | None = None
+) -> ManifestArrays:
+    """Convert (and type-check) a manifest table; value checks live in `validate_arrays`.
+    `embeddings`: the embedding column, already read (`load_manifest` streams it from disk)."""
+    missing = [
+        c
+        for c in REQUIRED_COLUMNS
+        if c not in table.column_names and not (c == "embedding" and embeddings is not None)
+    ]
     if missing:
         raise ManifestError(f"manifest lacks column(s) {missing}; has {table.column_names}")
     post_id = None
     if "post_id" in table.column_names:
         post_id = table.column("post_id").to_numpy(zero_copy_only=False)
-    x = embeddings_from_arrow(table.column("embedding"), post_id)
+    x = embeddings if embeddings is not None else embeddings_from_arrow(table.column("embedding"), post_id)
     if dim is not None and x.shape[1] != dim:
         raise ManifestError(f"embeddings have length {x.shape[1]}, expected {dim} (rows 0.. all)")
 
@@ -287,12 +299,23 @@ def to_arrays(table: pa.Table, dim: int | None = EMBED_DIM) -> ManifestArrays:
     return ManifestArrays(x, scores, codes.astype(np.int8), post_id, backbone_codes=bb_codes, backbones=specs)
 
 
+def _row_peaks(x: np.ndarray, block: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+    """(finite?, max |value|) per row, in row blocks so the temporaries stay small."""
+    finite = np.empty(len(x), bool)
+    peak = np.empty(len(x), np.float32)
+    for s in range(0, len(x), block):
+        b = x[s : s + block]
+        finite[s : s + block] = np.isfinite(b).all(axis=1)
+        peak[s : s + block] = np.maximum(b.max(axis=1), -b.min(axis=1)) if b.shape[1] else 0.0
+    return finite, peak
+
+
 def check_embedding_values(x: np.ndarray, pid: np.ndarray | None = None) -> None:
     """Every row must be a usable direction: finite, not all zeros, and with a norm float32 can hold."""
-    nonfinite = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    finite, peak = _row_peaks(x)
+    nonfinite = np.flatnonzero(~finite)
     if nonfinite.size:
         raise ManifestError(f"embedding has NaN or inf at row(s) {_rows(nonfinite, pid)}")
-    peak = np.abs(x).max(axis=1) if len(x) else np.zeros(0, np.float32)
     zero = np.flatnonzero(peak == 0)
     if zero.size:
         raise ManifestError(
@@ -362,22 +385,72 @@ def validate_manifest(
 
 
 ROW_GROUP_ROWS = 65_536
+# A fixed-size list of float32 is stored in parquet as one fixed-length byte string per row (its
+# little-endian floats). Parquet writes a list with a repetition and a definition level per float,
+# which made the 1152-float column 10x slower to write and read than the bytes themselves; one
+# 4,608-byte value per row is plain copying. The field metadata says how to turn it back, and
+# `read_parquet` does, without copying.
+FLOAT_ROWS_KEY = b"silva.float32_per_row"
+
+
+def _to_storage(table: pa.Table) -> pa.Table:
+    fields, cols = [], []
+    for f, col in zip(table.schema, table.columns, strict=True):
+        t = f.type
+        if pa.types.is_fixed_size_list(t) and pa.types.is_float32(t.value_type) and col.null_count == 0:
+            dim = t.list_size
+            chunks = []
+            for c in col.chunks:
+                values = c.flatten()  # honours the chunk's offset
+                chunks.append(
+                    pa.Array.from_buffers(
+                        pa.binary(4 * dim), len(c), [None, values.buffers()[1]], offset=values.offset // dim
+                    )
+                )
+            col = pa.chunked_array(chunks, pa.binary(4 * dim))
+            f = pa.field(f.name, pa.binary(4 * dim), f.nullable, {FLOAT_ROWS_KEY: str(dim).encode()})
+        fields.append(f)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _from_storage(table: pa.Table) -> pa.Table:
+    fields, cols = [], []
+    for f, col in zip(table.schema, table.columns, strict=True):
+        meta = f.metadata or {}
+        if FLOAT_ROWS_KEY in meta and pa.types.is_fixed_size_binary(f.type):
+            dim = int(meta[FLOAT_ROWS_KEY])
+            col = pa.chunked_array([_float_rows(c, dim) for c in col.chunks], pa.list_(pa.float32(), dim))
+            f = pa.field(f.name, col.type, f.nullable)
+        fields.append(f)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _float_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeListArray:
+    """Fixed-length byte rows -> a fixed-size list of float32 over the same buffer (no copy)."""
+    values = pa.Array.from_buffers(
+        pa.float32(), len(chunk) * dim, [None, chunk.buffers()[1]], offset=chunk.offset * dim
+    )
+    return pa.FixedSizeListArray.from_arrays(values, dim)
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Atomic parquet write in row groups of 64k rows, so the writer never builds list levels
-    for a whole million-row column at once. Snappy, no dictionary and no statistics for the
-    embedding column: float embeddings barely compress (zstd saved 8 % for 3x the time), and
-    dictionaries and statistics of random floats only cost time."""
+    """Atomic parquet write in row groups of 64k rows. Embedding columns are stored as raw float
+    rows (see FLOAT_ROWS_KEY), uncompressed, without dictionary or statistics: float embeddings
+    barely compress (zstd saved 8 % for 3x the time), and dictionaries and statistics of random
+    floats only cost time. Other columns are snappy-compressed."""
     path = Path(path)
+    stored = _to_storage(table)
+    raw = [f.name for f in stored.schema if FLOAT_ROWS_KEY in (f.metadata or {})]
     with atomic_path(path) as tmp:
         pq.write_table(
-            table,
+            stored,
             tmp,
             row_group_size=ROW_GROUP_ROWS,
-            compression="snappy",
-            use_dictionary=[c for c in table.column_names if c == "split"],
-            write_statistics=[c for c in table.column_names if c != "embedding"],
+            compression={c: ("none" if c in raw else "snappy") for c in stored.column_names},
+            use_dictionary=[c for c in stored.column_names if c == "split"],
+            write_statistics=[c for c in stored.column_names if c not in raw and c != "embedding"],
         )
     return path
 
@@ -386,11 +459,10 @@ def write_manifest(table: pa.Table, path: str | Path) -> Path:
     return write_parquet(table, path)
 
 
-def read_parquet(path: str | Path) -> pa.Table:
-    """Read without pre-buffering and row group by row group: for a 1152-float list column this
-    was 2.3x faster and needed a third of the extra memory of pyarrow's defaults (which pre-buffer
-    whole column chunks, a win only on high-latency object stores)."""
-    return pq.read_table(path, pre_buffer=False, use_threads=False)
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Memory-mapped read (the page cache is the buffer), only the `columns` asked for, with
+    embedding rows turned back into fixed-size lists of float32 without a copy."""
+    return _from_storage(pq.read_table(path, columns=columns, memory_map=True, pre_buffer=False))
 
 
 def read_manifest(path: str | Path) -> pa.Table:
@@ -403,13 +475,43 @@ def read_manifest(path: str | Path) -> pa.Table:
         raise ManifestError(f"{path} is not a readable parquet file: {e}") from e
 
 
+def _read_streaming(path: str | Path) -> tuple[pa.Table, np.ndarray | None]:
+    """The manifest's small columns as a table, and its embeddings copied batch by batch into one
+    array: reading needs the array plus a few MB, not two copies of the column."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 23)  # stream pages, not whole chunks
+    except pa.ArrowInvalid as e:
+        raise ManifestError(f"{path} is not a readable parquet file: {e}") from e
+    names = pf.schema_arrow.names
+    table = _from_storage(pf.read(columns=[c for c in names if c != "embedding"]))
+    if "embedding" not in names:
+        return table, None
+    out: np.ndarray | None = None
+    at = 0
+    for batch in pf.iter_batches(batch_size=8_192, columns=["embedding"], use_threads=False):
+        part = embeddings_from_arrow(_from_storage(pa.Table.from_batches([batch])).column(0))
+        if out is None:
+            out = np.empty((pf.metadata.num_rows, part.shape[1]), np.float32)
+        elif part.shape[1] != out.shape[1]:
+            raise ManifestError(f"embeddings change length ({out.shape[1]} to {part.shape[1]}) at row {at}")
+        out[at : at + len(part)] = part
+        at += len(part)
+    return table, out if out is not None else np.zeros((0, 0), np.float32)
+
+
 def load_manifest(
     source: str | Path | pa.Table,
     dim: int | None = EMBED_DIM,
     required_splits: tuple[str, ...] = ("train", "val"),
 ) -> ManifestArrays:
     """Path or table -> validated arrays: the one entry point training and evaluation use."""
-    table = source if isinstance(source, pa.Table) else read_manifest(source)
-    arrays = to_arrays(table, dim)
+    if isinstance(source, pa.Table):
+        arrays = to_arrays(source, dim)
+    else:
+        table, x = _read_streaming(source)
+        arrays = to_arrays(table, dim, x)
     validate_arrays(arrays, required_splits)
     return arrays

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from silva_model.backbone import IMAGE_EXTENSIONS
-from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, write_manifest
+from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_manifest
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
 from silva_model.synthetic import make_taste_dataset
 
@@ -307,7 +307,7 @@ def _demo_table(path: Path, n: int, seed: int, ratings: bool) -> pl.DataFrame:
             cols["rating"] = pa.array(d.ratings, pa.int8())
         cols["embedding"] = embeddings_to_arrow(d.embeddings)
         write_manifest(pa.table(cols), path)
-    return pl.read_parquet(path)
+    return pl.from_arrow(read_parquet(path))
 
 
 def demo_ratings(folder: Path, n: int = 4000, seed: int = 0, library_size: int = 0) -> RatingsLoad:
