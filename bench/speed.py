@@ -152,17 +152,17 @@ def bench_manifest(n: int, folder: Path) -> str:
 
 
 def _read_peak_bytes(path: Path) -> float:
-    """Peak resident memory that `load_manifest` adds in a fresh process (max RSS minus the same
-    process's RSS before the read)."""
+    """Peak resident memory that `load_manifest` adds in a fresh process: VmHWM after the read
+    minus VmRSS before it (not ru_maxrss, which a child inherits from this large parent)."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from silva_model.manifest import load_manifest\n"
-        "from pathlib import Path\n"
-        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096\n"
-        "before = rss()\n"
+        "def kb(key):\n"
+        "    line = next(x for x in open('/proc/self/status') if x.startswith(key))\n"
+        "    return int(line.split()[1]) * 1024\n"
+        "before = kb('VmRSS')\n"
         "a = load_manifest(sys.argv[1])\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
-        "print(peak - before)\n"
+        "print(kb('VmHWM') - before)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
