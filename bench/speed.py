@@ -193,7 +193,7 @@ def bench_scoring(n: int) -> str:
     )
 
 
-def bench_library_scoring(n_library: int, rated: list[int]) -> str:
+def bench_library_scoring(n_library: int, rated: list[int]) -> tuple[str, float]:
     """What `library_scores` computes per library image: score, class probabilities, entropy, and
     the exact k-nearest-rated distance (which grows with the number of rated images)."""
     from silva_model.active import score_library
@@ -211,7 +211,81 @@ def bench_library_scoring(n_library: int, rated: list[int]) -> str:
         rows.append(
             [f"{n_library:,}", f"{n_rated:,}", f"{t.seconds:.1f}", f"{rate:,.0f}", _duration(1e6 / rate)]
         )
-    return table(["library images", "rated images", "seconds", "images/s", "1M images in"], rows)
+    first = n_library / float(rows[0][2])
+    return table(["library images", "rated images", "seconds", "images/s", "1M images in"], rows), first
+
+
+_WORKER = """
+import json, sys, time
+import torch
+from silva_model.backbone import SiglipEmbedder
+model, paths = sys.argv[1], json.loads(sys.argv[2])
+torch.set_num_threads(int(sys.argv[3]))  # the cores shared out: workers must not oversubscribe
+emb = SiglipEmbedder(model, device="auto", batch_size=16, num_workers=1)
+emb.embed_paths(paths[:16])  # warm-up, outside the clock
+t0 = time.time()
+res = emb.embed_paths(paths)
+print(json.dumps([t0, time.time(), len(res.indices)]))
+"""
+
+
+def bench_workers(
+    n_images: int, n_shards: int, workers: list[int], folder: Path
+) -> tuple[str, dict[int, float]]:
+    """Embedding throughput against the number of worker processes, each taking whole shards of
+    the same files (a small tower at the SO400M input size, so decode and preprocessing weigh as
+    they do for real). Clocked from the first worker's start to the last one's end, after each
+    has loaded its model: process start-up is not throughput."""
+    import json
+
+    from silva_model.backbone import save_random_siglip
+
+    tower = save_random_siglip(
+        folder / "small",
+        {
+            **SO400M_VISION_CONFIG,
+            "num_hidden_layers": 2,
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_attention_heads": 4,
+        },
+    )
+    paths = [str(p) for p in _write_photos(folder / "photos", n_images)]
+    shards = [paths[i::n_shards] for i in range(n_shards)]
+    rates, rows = {}, []
+    for w in workers:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _WORKER,
+                    str(tower),
+                    json.dumps([p for s in shards[i::w] for p in s]),
+                    str(max(1, (os.cpu_count() or 1) // w)),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(w)
+        ]
+        stamps = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        wall = max(e for _, e, _ in stamps) - min(t for t, _, _ in stamps)
+        rates[w] = sum(n for *_, n in stamps) / wall
+        rows.append([w, f"{wall:.1f}", f"{rates[w]:.1f}", f"{rates[w] / rates[workers[0]]:.2f}x"])
+    head = f"{n_images} files in {n_shards} shards, {os.cpu_count()} CPU cores\n\n"
+    return head + table(["workers", "seconds", "images/s", "speed-up"], rows), rates
+
+
+def plan(per_gpu_rate: float | None, score_rate: float) -> str:
+    """Hours to embed and score a library with G GPUs: embedding from the per-GPU rate of the full
+    tower (measured only on a CUDA host), scoring from `library_scores`' measured rate."""
+    rows = []
+    for n in (1_000_000, 10_000_000):
+        for g in (1, 4, 8):
+            embed = f"{n / (g * per_gpu_rate) / 3600:.1f} h" if per_gpu_rate else "not measured (no GPU)"
+            rows.append([f"{n:,}", g, embed, f"{n / score_rate / 3600:.2f} h"])
+    return table(["images", "GPUs", "embed", "score (this machine's CPU)"], rows)
 
 
 def _write_photos(folder: Path, n: int) -> list[Path]:
@@ -291,6 +365,19 @@ def bench_embedding(n_images: int, batch_size: int, workers: int, layers: int, f
     )
 
 
+def _embedding_rate(folder: Path) -> float:
+    """Files per second through the full SO400M tower on this CUDA device (bf16, 256 files)."""
+    from silva_model.backbone import SiglipEmbedder, save_random_siglip
+
+    model = save_random_siglip(folder / "so400m", SO400M_VISION_CONFIG, dtype=torch.bfloat16)
+    paths = [str(p) for p in _write_photos(folder / "photos", 256)]
+    emb = SiglipEmbedder(model, device="cuda", batch_size=64, num_workers=min(16, os.cpu_count() or 1))
+    emb.embed_paths(paths[:64])
+    with Timer() as t:
+        emb.embed_paths(paths)
+    return len(paths) / t.seconds
+
+
 def _pixel_count(p: Path) -> int:
     from PIL import Image
 
@@ -298,7 +385,7 @@ def _pixel_count(p: Path) -> int:
         return im.width * im.height
 
 
-SECTIONS = ("training", "scoring", "library", "near-duplicates", "embedding", "manifest")
+SECTIONS = ("training", "scoring", "library", "workers", "plan", "near-duplicates", "embedding", "manifest")
 
 
 def main() -> None:
@@ -321,12 +408,25 @@ def main() -> None:
     if "scoring" in only:
         print("## Scoring\n")
         print(bench_scoring(100_000 if a.quick else 1_000_000), "\n")
+    score_rate = None
     if "library" in only:
         print("## Scoring the library (library_scores)\n")
-        print(
-            bench_library_scoring(20_000 if a.quick else 100_000, [4_000] if a.quick else [4_000, 20_000]),
-            "\n",
-        )
+        sizes = (20_000, [4_000]) if a.quick else (100_000, [4_000, 20_000])
+        text, score_rate = bench_library_scoring(*sizes)
+        print(text, "\n")
+    if "workers" in only:
+        print("## Embedding by number of workers (the same shards)\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            text, _ = bench_workers(16 if a.quick else 64, 8, [1, 2], Path(tmp))
+        print(text, "\n")
+    if "plan" in only:
+        score_rate = score_rate or bench_library_scoring(20_000, [4_000])[1]
+        gpu_rate = None
+        if device.type == "cuda":
+            with tempfile.TemporaryDirectory() as tmp:
+                gpu_rate = _embedding_rate(Path(tmp))
+        print("## Plan: a whole library (scoring against 4,000 rated images)\n")
+        print(plan(gpu_rate, score_rate), "\n")
     if "near-duplicates" in only:
         print("## Near-duplicate grouping\n")
         print(bench_near_duplicates([5_000] if a.quick else [20_000, 50_000]), "\n")

@@ -6,6 +6,8 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from silva_model.backbone import DEFAULT_BACKBONE, SiglipEmbedder
+from silva_model.devices import lease_gpu
+from silva_model.paths import data_dir
 from silva_pipeline.resources.env import env_field
 
 
@@ -23,12 +25,23 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
     flush_every: int = Field(default=512, description="images per cache shard (the resume granularity)")
 
     _embedder: SiglipEmbedder | None = PrivateAttr(default=None)
+    _lease: object = PrivateAttr(default=None)
+
+    def _device(self) -> str:
+        """`auto` on a host with several GPUs: one GPU per worker process, leased for the life of
+        the process, so workers started side by side (one per `gpu` pool slot) never share one."""
+        import torch
+
+        if self.device != "auto" or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+            return self.device
+        index, self._lease = lease_gpu(data_dir() / "gpu-leases", torch.cuda.device_count())
+        return f"cuda:{index}"
 
     def get(self) -> SiglipEmbedder:
         if self._embedder is None:
             self._embedder = SiglipEmbedder(
                 self.model,
-                device=self.device,
+                device=self._device(),
                 dtype=None if self.dtype == "auto" else self.dtype,
                 batch_size=self.batch_size,
                 num_workers=self.decode_workers,
