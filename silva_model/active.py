@@ -18,6 +18,8 @@ from silva_model.manifest import ManifestArrays
 from silva_model.splits import SPLITS
 from silva_model.train import TrainConfig, train
 
+# The rating queue's columns: what `rating_queue` writes and `silva rate` reads.
+QUEUE_COLUMNS = ("image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating")
 RULES = ("random", "entropy", "entropy-diverse", "disagreement-diverse")
 DEFAULT_RULE = "disagreement-diverse"  # bench/active.py: the only rule that kept up with random at 2,000
 

@@ -22,10 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from silva_model.active import QUEUE_COLUMNS
 from silva_model.previews import jpeg, preview
 from silva_model.ratings_log import RatingsLog
-
-QUEUE_COLUMNS = ("image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating")
 
 
 def read_queue(path: str | Path) -> list[dict[str, Any]]:

@@ -314,23 +314,8 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
 def test_the_gate_compares_both_heads_on_the_same_test_images(silva_home):
     """Paired: the released head is scored on the current test split beside the new one, and a
     bootstrap over those images decides whether the new head is worse beyond noise."""
-    from silva_pipeline.resources import (
-        HubResource,
-        LibrarySource,
-        MlflowTracking,
-        RatingsSource,
-        SiglipEmbedderResource,
-        SilvaIOManager,
-    )
-
-    res = {  # the demo's embeddings come with the source: the embedder is never loaded
-        "ratings_source": RatingsSource(kind="demo", demo_size=1500),
-        "library_source": LibrarySource(),
-        "embedder": SiglipEmbedderResource(model="unused"),
-        "mlflow": MlflowTracking(tracking_uri=""),
-        "hub": HubResource(),
-        "io_manager": SilvaIOManager(),
-    }
+    # the demo's embeddings come with the source: the embedder is never loaded
+    res = resources(Path("unused"), kind="demo", demo_size=1500)
     instance = dg.DagsterInstance.ephemeral()
     good = {"ops": {"head": {"config": {"epochs": 4, "hidden": [64], "batch_size": 128, "device": "cpu"}}}}
     first = run(res, run_config=good, instance=instance)

@@ -14,8 +14,6 @@ from silva_model.train import TrainConfig
 from silva_pipeline.assets.library import LIBRARY_GROUP
 from silva_pipeline.report import md_table
 
-QUEUE_COLUMNS = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
-
 
 class RatingQueueConfig(dg.Config):
     size: int = Field(default=200, description="images in the queue")
@@ -47,8 +45,8 @@ def rating_queue(
     cfg = TrainConfig.from_dict({**head.train_config, "seed": config.seed})
     oof = active.out_of_fold(arrays, cfg, config.folds)
     given = arrays.scores
-    rerate_idx = active.rerate_candidates(given, oof.expected, config.rerate_margin)
-    rerate_idx = rerate_idx[: int(config.size * config.rerate_share)]
+    candidates = active.rerate_candidates(given, oof.expected, config.rerate_margin)
+    rerate_idx = candidates[: int(config.size * config.rerate_share)]
     paths = pl.from_arrow(raw_ratings.select(["image_sha256", "path", "post_id"]))
     rated = pl.DataFrame(
         {
@@ -89,15 +87,19 @@ def rating_queue(
         dis = active.disagreement(oof.heads, x) if config.rule == "disagreement-diverse" else None
         pick = active.select_new(config.rule, n_new, probs, x, dis, seed=config.seed)
         new = pool[pick]
+        if dis is not None:
+            new = new.with_columns(pl.Series("disagreement", dis[pick], pl.Float32))
     news = new.select(
         "image_sha256",
         "path",
         "post_id",
         pl.lit("new").alias("kind"),
         pl.format(
-            "new ({}): uncertainty {} nats, expected rating {}",
+            "new ({}): {}, expected rating {}",
             pl.lit(config.rule),
-            pl.col("uncertainty").round(2),
+            pl.format("the fold heads' expected ratings differ by sd {}", pl.col("disagreement").round(2))
+            if "disagreement" in new.columns
+            else pl.format("uncertainty {} nats", pl.col("uncertainty").round(2)),
             pl.col("expected_rating").round(1),
         ).alias("reason"),
         "expected_rating",
@@ -113,7 +115,7 @@ def rating_queue(
             ]
         )
         .sort("slot")
-        .select(QUEUE_COLUMNS)
+        .select(list(active.QUEUE_COLUMNS))
     )
     context.log.info(f"rating queue: {rerates.height} re-rates, {news.height} new images")
     return dg.Output(
@@ -121,9 +123,7 @@ def rating_queue(
         metadata={
             "dagster/row_count": queue.height,
             "rerate": rerates.height,
-            "rerate_candidates": int(
-                len(active.rerate_candidates(given, oof.expected, config.rerate_margin))
-            ),
+            "rerate_candidates": len(candidates),
             "new": news.height,
             "rule": config.rule,
             "first": dg.MetadataValue.md(
