@@ -12,6 +12,13 @@ import torch
 
 from silva_model.metrics import qwk, spearman
 
+DEVICE = torch.device("cpu")  # where the torch methods train; bench/quality.py --device sets it
+
+
+def tensor(x: np.ndarray) -> torch.Tensor:
+    """A bench array on the bench's device."""
+    return torch.from_numpy(x).to(DEVICE)
+
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
@@ -39,7 +46,8 @@ def fit_torch(
     (a peer recipe may set its own warmup and gradient clipping)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    x, y = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    model.to(DEVICE)
+    x, y = tensor(xtr), tensor(ytr)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = math.ceil(len(x) / batch_size) * epochs
     warm = max(1, int(total * warmup_fraction))
@@ -49,7 +57,7 @@ def fit_torch(
     best, best_state = -math.inf, None
     for _ in range(epochs):
         model.train()
-        perm = torch.randperm(len(x), generator=g)
+        perm = torch.randperm(len(x), generator=g).to(DEVICE)
         for s in range(0, len(x), batch_size):
             idx = perm[s : s + batch_size]
             loss = loss_fn(model(x[idx]), y[idx])

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import recipe  # noqa: E402
-from common import Timer, evaluate, fit_torch, machine, mlp, table  # noqa: E402
+from common import Timer, evaluate, fit_torch, machine, mlp, table, tensor  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
 from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
@@ -86,7 +88,7 @@ def silva(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarr
         np.concatenate(ys),
         np.concatenate([np.full(len(y), i, np.int8) for i, y in enumerate(ys)]),
     )
-    res = train(arrays, dataclasses.replace(cfg, seed=seed, device="cpu"), progress=False)
+    res = train(arrays, dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type), progress=False)
     return predict(res.head, data.test[0])
 
 
@@ -148,7 +150,7 @@ def laion_mlp(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.n
 
     @torch.no_grad()
     def pred(model, x):
-        p = model(torch.from_numpy(x)).squeeze(-1).numpy()
+        p = model(tensor(x)).squeeze(-1).cpu().numpy()
         return p, _regression_classes(p)
 
     return _torch_peer(
@@ -157,7 +159,7 @@ def laion_mlp(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.n
 
 
 def coral(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    from coral_pytorch.dataset import levels_from_labelbatch, proba_to_label
+    from coral_pytorch.dataset import proba_to_label
     from coral_pytorch.layers import CoralLayer
     from coral_pytorch.losses import coral_loss
 
@@ -170,7 +172,7 @@ def coral(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarr
 
     @torch.no_grad()
     def pred(model, x):
-        p = torch.sigmoid(model(torch.from_numpy(x)))
+        p = torch.sigmoid(model(tensor(x))).cpu()
         return p.mean(1).numpy(), (proba_to_label(p) + 1).numpy()
 
     return _torch_peer(
@@ -178,7 +180,8 @@ def coral(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarr
         seed,
         cfg,
         m,
-        lambda out, y: coral_loss(out, levels_from_labelbatch(y - 1, num_classes=5).float()),
+        # the levels [y > k], as coral_pytorch's levels_from_labelbatch builds them row by row in Python
+        lambda out, y: coral_loss(out, (y[:, None] > torch.arange(1, 5, device=y.device)).float()),
         pred,
     )
 
@@ -192,7 +195,7 @@ def corn(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarra
 
     @torch.no_grad()
     def pred(model, x):
-        logits = model(torch.from_numpy(x))
+        logits = model(tensor(x)).cpu()
         cum = torch.cumprod(torch.sigmoid(logits), dim=1)  # P(y > k)
         return cum.mean(1).numpy(), (corn_label_from_logits(logits) + 1).numpy()
 
@@ -249,49 +252,127 @@ METHODS: dict[str, Callable] = {
 FAMILY_METHODS = ("silva", "silva_scorer_recipe", "coral", "corn")
 
 
-def family(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[str]) -> str:
-    """Every method on every taste of the family: per size, the mean and the worst fraction of the
-    oracle over tastes x seeds, and which method won each (taste, size) row."""
-    res: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
+def method_fn(name: str) -> Callable:
+    """A method by name; `silva[members=5;hidden=[512]]` is silva with those training options
+    (values read as YAML), so one run can compare the default with candidate defaults."""
+    if not name.startswith("silva["):
+        return METHODS[name]
+    change = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in name[6:-1].split(";"))}
+    TrainConfig.from_dict(change)  # unknown options fail here, not hours later
+
+    def variant(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+        return silva(data, seed, dataclasses.replace(cfg, **change))
+
+    return variant
+
+
+def _family_unit(
+    unit: tuple[str, int, int], methods: tuple[str, ...], cfg: TrainConfig, device: str, threads: int
+) -> list[tuple[str, int, int, str, float, float, float]]:
+    """One (taste, size, seed): its data once, every method on it."""
+    common.DEVICE = torch.device(device)
+    torch.set_num_threads(threads)
+    name, n, seed = unit
+    data = make_data(n, seed, **TASTES[name])
+    out = []
+    for method in methods:
+        with Timer() as t:
+            m = evaluate(data.test[1], *method_fn(method)(data, seed, cfg))
+        out.append(
+            (
+                name,
+                n,
+                seed,
+                method,
+                m["spearman"] / data.oracle_spearman,
+                m["qwk"] / data.oracle_qwk,
+                t.seconds,
+            )
+        )
+        print(f"  {name} n={n} seed={seed} {method}: {out[-1][4:]}", file=sys.stderr, flush=True)
+    return out
+
+
+def family(
+    sizes: list[int],
+    seeds: list[int],
+    cfg: TrainConfig,
+    tastes: list[str],
+    methods: tuple[str, ...] = FAMILY_METHODS,
+    jobs: int = 1,
+) -> str:
+    """Every method on every taste of the family. Per size: the mean and the worst fraction of the
+    oracle over tastes x seeds, the rows each method wins and loses, and its fit time; per
+    (taste, size) row: each method's mean +- sd over seeds, the winner, and whether silva's default
+    is first or within one sd (of the winner's seeds) of first."""
+    units = [(name, n, seed) for n in sorted(sizes) for name in tastes for seed in seeds]
+    device = common.DEVICE.type
+    threads = max(1, torch.get_num_threads() // jobs) if device == "cpu" else 1
+    if jobs == 1:
+        results = [_family_unit(u, methods, cfg, device, threads) for u in units]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rest = [[methods] * len(units), [cfg] * len(units), [device] * len(units), [threads] * len(units)]
+            results = list(pool.map(_family_unit, units, *rest))
+    res: dict[tuple[str, int, str], list[tuple[float, float, float]]] = {}
+    for name, n, _, method, sp, q, sec in (r for unit in results for r in unit):
+        res.setdefault((name, n, method), []).append((sp, q, sec))
+    rows, summary = [], []
+    won = {(n, m): 0 for n in sizes for m in methods}
+    last = dict(won)
     for name in tastes:
         for n in sizes:
-            for seed in seeds:
-                data = make_data(n, seed, **TASTES[name])
-                for method in FAMILY_METHODS:
-                    m = evaluate(data.test[1], *METHODS[method](data, seed, cfg))
-                    res.setdefault((name, n, method), []).append(
-                        (m["spearman"] / data.oracle_spearman, m["qwk"] / data.oracle_qwk)
-                    )
-                    print(
-                        f"  {name} n={n} seed={seed} {method}: {res[(name, n, method)][-1]}", file=sys.stderr
-                    )
-    summary = []
+            v = {m: np.array(res[(name, n, m)]) for m in methods}
+            mean = {m: float(v[m][:, 0].mean()) for m in methods}
+            best = max(mean, key=mean.get)
+            won[(n, best)] += 1
+            last[(n, min(mean, key=mean.get))] += 1
+            close = mean[best] - mean[methods[0]] <= float(v[best][:, 0].std())
+            rows.append(
+                [
+                    name,
+                    n,
+                    *(f"{mean[m]:.3f} ± {v[m][:, 0].std():.3f}" for m in methods),
+                    best,
+                    "yes" if close else "no",
+                ]
+            )
     for n in sizes:
-        for method in FAMILY_METHODS:
-            v = np.array([x for name in tastes for x in res[(name, n, method)]])
+        for m in methods:
+            v = np.array([x for name in tastes for x in res[(name, n, m)]])
             summary.append(
                 [
                     n,
-                    method,
+                    m,
                     float(v[:, 0].mean()),
                     float(v[:, 0].min()),
                     float(v[:, 1].mean()),
                     float(v[:, 1].min()),
+                    won[(n, m)],
+                    last[(n, m)],
+                    f"{v[:, 2].mean():.1f}",
                 ]
-            )
-    winners = []
-    for name in tastes:
-        for n in sizes:
-            means = {method: np.mean(res[(name, n, method)], axis=0) for method in FAMILY_METHODS}
-            winners.append(
-                [name, n, max(means, key=lambda k: means[k][0]), max(means, key=lambda k: means[k][1])]
             )
     return (
         table(
-            ["ratings", "method", "Spearman / oracle, mean", "worst", "QWK / oracle, mean", "worst"], summary
+            [
+                "ratings",
+                "method",
+                "Spearman / oracle, mean",
+                "worst",
+                "QWK / oracle, mean",
+                "worst",
+                "tastes won",
+                "tastes last",
+                f"s / fit ({device})",
+            ],
+            summary,
         )
-        + "\n\n"
-        + table(["taste", "ratings", "best Spearman", "best QWK"], winners)
+        + "\n\nSpearman / oracle per taste (mean ± sd over seeds):\n\n"
+        + table(["taste", "ratings", *methods, "best", f"{methods[0]} first or within 1 sd"], rows)
     )
 
 
@@ -389,7 +470,19 @@ def main() -> None:
         action="store_true",
         help="also every method on the whole family of tastes, 1k-20k ratings, 3 seeds (hours on a CPU)",
     )
+    p.add_argument("--family-only", action="store_true", help="the family section alone")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="also silva with these training options in the family, e.g. 'members=5;hidden=[512]'",
+    )
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 6000, 20000], help="family sizes")
+    p.add_argument("--jobs", type=int, default=1, help="family units (taste, size, seed) run in parallel")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the torch methods train")
     a = p.parse_args()
+    common.DEVICE = torch.device(a.device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = TrainConfig()
     t0 = time.perf_counter()
@@ -405,25 +498,26 @@ def main() -> None:
             3000,
         )
     print(
-        f"# silva quality bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}\n"
-        f"head config: epochs {cfg.epochs}, batch {cfg.batch_size}, lr {cfg.lr}, hidden {cfg.hidden}\n"
+        f"# silva quality bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}, device {a.device}\n"
+        f"head config: {cfg.to_dict()}\n"
     )
-    print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
-    print(compare(sizes, seeds, cfg, mord_max), "\n")
-    if a.quick or a.family:
+    if not a.family_only:
+        print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
+        print(compare(sizes, seeds, cfg, mord_max), "\n")
+    if a.quick or a.family or a.family_only:
         sizes_f, seeds_f, tastes = (
-            ([1000], [0], list(TASTES)[:2])
-            if a.quick
-            else ([1000, 3000, 6000, 20000], [0, 1, 2], list(TASTES))
+            ([1000], [0], list(TASTES)[:2]) if a.quick else (a.sizes, [0, 1, 2], list(TASTES))
         )
+        methods = (*FAMILY_METHODS, *(f"silva[{v}]" for v in a.variant))
         print(f"## The family of tastes ({len(tastes)} tastes, seeds {seeds_f})\n")
-        print(family(sizes_f, seeds_f, cfg, tastes), "\n")
-    print("## What each head change buys\n")
-    print(ablation(abl_n, seeds, cfg), "\n")
-    print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
-    print(per_level_bias(abl_n, seeds[0], cfg), "\n")
-    print("## Learning curve: how many images must I rate?\n")
-    print(learning_curve(curve, seeds[0], cfg), "\n")
+        print(family(sizes_f, seeds_f, cfg, tastes, methods, a.jobs), "\n")
+    if not a.family_only:
+        print("## What each head change buys\n")
+        print(ablation(abl_n, seeds, cfg), "\n")
+        print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
+        print(per_level_bias(abl_n, seeds[0], cfg), "\n")
+        print("## Learning curve: how many images must I rate?\n")
+        print(learning_curve(curve, seeds[0], cfg), "\n")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from common import tensor
 from torch.nn import functional as F
 
 from silva_model.head import predicted_class
@@ -34,7 +35,7 @@ def _class_probs(logits: torch.Tensor) -> torch.Tensor:
 def _qwk_loss(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Observed over expected quadratic disagreement (1 - kappa), with soft predictions."""
     onehot = F.one_hot(y - 1, K).to(probs.dtype)
-    grid = torch.arange(K, dtype=probs.dtype)
+    grid = torch.arange(K, dtype=probs.dtype, device=probs.device)
     w = (grid[:, None] - grid[None, :]) ** 2 / (K - 1) ** 2
     observed = (onehot.T @ probs) / len(y)
     expected = torch.outer(onehot.mean(0), probs.mean(0))
@@ -55,8 +56,8 @@ def _soft_spearman(s: torch.Tensor, y: torch.Tensor, tau: float = 1.0) -> torch.
 
 def recipe_loss(pos_weight: torch.Tensor):
     def loss(out, y: torch.Tensor) -> torch.Tensor:
-        targets = (y[:, None] > torch.arange(1, K)).float() * (1 - SMOOTHING) + SMOOTHING / 2
-        bce = F.binary_cross_entropy_with_logits(out.logits, targets, pos_weight=pos_weight)
+        targets = (y[:, None] > torch.arange(1, K, device=y.device)).float() * (1 - SMOOTHING) + SMOOTHING / 2
+        bce = F.binary_cross_entropy_with_logits(out.logits, targets, pos_weight=pos_weight.to(y.device))
         return (
             bce
             + 1.0 * _ranknet(out.latent, y)
@@ -76,5 +77,5 @@ def build(dim: int, y_train: np.ndarray) -> tuple[SilvaScorerHead, object]:
 
 @torch.no_grad()
 def predict(model: SilvaScorerHead, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = model(torch.from_numpy(x))
-    return out.score.numpy(), predicted_class(out.logits).numpy()
+    out = model(tensor(x))
+    return out.score.cpu().numpy(), predicted_class(out.logits).cpu().numpy()

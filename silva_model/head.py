@@ -40,6 +40,7 @@ class HeadConfig:
     hidden: tuple[int, ...] = (1024, 512)
     dropout: float = 0.1
     num_classes: int = NUM_CLASSES
+    members: int = 1  # independent MLPs whose latents are averaged (an ensemble in one file)
     backbone: BackboneSpec = field(default_factory=lambda: BackboneSpec(model=DEFAULT_BACKBONE))
 
     def __post_init__(self) -> None:
@@ -49,6 +50,8 @@ class HeadConfig:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -78,13 +81,7 @@ class OrdinalHead(nn.Module):
         super().__init__()
         self.config = config or HeadConfig()
         c = self.config
-        layers: list[nn.Module] = []
-        width = c.embed_dim
-        for h in c.hidden:
-            layers += [nn.Linear(width, h), nn.GELU(), nn.Dropout(c.dropout)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = MemberMLP(c.embed_dim, c.hidden, c.dropout, c.members)
         k = c.num_classes - 1
         self.theta_first = nn.Parameter(torch.tensor(-(k - 1) / 2.0))
         # softplus(0.5413) == 1.0: unit gaps until init_thresholds says otherwise.
@@ -149,15 +146,59 @@ class OrdinalHead(nn.Module):
     def calibrated(self, latent: torch.Tensor) -> torch.Tensor:
         return interpolate(latent, self.cal_latent, self.cal_score)
 
+    def member_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """(members, B): each member's latent, what training fits against the shared bars."""
+        return self.mlp((normalize_embeddings(x) - self.input_mean) * self.input_scale)
+
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        x = (normalize_embeddings(x) - self.input_mean) * self.input_scale
-        return self.mlp(x).squeeze(-1)
+        return self.member_latents(x).mean(0)
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
         f = self.latent(x)
         logits = f.unsqueeze(-1) - self.thresholds().unsqueeze(0)
         score = self.calibrated(f.float()) if bool(self.cal_fitted) else torch.sigmoid(logits).mean(-1)
         return HeadOutput(latent=f, logits=logits, score=score)
+
+
+class MemberMLP(nn.Module):
+    """`members` independent MLPs (Linear/GELU/Dropout, then Linear to one latent) run as batched
+    matmuls: an ensemble costs one pass over the batch, and is stored as one set of tensors
+    (layer i: `weights.i` of shape (members, in, out), `biases.i` of shape (members, out))."""
+
+    def __init__(self, d_in: int, hidden: tuple[int, ...], dropout: float, members: int) -> None:
+        super().__init__()
+        widths = [d_in, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            bound = a**-0.5  # nn.Linear's default init, per member
+            self.weights.append(nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, b).uniform_(-bound, bound)))
+        self.drop = nn.Dropout(dropout)
+
+    @property
+    def out_features(self) -> list[int]:
+        return [w.shape[-1] for w in self.weights]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (members, B)."""
+        h = x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.matmul(h, w) + b.unsqueeze(1)
+            if i < last:
+                h = self.drop(F.gelu(h))
+        return h.squeeze(-1)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Heads saved before members existed hold an `nn.Sequential` of Linear layers
+        (`mlp.0.weight` of shape (out, in), every third module): read them as one member."""
+        for i in range(len(self.weights)):
+            for old, new, shape in (("weight", "weights", lambda t: t.T), ("bias", "biases", lambda t: t)):
+                key = f"{prefix}{3 * i}.{old}"
+                if key in state_dict:
+                    state_dict[f"{prefix}{new}.{i}"] = shape(state_dict.pop(key)).unsqueeze(0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

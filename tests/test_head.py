@@ -39,7 +39,7 @@ def test_default_head_weighs_about_7_mb():
     head = OrdinalHead()
     n = sum(p.numel() for p in head.parameters())
     assert 6.5e6 < 4 * n < 7.5e6
-    assert [m.out_features for m in head.mlp if isinstance(m, torch.nn.Linear)] == [1024, 512, 1]
+    assert head.mlp.out_features == [1024, 512, 1]
 
 
 def test_init_thresholds_reproduces_the_train_prior():
@@ -82,3 +82,33 @@ def test_missing_class_warns_and_still_trains_without_nan():
         opt.step()
         assert math.isfinite(loss.item())
     assert all(torch.isfinite(p).all() for p in head.parameters())
+
+
+def test_members_are_independent_mlps_whose_latents_are_averaged():
+    head = OrdinalHead(HeadConfig(embed_dim=6, hidden=(8, 4), dropout=0.0, members=3)).eval()
+    x = torch.randn(10, 6)
+    per = head.member_latents(x)
+    assert per.shape == (3, 10)
+    torch.testing.assert_close(head.latent(x), per.mean(0))
+    xs = (torch.nn.functional.normalize(x, dim=-1) - head.input_mean) * head.input_scale
+    for m in range(3):  # member m is a plain MLP on its own slice of the weights
+        h = xs
+        for i, (w, b) in enumerate(zip(head.mlp.weights, head.mlp.biases, strict=True)):
+            h = h @ w[m] + b[m]
+            h = torch.nn.functional.gelu(h) if i < 2 else h
+        torch.testing.assert_close(per[m], h.squeeze(-1))
+    assert not torch.allclose(per[0], per[1])  # initialised independently
+
+
+def test_a_head_saved_as_a_sequential_mlp_still_loads():
+    """Heads released before members existed store `mlp.<i>.weight` of nn.Linear layers."""
+    head = OrdinalHead(HeadConfig(embed_dim=6, hidden=(8,), dropout=0.0)).eval()
+    old = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.GELU(), torch.nn.Dropout(0.0), torch.nn.Linear(8, 1)
+    )
+    state = {k: v for k, v in head.state_dict().items() if not k.startswith("mlp.")}
+    state |= {f"mlp.{k}": v for k, v in old.state_dict().items()}
+    head.load_state_dict(state, strict=True)
+    x = torch.randn(5, 6)
+    xs = (torch.nn.functional.normalize(x, dim=-1) - head.input_mean) * head.input_scale
+    torch.testing.assert_close(head.latent(x), old(xs).squeeze(-1))

@@ -126,7 +126,7 @@ def test_two_runs_at_once_each_release_their_own_head(tmp_path, silva_home, monk
             assert json.loads((own_head / "best.json").read_text())["train_config"]["seed"] in (11, 22)
             version = registry(silva_home).get_model_version("silva-head", meta["registry_version"].value)
             assert version.tags["dagster_run_id"] == rec.run_id
-            heads.append(own["mlp.0.weight"])
+            heads.append(own["mlp.weights.0"])
         assert not np.array_equal(*heads)  # two different heads, each released by its own run
 
 

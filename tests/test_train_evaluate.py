@@ -72,7 +72,7 @@ def test_evaluate_report_and_release_roundtrip(manifest_path, tmp_path):
     )
     assert sorted(p.name for p in release.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     card = (release / "README.md").read_text()
-    assert "library_name: silva" in card and f"{rep['metrics']['spearman']:.3f}" in card
+    assert "library_name: silva" in card and f"| {rep['metrics']['spearman']:.4f} |" in card
 
     scorer = Scorer.from_pretrained(release, device="cpu")
     x, _ = load_manifest(manifest_path).subset("test")
