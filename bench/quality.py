@@ -31,6 +31,7 @@ from common import Timer, evaluate, fit_torch, machine, mlp, table, tensor  # no
 from silva_model.head import predict  # noqa: E402
 from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import level_bias, qwk, spearman  # noqa: E402
+from silva_model.pairs import Pairs  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import TrainConfig, train  # noqa: E402
 
@@ -454,6 +455,48 @@ def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
     return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
 
 
+def simulated_pairs(d, train_rows: np.ndarray, count: int, noise: float, seed: int) -> Pairs:
+    """`count` judgements between random train images, made by the same rater as the ratings: each
+    side is seen as taste + noise, and a difference under 0.1 is called a tie."""
+    rng = np.random.default_rng([seed, count, 7])
+    a, b = rng.choice(train_rows, (2, count))
+    keep = a != b
+    a, b = a[keep], b[keep]
+    seen = d.taste[a] - d.taste[b] + noise * np.sqrt(2) * rng.standard_normal(len(a))
+    return Pairs(a, b, np.where(np.abs(seen) < 0.1, 0.0, np.sign(seen)).astype(np.float32))
+
+
+def pairs_gain(n: int, counts: list[int], seeds: list[int], tastes: list[str], cfg: TrainConfig) -> str:
+    """Spearman / oracle with simulated pairwise judgements on top of n ratings."""
+    rows = []
+    for name in tastes:
+        vals: dict[int, list[tuple[float, float]]] = {c: [] for c in counts}
+        for seed in seeds:
+            taste = TASTES[name]
+            d = make_taste_dataset(n, seed=seed, **taste)
+            arrays = to_arrays(build_manifest(d.embeddings, d.ratings))
+            test = arrays.mask("test")
+            oracle = spearman(d.ratings[test], d.taste[test])
+            for c in counts:
+                pairs = (
+                    simulated_pairs(d, np.flatnonzero(arrays.mask("train")), c, taste.get("noise", 0.5), seed)
+                    if c
+                    else None
+                )
+                run_cfg = dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type)
+                res = train(arrays, run_cfg, progress=False, pairs=pairs)
+                score, pred = predict(res.head, arrays.subset("test")[0])
+                m = evaluate(d.ratings[test], score, pred)
+                vals[c].append(
+                    (m["spearman"] / oracle, m["qwk"] / qwk(d.ratings[test], d.oracle_ratings[test]))
+                )
+                print(f"  pairs {name} seed={seed} {c}: {vals[c][-1]}", file=sys.stderr, flush=True)
+        for c in counts:
+            v = np.array(vals[c])
+            rows.append([name, c, float(v[:, 0].mean()), float(v[:, 0].std()), float(v[:, 1].mean())])
+    return table(["taste", "pairs", "Spearman / oracle", "±sd", "QWK / oracle"], rows)
+
+
 def per_level_bias(n: int, seed: int, cfg: TrainConfig) -> str:
     """Regression to the mean, measured: the default head's mean expected rating per given rating."""
     data = make_data(n, seed)
@@ -471,6 +514,9 @@ def main() -> None:
         help="also every method on the whole family of tastes, 1k-20k ratings, 3 seeds (hours on a CPU)",
     )
     p.add_argument("--family-only", action="store_true", help="the family section alone")
+    p.add_argument(
+        "--pairs-only", action="store_true", help="the pairwise-judgement section alone (3,000 ratings)"
+    )
     p.add_argument(
         "--variant",
         action="append",
@@ -501,6 +547,11 @@ def main() -> None:
         f"# silva quality bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}, device {a.device}\n"
         f"head config: {cfg.to_dict()}\n"
     )
+    if a.pairs_only:
+        print("## Pairwise judgements on top of 3,000 ratings (simulated, same rater noise)\n")
+        print(pairs_gain(3000, [0, 500, 2000], [0, 1, 2], list(TASTES), cfg), "\n")
+        print(f"total {time.perf_counter() - t0:.0f}s")
+        return
     if not a.family_only:
         print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
         print(compare(sizes, seeds, cfg, mord_max), "\n")

@@ -34,6 +34,7 @@ from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_emb
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import compute_metrics
+from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, read_pairs
 from silva_model.provenance import BackboneSpec
 
 
@@ -63,6 +64,7 @@ class TrainConfig:
     threshold_init: Literal["prior", "uniform"] = _opt(
         "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
     )
+    pair_weight: float = _opt(1.0, "weight of one pairwise judgement against one rating (only with pairs)")
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
@@ -163,8 +165,10 @@ def train(
     out_dir: str | Path | None = None,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    pairs: Pairs | None = None,
 ) -> TrainResult:
-    """Train on the manifest's train split, select on val; returns the best head (loaded)."""
+    """Train on the manifest's train split, select on val; returns the best head (loaded).
+    `pairs` (manifest row indices) add a margin loss over those with both images in train."""
     config = config or TrainConfig()
     t0 = time.perf_counter()
     arrays = manifest if isinstance(manifest, ManifestArrays) else load_manifest(manifest, dim=None)
@@ -176,6 +180,16 @@ def train(
     x = torch.from_numpy(x_np).to(device)
     y = torch.from_numpy(y_np).to(device)
     xv = torch.from_numpy(xv_np).to(device)
+    train_pairs = pairs.within(np.flatnonzero(arrays.mask("train"))) if pairs is not None else None
+    if train_pairs is not None and len(train_pairs) == 0:
+        warnings.warn(f"none of the {len(pairs)} pairs has both images in the train split", stacklevel=2)
+        train_pairs = None
+    if train_pairs is not None:
+        pa_, pb_, po_ = (
+            torch.from_numpy(v).to(device) for v in (train_pairs.a, train_pairs.b, train_pairs.outcome)
+        )
+        pair_batch = math.ceil(len(train_pairs) / math.ceil(x.shape[0] / config.batch_size))  # once an epoch
+        pair_share = config.pair_weight * len(train_pairs) / x.shape[0]
 
     head = build_head(config, x, y, arrays.backbone()).to(device)
     if config.class_balance:
@@ -220,6 +234,12 @@ def train(
                 member_logits = head.member_latents(x[idx]).unsqueeze(-1) - head.thresholds()
             # each member fits the bars on its own; they share only the bars
             loss = loss_fn(member_logits.flatten(0, 1), y[idx].repeat(config.members))
+            if train_pairs is not None:
+                j = torch.randint(len(train_pairs), (pair_batch,), generator=gen).to(device)
+                with amp:
+                    fa, fb = head.member_latents(x[pa_[j]]), head.member_latents(x[pb_[j]])
+                # a judgement weighs like one rating: the pair mean is scaled by pairs per rating
+                loss = loss + pair_share * pair_loss(fa.float(), fb.float(), po_[j])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -284,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", required=True, help="manifest parquet (embedding, personal_score, split)")
     p.add_argument("--config", help="YAML file of TrainConfig options")
     p.add_argument("--out", required=True, help="folder for best.safetensors + best.json")
+    p.add_argument("--pairs", help="optional CSV/Parquet of judged pairs: a, b, winner (a | b | tie)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int)
@@ -295,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     cfg = dataclasses.replace(cfg, **overrides)
     try:
-        res = train(a.manifest, cfg, a.out, progress=not a.quiet)
-    except (ManifestError, FileNotFoundError) as e:
+        pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
+        res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
+    except (ManifestError, PairsError, FileNotFoundError) as e:
         print(f"silva: {e}", file=sys.stderr)
         return 2
     m = res.best_metrics

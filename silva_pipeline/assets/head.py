@@ -8,10 +8,11 @@ from pydantic import Field, create_model
 
 from silva_model.checkpoint import TrainedHead
 from silva_model.manifest import to_arrays
+from silva_model.pairs import PairsError, manifest_keys, read_pairs
 from silva_model.train import TrainConfig, train
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table
-from silva_pipeline.resources import MlflowTracking
+from silva_pipeline.resources import MlflowTracking, RatingsSource
 
 
 def _launchpad_config() -> type[dg.Config]:
@@ -30,20 +31,28 @@ def _launchpad_config() -> type[dg.Config]:
 HeadTrainingConfig = _launchpad_config()
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="2")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="3")
 def head(
     context: dg.AssetExecutionContext,
     config: HeadTrainingConfig,
     manifest: pa.Table,
     mlflow: MlflowTracking,
+    ratings_source: RatingsSource,
 ) -> dg.Output[TrainedHead]:
     """The trained ordinal head (best epoch by validation Spearman), which records the backbone
     its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
-    the checkpoint."""
+    the checkpoint. The ratings source's optional pairs file adds pairwise judgements."""
     import mlflow as mlf
 
     cfg = TrainConfig.from_dict(config.model_dump())
     arrays = to_arrays(manifest, dim=None)
+    pairs_file = ratings_source.pairs_path()
+    try:
+        pairs = read_pairs(pairs_file, manifest_keys(manifest)) if pairs_file else None
+    except PairsError as e:
+        raise dg.Failure(description=str(e)) from e
+    if pairs is not None:
+        context.log.info(f"{len(pairs)} pairwise judgement(s) from {pairs_file}")
     with mlflow.run(
         run_name=f"head-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "silva.stage": "head"}
     ) as run:
@@ -55,7 +64,7 @@ def head(
                 f"epoch {int(rec['epoch'])}/{cfg.epochs}: val spearman {rec['val_spearman']:.4f}"
             )
 
-        res = train(arrays, cfg, progress=False, on_epoch=log_epoch)
+        res = train(arrays, cfg, progress=False, on_epoch=log_epoch, pairs=pairs)
         trained = res.trained_head({"mlflow_run_id": run.info.run_id})
         mlf.log_metrics({f"best_val_{k}": float(v) for k, v in res.best_metrics.items()})
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,5 +86,6 @@ def head(
             "mlflow": dg.MetadataValue.text(mlflow.run_link(run.info.run_id)),
             "history": dg.MetadataValue.md(history),
             "train_seconds": round(res.seconds, 2),
+            "pairs": len(pairs) if pairs is not None else 0,
         },
     )

@@ -51,7 +51,7 @@ def _moved_since(instance: dg.DagsterInstance, shas: list[str], codes: np.ndarra
     return now.join(old, on="image_sha256").filter(pl.col("now") != pl.col("split")).height
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, code_version="2")
+@dg.asset(group_name=GROUP, kinds={"parquet"}, code_version="3")
 def manifest(
     context: dg.AssetExecutionContext,
     config: ManifestConfig,
@@ -59,10 +59,10 @@ def manifest(
     image_embeddings: pa.Table,
 ) -> dg.Output[pa.Table]:
     """Ratings joined with embeddings: the manifest parquet (`embedding`, `personal_score`,
-    `split`, `backbone`, `post_id` when every image has one, and `image_sha256`). Splits come from
+    `split`, `backbone`, `post_id` when every image has one, `image_sha256` and `path`). Splits come from
     each embedding's bytes, and near-duplicates (re-encoded or resized copies) share the split of
     their group's lowest hash, so a copy never lands in test while its original trains."""
-    r = pl.from_arrow(raw_ratings.select(["image_sha256", "rating", "post_id"]))
+    r = pl.from_arrow(raw_ratings.select(["image_sha256", "rating", "post_id", "path"]))
     e = pl.DataFrame({"image_sha256": image_embeddings.column("image_sha256").to_pylist()}).with_row_index(
         "row"
     )
@@ -75,8 +75,9 @@ def manifest(
     post_id = j["post_id"].to_numpy() if j["post_id"].null_count() == 0 else None
     shas = j["image_sha256"].to_list()
     table = build_table(x, j["rating"].to_numpy(), codes, post_id, (bb_codes[rows], specs))
-    table = with_near_duplicate_cosine(
-        table.append_column("image_sha256", pa.array(shas, pa.string())), config.near_duplicate_cosine
+    table = table.append_column("image_sha256", pa.array(shas, pa.string()))
+    table = with_near_duplicate_cosine(  # path: what a pairs file may name an image by
+        table.append_column("path", j["path"].to_arrow().cast(pa.string())), config.near_duplicate_cosine
     )
     sizes = {s: int((codes == i).sum()) for i, s in enumerate(SPLITS)}
     labels, counts = np.unique(groups, return_counts=True)

@@ -39,6 +39,9 @@ class RatingsSource(_SourceOptions):
     )
     path: str = env_field("SILVA_RATINGS", "", "ratings file, ratings folder, or pictoria database file")
     demo_size: int = env_field("SILVA_DEMO_SIZE", "4000", "demo: number of synthetic rated embeddings", int)
+    pairs: str = env_field(
+        "SILVA_PAIRS", "", "optional pairwise judgements: CSV/Parquet of a, b, winner (a | b | tie)"
+    )
 
     def _path(self) -> Path:
         if not self.path:
@@ -62,9 +65,14 @@ class RatingsSource(_SourceOptions):
             self._path(), self.library_root or None, vectors_backbone=self.precomputed_backbone
         )
 
+    def pairs_path(self) -> Path | None:
+        return Path(self.pairs).expanduser() if self.pairs else None
+
     def fingerprint(self) -> str:
-        """Changes whenever the ratings do, in the source or in silva's ratings log."""
-        return f"{self._source_fingerprint()}+{RatingsLog.default().fingerprint()}"
+        """Changes whenever the ratings do, in the source, in silva's ratings log or in the pairs."""
+        pairs = self.pairs_path()
+        extra = f"+{sources.fingerprint_file(pairs)}" if pairs and pairs.is_file() else ""
+        return f"{self._source_fingerprint()}+{RatingsLog.default().fingerprint()}{extra}"
 
     def _source_fingerprint(self) -> str:
         if self.kind == "demo":

@@ -1,0 +1,141 @@
+"""Pairwise judgements, an optional signal beside the ratings: "a is better than b", or a tie.
+
+A pairs file is CSV or Parquet with columns `a`, `b` and `winner` (`a`, `b` or `tie`); `a` and `b`
+name images by the key the manifest's rows carry (`post_id`, or `image_sha256` in the pipeline's
+manifest). Training adds a logistic margin loss on the latent difference (`pair_loss`), each
+judgement weighing like one rating times `pair_weight`. Pairs are used only where both images are
+in the train split, so a judgement never leaks a val or test image into training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+from torch.nn import functional as F
+
+PAIR_COLUMNS = ("a", "b", "winner")
+OUTCOMES = ("a", "b", "tie")
+
+
+class PairsError(ValueError):
+    """The pairs file breaks its contract; the message names the offending row."""
+
+
+@dataclass
+class Pairs:
+    """Judged pairs as manifest row indices."""
+
+    a: np.ndarray  # (P,) int64
+    b: np.ndarray  # (P,) int64
+    outcome: np.ndarray  # (P,) float32: 1 a is better, -1 b is better, 0 a tie
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+    def within(self, rows: np.ndarray) -> Pairs:
+        """The pairs whose two images are both among `rows` (sorted manifest indices), re-indexed
+        into that subset."""
+        pos = np.full(int(max(rows.max(initial=-1), self.a.max(initial=-1), self.b.max(initial=-1))) + 1, -1)
+        pos[rows] = np.arange(len(rows))
+        keep = (pos[self.a] >= 0) & (pos[self.b] >= 0)
+        return Pairs(pos[self.a[keep]], pos[self.b[keep]], self.outcome[keep])
+
+
+def read_pairs(path: str | Path, keys: dict[str, pa.Array | np.ndarray]) -> Pairs:
+    """Pairs from a CSV or Parquet file, resolved against the manifest rows' keys (see
+    `resolve_pairs`)."""
+    path = Path(path).expanduser()
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+        else:
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
+    except (OSError, pa.ArrowInvalid) as e:
+        raise PairsError(f"{path}: not a readable pairs file: {e}") from e
+    missing = [c for c in PAIR_COLUMNS if c not in table.column_names]
+    if missing:
+        raise PairsError(f"{path}: missing column(s) {missing}; expected {list(PAIR_COLUMNS)}")
+    return resolve_pairs(table, keys, str(path), root=path.parent)
+
+
+KEY_COLUMNS = ("image_sha256", "path", "post_id")
+
+
+def manifest_keys(manifest: pa.Table | str | Path) -> dict[str, pa.Array]:
+    """The columns a manifest's rows can be named by (read alone from a parquet file)."""
+    if not isinstance(manifest, pa.Table):
+        names = pq.read_schema(manifest).names
+        manifest = pq.read_table(manifest, columns=[c for c in KEY_COLUMNS if c in names])
+    return {c: manifest.column(c).combine_chunks() for c in KEY_COLUMNS if c in manifest.column_names}
+
+
+def resolve_pairs(
+    table: pa.Table, keys: dict[str, pa.Array | np.ndarray], source: str = "pairs", root: Path | None = None
+) -> Pairs:
+    """Map the `a`/`b` keys of a pairs table to manifest rows. The pairs name images by one of the
+    key columns (`image_sha256`, `path` or `post_id`): the one that knows the most of them; a
+    relative path is relative to `root` (the pairs file's folder), as in a ratings file. Every bad
+    row is an error that names it: an image no rated row has, an image paired with itself, a winner
+    that is not a, b or tie."""
+    if not keys:
+        raise PairsError(
+            f"{source}: the manifest has no column to name images by (image_sha256, path, post_id)"
+        )
+    winner = pc.utf8_lower(pc.utf8_trim_whitespace(table.column("winner").cast(pa.string())))
+    bad = pc.invert(pc.fill_null(pc.is_in(winner, pa.array(OUTCOMES)), False))
+    _fail_first(bad, source, lambda i: f"winner {table.column('winner')[i].as_py()!r} is not a, b or tie")
+    best: tuple[int, str, dict[str, pa.Array]] | None = None
+    for name, values in keys.items():
+        values = pa.array(values) if not isinstance(values, pa.Array) else values
+        try:
+            idx = {
+                s: pc.index_in(_keys(table.column(s), name, root).cast(values.type), values)
+                for s in ("a", "b")
+            }
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # the pairs' keys cannot be of this kind (text against integer ids)
+        found = sum(len(v) - v.null_count for v in idx.values())
+        if best is None or found > best[0]:
+            best = (found, name, idx)
+    if best is None:
+        raise PairsError(f"{source}: columns a and b match none of the image keys {sorted(keys)}")
+    _, name, idx = best
+    for side in ("a", "b"):
+        col = table.column(side)
+        _fail_first(
+            pc.is_null(idx[side]),
+            source,
+            lambda i, c=col, s=side: f"image {s}={c[i].as_py()!r} is not rated ({name})",
+        )
+    a, b = (idx[s].to_numpy(zero_copy_only=False).astype(np.int64) for s in ("a", "b"))
+    _fail_first(pa.array(a == b), source, lambda i: "an image is paired with itself")
+    w = winner.to_numpy(zero_copy_only=False)
+    return Pairs(a, b, np.select([w == "a", w == "b"], [1.0, -1.0], 0.0).astype(np.float32))
+
+
+def _keys(column: pa.ChunkedArray, kind: str, root: Path | None) -> pa.ChunkedArray | pa.Array:
+    if kind != "path" or root is None or not pa.types.is_string(column.type):
+        return column
+    return pa.array([str((root / v).resolve()) if v else v for v in column.to_pylist()], pa.string())
+
+
+def _fail_first(bad: pa.Array | pa.ChunkedArray, source: str, why) -> None:
+    hits = np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
+    if hits.size:
+        i = int(hits[0])
+        where = f"line {i + 2}" if source.lower().endswith(".csv") else f"row {i}"  # a CSV has a header line
+        raise PairsError(f"{source}: {where}: {why(i)} ({hits.size} such row(s))")
+
+
+def pair_loss(fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
+    """Bradley-Terry on the latent difference, P(a beats b) = sigmoid(fa - fb): the same logistic
+    scale the bars' cumulative logits use, so a judgement and a rating speak in one unit. A tie is a
+    half-win for each side, which pulls the two latents together. Broadcasts over members."""
+    return F.binary_cross_entropy_with_logits(fa - fb, ((1 + outcome) / 2).expand_as(fa))
