@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -318,32 +319,65 @@ def family(
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             rest = [[methods] * len(units), [cfg] * len(units), [device] * len(units), [threads] * len(units)]
             results = list(pool.map(_family_unit, units, *rest))
-    res: dict[tuple[str, int, str], list[tuple[float, float, float]]] = {}
-    for name, n, _, method, sp, q, sec in (r for unit in results for r in unit):
-        res.setdefault((name, n, method), []).append((sp, q, sec))
+    return family_tables([r for unit in results for r in unit], device)
+
+
+FIT_LINE = re.compile(r"  (?P<taste>.+) n=(?P<n>\d+) seed=(?P<seed>\d+) (?P<method>\S+): \((?P<values>.+)\)$")
+
+
+def fits_from_log(path: Path) -> list[tuple[str, int, int, str, float, float, float]]:
+    """The per-fit lines a family run prints on stderr, read back: a run cut short by a time limit
+    still yields the tables of what it finished (`--family-from-log`)."""
+    fits = []
+    for line in path.read_text().splitlines():
+        m = FIT_LINE.match(line)
+        if m and m["taste"] in TASTES:
+            sp, q, sec = (float(v) for v in m["values"].split(","))
+            fits.append((m["taste"], int(m["n"]), int(m["seed"]), m["method"], sp, q, sec))
+    return fits
+
+
+def family_tables(fits: list[tuple[str, int, int, str, float, float, float]], device: str) -> str:
+    """Per size: each method's mean and worst fraction of the oracle over tastes x seeds, the rows
+    it wins and loses, and its fit time; per (taste, size) row: each method's mean ± sd over seeds,
+    the winner, and whether the first method is first or within one sd (the winner's) of first.
+    Only (taste, size) rows that every method finished for the same seeds are counted."""
+    res: dict[tuple[str, int, str], dict[int, tuple[float, float, float]]] = {}
+    for name, n, seed, method, sp, q, sec in fits:
+        res.setdefault((name, n, method), {})[seed] = (sp, q, sec)
+    methods = list(dict.fromkeys(f[3] for f in fits))
+    methods.sort(
+        key=lambda m: (m not in FAMILY_METHODS, FAMILY_METHODS.index(m) if m in FAMILY_METHODS else 0)
+    )
+    sizes = sorted({f[1] for f in fits})
+    tastes = [t for t in TASTES if any(f[0] == t for f in fits)]
+    complete = {}
+    for name in tastes:
+        for n in sizes:
+            seeds = [set(res.get((name, n, m), {})) for m in methods]
+            common_seeds = sorted(set.intersection(*seeds)) if seeds else []
+            if common_seeds:
+                complete[(name, n)] = {
+                    m: np.array([res[(name, n, m)][s] for s in common_seeds]) for m in methods
+                }
     rows, summary = [], []
     won = {(n, m): 0 for n in sizes for m in methods}
     last = dict(won)
-    for name in tastes:
-        for n in sizes:
-            v = {m: np.array(res[(name, n, m)]) for m in methods}
-            mean = {m: float(v[m][:, 0].mean()) for m in methods}
-            best = max(mean, key=mean.get)
-            won[(n, best)] += 1
-            last[(n, min(mean, key=mean.get))] += 1
-            close = mean[best] - mean[methods[0]] <= float(v[best][:, 0].std())
-            rows.append(
-                [
-                    name,
-                    n,
-                    *(f"{mean[m]:.3f} ± {v[m][:, 0].std():.3f}" for m in methods),
-                    best,
-                    "yes" if close else "no",
-                ]
-            )
+    for (name, n), v in complete.items():
+        mean = {m: float(v[m][:, 0].mean()) for m in methods}
+        best = max(mean, key=mean.get)
+        won[(n, best)] += 1
+        last[(n, min(mean, key=mean.get))] += 1
+        close = mean[best] - mean[methods[0]] <= float(v[best][:, 0].std())
+        spread = (f"{mean[m]:.3f} ± {v[m][:, 0].std():.3f}" for m in methods)
+        rows.append([name, n, len(v[best]), *spread, best, "yes" if close else "no"])
     for n in sizes:
         for m in methods:
-            v = np.array([x for name in tastes for x in res[(name, n, m)]])
+            v = np.concatenate(
+                [vals[m] for (_, size), vals in complete.items() if size == n] or [np.zeros((0, 3))]
+            )
+            if not len(v):
+                continue
             summary.append(
                 [
                     n,
@@ -373,7 +407,7 @@ def family(
             summary,
         )
         + "\n\nSpearman / oracle per taste (mean ± sd over seeds):\n\n"
-        + table(["taste", "ratings", *methods, "best", f"{methods[0]} first or within 1 sd"], rows)
+        + table(["taste", "ratings", "seeds", *methods, "best", f"{methods[0]} first or within 1 sd"], rows)
     )
 
 
@@ -525,10 +559,25 @@ def main() -> None:
         help="also silva with these training options in the family, e.g. 'members=5;hidden=[512]'",
     )
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 6000, 20000], help="family sizes")
+    p.add_argument(
+        "--family-from-log",
+        nargs="+",
+        type=Path,
+        metavar="LOG",
+        help="print the family tables from the per-fit lines of earlier runs' stderr, and stop",
+    )
+    p.add_argument(
+        "--methods", nargs="+", help="family methods (default: silva and its peers, then the variants)"
+    )
+    p.add_argument("--tastes", nargs="+", choices=list(TASTES), help="family tastes (default: all)")
     p.add_argument("--jobs", type=int, default=1, help="family units (taste, size, seed) run in parallel")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the torch methods train")
     a = p.parse_args()
     common.DEVICE = torch.device(a.device)
+    if a.family_from_log:
+        fits = [f for log in a.family_from_log for f in fits_from_log(log)]
+        print(family_tables([f for f in fits if not a.methods or f[3] in a.methods], "per log"))
+        return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = TrainConfig()
     t0 = time.perf_counter()
@@ -557,9 +606,9 @@ def main() -> None:
         print(compare(sizes, seeds, cfg, mord_max), "\n")
     if a.quick or a.family or a.family_only:
         sizes_f, seeds_f, tastes = (
-            ([1000], [0], list(TASTES)[:2]) if a.quick else (a.sizes, [0, 1, 2], list(TASTES))
+            ([1000], [0], list(TASTES)[:2]) if a.quick else (a.sizes, [0, 1, 2], a.tastes or list(TASTES))
         )
-        methods = (*FAMILY_METHODS, *(f"silva[{v}]" for v in a.variant))
+        methods = (*(a.methods or FAMILY_METHODS), *(f"silva[{v}]" for v in a.variant))
         print(f"## The family of tastes ({len(tastes)} tastes, seeds {seeds_f})\n")
         print(family(sizes_f, seeds_f, cfg, tastes, methods, a.jobs), "\n")
     if not a.family_only:

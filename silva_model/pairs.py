@@ -1,9 +1,9 @@
 """Pairwise judgements, an optional signal beside the ratings: "a is better than b", or a tie.
 
 A pairs file is CSV or Parquet with columns `a`, `b` and `winner` (`a`, `b` or `tie`); `a` and `b`
-name images by the key the manifest's rows carry (`post_id`, or `image_sha256` in the pipeline's
-manifest). Training adds a logistic margin loss on the latent difference (`pair_loss`), each
-judgement weighing like one rating times `pair_weight`. Pairs are used only where both images are
+name rated images by a key the manifest's rows carry (`image_sha256`, `path` or `post_id`).
+Training adds a Bradley-Terry loss on the latent difference (`pair_loss`), each judgement weighing
+like one rating times `pair_weight`. Pairs are used only where both images are
 in the train split, so a judgement never leaks a val or test image into training.
 """
 
@@ -139,3 +139,11 @@ def pair_loss(fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor) -> torc
     scale the bars' cumulative logits use, so a judgement and a rating speak in one unit. A tie is a
     half-win for each side, which pulls the two latents together. Broadcasts over members."""
     return F.binary_cross_entropy_with_logits(fa - fb, ((1 + outcome) / 2).expand_as(fa))
+
+
+def rank_loss(latents: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RankNet over a batch: every two images rated differently are a judged pair (`pair_loss`
+    on each ordered pair the ratings decide). (members, B) latents, (B,) ratings."""
+    better = y[:, None] > y[None, :]
+    d = latents[:, :, None] - latents[:, None, :]
+    return (F.softplus(-d) * better).sum() / (better.sum().clamp_min(1) * latents.shape[0])

@@ -34,7 +34,7 @@ from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_emb
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import compute_metrics
-from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, read_pairs
+from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, rank_loss, read_pairs
 from silva_model.provenance import BackboneSpec
 
 
@@ -64,6 +64,7 @@ class TrainConfig:
     threshold_init: Literal["prior", "uniform"] = _opt(
         "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
     )
+    rank_weight: float = _opt(0.0, "weight of a RankNet loss over the batch's differently rated pairs")
     pair_weight: float = _opt(1.0, "weight of one pairwise judgement against one rating (only with pairs)")
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
@@ -231,9 +232,12 @@ def train(
         for s in range(0, x.shape[0], config.batch_size):
             idx = perm[s : s + config.batch_size]
             with amp:
-                member_logits = head.member_latents(x[idx]).unsqueeze(-1) - head.thresholds()
+                latents = head.member_latents(x[idx])
             # each member fits the bars on its own; they share only the bars
+            member_logits = latents.float().unsqueeze(-1) - head.thresholds()
             loss = loss_fn(member_logits.flatten(0, 1), y[idx].repeat(config.members))
+            if config.rank_weight > 0:
+                loss = loss + config.rank_weight * rank_loss(latents.float(), y[idx])
             if train_pairs is not None:
                 j = torch.randint(len(train_pairs), (pair_batch,), generator=gen).to(device)
                 with amp:
