@@ -134,16 +134,22 @@ def _fail_first(bad: pa.Array | pa.ChunkedArray, source: str, why) -> None:
         raise PairsError(f"{source}: {where}: {why(i)} ({hits.size} such row(s))")
 
 
+JUDGEMENT_SCALE = 2**0.5
+
+
 def pair_loss(fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
-    """Bradley-Terry on the latent difference, P(a beats b) = sigmoid(fa - fb): the same logistic
-    scale the bars' cumulative logits use, so a judgement and a rating speak in one unit. A tie is a
-    half-win for each side, which pulls the two latents together. Broadcasts over members."""
-    return F.binary_cross_entropy_with_logits(fa - fb, ((1 + outcome) / 2).expand_as(fa))
+    """Bradley-Terry on the latent difference, in the ratings' own noise model: a rating clears bar
+    k when f(x) + e > theta_k with e ~ Logistic(0, 1), so judging a against b compares two such
+    perceptions, and e_a - e_b has twice the variance: P(a beats b) = sigmoid((fa - fb) / sqrt 2)
+    (Logistic(0, sqrt 2) has exactly that variance). A tie is a half-win for each side, which pulls
+    the two latents together. Broadcasts over members."""
+    target = ((1 + outcome) / 2).expand_as(fa)
+    return F.binary_cross_entropy_with_logits((fa - fb) / JUDGEMENT_SCALE, target)
 
 
 def rank_loss(latents: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """RankNet over a batch: every two images rated differently are a judged pair (`pair_loss`
     on each ordered pair the ratings decide). (members, B) latents, (B,) ratings."""
     better = y[:, None] > y[None, :]
-    d = latents[:, :, None] - latents[:, None, :]
+    d = (latents[:, :, None] - latents[:, None, :]) / JUDGEMENT_SCALE
     return (F.softplus(-d) * better).sum() / (better.sum().clamp_min(1) * latents.shape[0])
