@@ -503,6 +503,7 @@ def simulated_pairs(d, train_rows: np.ndarray, count: int, noise: float, seed: i
 def pairs_gain(n: int, counts: list[int], seeds: list[int], tastes: list[str], cfg: TrainConfig) -> str:
     """Spearman / oracle with simulated pairwise judgements on top of n ratings."""
     rows = []
+    every: dict[int, list[tuple[float, float]]] = {c: [] for c in counts}
     for name in tastes:
         vals: dict[int, list[tuple[float, float]]] = {c: [] for c in counts}
         for seed in seeds:
@@ -528,6 +529,10 @@ def pairs_gain(n: int, counts: list[int], seeds: list[int], tastes: list[str], c
         for c in counts:
             v = np.array(vals[c])
             rows.append([name, c, float(v[:, 0].mean()), float(v[:, 0].std()), float(v[:, 1].mean())])
+            every[c].extend(vals[c])
+    for c in counts:
+        v = np.array(every[c])
+        rows.append(["every taste", c, float(v[:, 0].mean()), float(v[:, 0].std()), float(v[:, 1].mean())])
     return table(["taste", "pairs", "Spearman / oracle", "±sd", "QWK / oracle"], rows)
 
 
@@ -598,7 +603,7 @@ def main() -> None:
     )
     if a.pairs_only:
         print("## Pairwise judgements on top of 3,000 ratings (simulated, same rater noise)\n")
-        print(pairs_gain(3000, [0, 500, 2000], [0, 1, 2], list(TASTES), cfg), "\n")
+        print(pairs_gain(3000, [0, 500, 2000], [0, 1, 2], a.tastes or list(TASTES), cfg), "\n")
         print(f"total {time.perf_counter() - t0:.0f}s")
         return
     if not a.family_only:
