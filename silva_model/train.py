@@ -169,7 +169,7 @@ def train(
     pairs: Pairs | None = None,
 ) -> TrainResult:
     """Train on the manifest's train split, select on val; returns the best head (loaded).
-    `pairs` (manifest row indices) add a margin loss over those with both images in train."""
+    `pairs` (manifest row indices) add a Bradley-Terry loss over those with both images in train."""
     config = config or TrainConfig()
     t0 = time.perf_counter()
     arrays = manifest if isinstance(manifest, ManifestArrays) else load_manifest(manifest, dim=None)

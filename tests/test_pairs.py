@@ -8,7 +8,7 @@ import torch
 from silva_model import train as train_mod
 from silva_model.manifest import build_manifest, load_manifest, write_manifest
 from silva_model.metrics import spearman
-from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, read_pairs
+from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, rank_loss, read_pairs
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import TrainConfig, train
 
@@ -115,3 +115,30 @@ def test_train_cli_reads_pairs_and_names_a_bad_row(tmp_path, capsys):
     bad = _csv(tmp_path, "a,b,winner\n1000,1001,a\n1000,77,a\n")
     assert train_mod.main([*args, "--pairs", str(bad)]) == 2
     assert "line 3: image b=77 is not rated (post_id)" in capsys.readouterr().err
+
+
+def test_rank_loss_rewards_the_ratings_order_only():
+    y = torch.tensor([1, 2, 3, 3, 5])
+    ordered = torch.tensor([[0.0, 1.0, 2.0, 2.5, 4.0]])
+    assert rank_loss(ordered, y) < rank_loss(-ordered, y)
+    # equal ratings are no pair: swapping the two 3s changes nothing
+    swapped = ordered[:, [0, 1, 3, 2, 4]]
+    torch.testing.assert_close(rank_loss(ordered, y), rank_loss(swapped, y))
+
+
+def test_an_ensemble_head_trains_and_round_trips_through_a_release(tmp_path):
+    from silva_model import Scorer
+
+    d = make_taste_dataset(600, seed=2)
+    arrays = load_manifest(build_manifest(d.embeddings, d.ratings))
+    cfg = TrainConfig(epochs=3, batch_size=64, hidden=(32,), members=3, rank_weight=0.5, device="cpu")
+    head = train(arrays, cfg, progress=False).head
+    assert head.config.members == 3 and head.mlp.weights[0].shape == (3, 1152, 32)
+    release = Scorer(head, device="cpu").save_pretrained(tmp_path / "r")
+    x = arrays.subset("test")[0]
+    np.testing.assert_allclose(
+        Scorer.from_pretrained(release, device="cpu").score_embeddings(x),
+        Scorer(head, device="cpu").score_embeddings(x),
+        rtol=1e-6,
+        atol=1e-6,
+    )
