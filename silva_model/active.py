@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from silva_model.head import normalize_embeddings
+from silva_model.head import batch_tensor, normalize_embeddings
 from silva_model.manifest import ManifestArrays
 from silva_model.splits import SPLITS
 from silva_model.train import TrainConfig, train
@@ -32,7 +32,7 @@ def class_probabilities(head: nn.Module, x: np.ndarray, batch_size: int = 16_384
     head.eval()
     out = []
     for s in range(0, len(x), batch_size):
-        above = torch.sigmoid(head(torch.as_tensor(x[s : s + batch_size]).to(device)).logits.float()).cpu()
+        above = torch.sigmoid(head(batch_tensor(x[s : s + batch_size]).to(device)).logits.float()).cpu()
         ones = torch.ones(len(above), 1)
         cum = torch.cat([ones, above, torch.zeros_like(ones)], dim=1)
         out.append((cum[:, :-1] - cum[:, 1:]).clamp_min(0.0))

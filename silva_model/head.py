@@ -222,16 +222,23 @@ def predict(
     device = next(head.parameters()).device
     was_training = head.training
     head.eval()
-    x = torch.as_tensor(x)
     scores, classes = [], []
     for s in range(0, x.shape[0], batch_size):
-        out = head(x[s : s + batch_size].to(device, torch.float32, non_blocking=True))
+        out = head(batch_tensor(x[s : s + batch_size]).to(device, torch.float32, non_blocking=True))
         scores.append(out.score.float().cpu())
         classes.append(predicted_class(out.logits).cpu())
     head.train(was_training)
     if not scores:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
     return torch.cat(scores).numpy(), torch.cat(classes).numpy()
+
+
+def batch_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """One batch as a tensor, sharing memory where it can. A read-only array (a memory-mapped
+    manifest read zero-copy) is copied batch by batch: torch cannot wrap read-only memory."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        return torch.from_numpy(x.copy())
+    return torch.as_tensor(x)
 
 
 def predicted_class(logits: torch.Tensor) -> torch.Tensor:

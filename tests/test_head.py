@@ -112,3 +112,21 @@ def test_a_head_saved_as_a_sequential_mlp_still_loads():
     x = torch.randn(5, 6)
     xs = (torch.nn.functional.normalize(x, dim=-1) - head.input_mean) * head.input_scale
     torch.testing.assert_close(head.latent(x), old(xs).squeeze(-1))
+
+
+def test_read_only_embeddings_score_without_a_torch_warning():
+    """A manifest read zero-copy is a read-only array; torch warns (once per process) when asked to
+    wrap one, so this runs in a fresh interpreter with warnings as errors."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from silva_model.active import class_probabilities\n"
+        "from silva_model.head import HeadConfig, OrdinalHead, predict\n"
+        "x = np.ones((3, 8), np.float32); x.flags.writeable = False\n"
+        "head = OrdinalHead(HeadConfig(embed_dim=8, hidden=(4,)))\n"
+        "predict(head, x); class_probabilities(head, x)\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
