@@ -30,7 +30,7 @@ import recipe  # noqa: E402
 from common import Timer, evaluate, fit_torch, machine, mlp, table, tensor  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
+from silva_model.manifest import ManifestArrays, build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import level_bias, qwk, spearman  # noqa: E402
 from silva_model.pairs import Pairs  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
@@ -46,6 +46,8 @@ class Data:
     test: Split
     oracle_spearman: float
     oracle_qwk: float
+    arrays: ManifestArrays  # all rows, in the taste's order
+    taste: np.ndarray  # the noiseless taste of every row
 
 
 # The family of tastes silva must win on: rater noise 0.3-0.8, 8-24 style clusters, latent rank
@@ -74,23 +76,19 @@ def make_data(n: int, seed: int, **taste) -> Data:
         a.subset("test"),
         spearman(d.ratings[test], d.taste[test]),
         qwk(d.ratings[test], d.oracle_ratings[test]),
+        a,
+        d.taste,
     )
 
 
 # --- methods: each returns (test score, test predicted class) ---------------------------------
 
 
-def silva(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    from silva_model.manifest import ManifestArrays
-
-    xs = [data.train[0], data.val[0], data.test[0]]
-    ys = [data.train[1], data.val[1], data.test[1]]
-    arrays = ManifestArrays(
-        np.concatenate(xs),
-        np.concatenate(ys),
-        np.concatenate([np.full(len(y), i, np.int8) for i, y in enumerate(ys)]),
-    )
-    res = train(arrays, dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type), progress=False)
+def silva(
+    data: Data, seed: int, cfg: TrainConfig, pairs: Pairs | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    run_cfg = dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type)
+    res = train(data.arrays, run_cfg, progress=False, pairs=pairs)
     return predict(res.head, data.test[0])
 
 
@@ -345,9 +343,10 @@ def family_tables(fits: list[tuple[str, int, int, str, float, float, float]], de
     res: dict[tuple[str, int, str], dict[int, tuple[float, float, float]]] = {}
     for name, n, seed, method, sp, q, sec in fits:
         res.setdefault((name, n, method), {})[seed] = (sp, q, sec)
-    methods = list(dict.fromkeys(f[3] for f in fits))
-    methods.sort(
-        key=lambda m: (m not in FAMILY_METHODS, FAMILY_METHODS.index(m) if m in FAMILY_METHODS else 0)
+    # silva's peers in their usual order, then the variants as they first appear
+    methods = sorted(
+        dict.fromkeys(f[3] for f in fits),
+        key=lambda m: FAMILY_METHODS.index(m) if m in FAMILY_METHODS else len(FAMILY_METHODS),
     )
     sizes = sorted({f[1] for f in fits})
     tastes = [t for t in TASTES if any(f[0] == t for f in fits)]
@@ -373,11 +372,10 @@ def family_tables(fits: list[tuple[str, int, int, str, float, float, float]], de
         rows.append([name, n, len(v[best]), *spread, best, "yes" if close else "no"])
     for n in sizes:
         for m in methods:
-            v = np.concatenate(
-                [vals[m] for (_, size), vals in complete.items() if size == n] or [np.zeros((0, 3))]
-            )
-            if not len(v):
+            parts = [vals[m] for (_, size), vals in complete.items() if size == n]
+            if not parts:
                 continue
+            v = np.concatenate(parts)
             summary.append(
                 [
                     n,
@@ -489,14 +487,14 @@ def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
     return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
 
 
-def simulated_pairs(d, train_rows: np.ndarray, count: int, noise: float, seed: int) -> Pairs:
+def simulated_pairs(data: Data, count: int, noise: float, seed: int) -> Pairs:
     """`count` judgements between random train images, made by the same rater as the ratings: each
     side is seen as taste + noise, and a difference under 0.1 is called a tie."""
     rng = np.random.default_rng([seed, count, 7])
-    a, b = rng.choice(train_rows, (2, count))
+    a, b = rng.choice(np.flatnonzero(data.arrays.mask("train")), (2, count))
     keep = a != b
     a, b = a[keep], b[keep]
-    seen = d.taste[a] - d.taste[b] + noise * np.sqrt(2) * rng.standard_normal(len(a))
+    seen = data.taste[a] - data.taste[b] + noise * np.sqrt(2) * rng.standard_normal(len(a))
     return Pairs(a, b, np.where(np.abs(seen) < 0.1, 0.0, np.sign(seen)).astype(np.float32))
 
 
@@ -507,24 +505,11 @@ def pairs_gain(n: int, counts: list[int], seeds: list[int], tastes: list[str], c
     for name in tastes:
         vals: dict[int, list[tuple[float, float]]] = {c: [] for c in counts}
         for seed in seeds:
-            taste = TASTES[name]
-            d = make_taste_dataset(n, seed=seed, **taste)
-            arrays = to_arrays(build_manifest(d.embeddings, d.ratings))
-            test = arrays.mask("test")
-            oracle = spearman(d.ratings[test], d.taste[test])
+            data = make_data(n, seed, **TASTES[name])
             for c in counts:
-                pairs = (
-                    simulated_pairs(d, np.flatnonzero(arrays.mask("train")), c, taste.get("noise", 0.5), seed)
-                    if c
-                    else None
-                )
-                run_cfg = dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type)
-                res = train(arrays, run_cfg, progress=False, pairs=pairs)
-                score, pred = predict(res.head, arrays.subset("test")[0])
-                m = evaluate(d.ratings[test], score, pred)
-                vals[c].append(
-                    (m["spearman"] / oracle, m["qwk"] / qwk(d.ratings[test], d.oracle_ratings[test]))
-                )
+                pairs = simulated_pairs(data, c, TASTES[name].get("noise", 0.5), seed) if c else None
+                m = evaluate(data.test[1], *silva(data, seed, cfg, pairs))
+                vals[c].append((m["spearman"] / data.oracle_spearman, m["qwk"] / data.oracle_qwk))
                 print(f"  pairs {name} seed={seed} {c}: {vals[c][-1]}", file=sys.stderr, flush=True)
         for c in counts:
             v = np.array(vals[c])

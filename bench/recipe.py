@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from silva_model.head import predicted_class
 from silva_model.interop import SilvaScorerHead
+from silva_model.pairs import rank_loss
 
 K = 5
 SMOOTHING = 0.2
@@ -42,11 +43,6 @@ def _qwk_loss(probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (w * observed).sum() / (w * expected).sum().clamp_min(1e-8)
 
 
-def _ranknet(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    better = (y[:, None] > y[None, :]).to(s.dtype)
-    return (F.softplus(-(s[:, None] - s[None, :])) * better).sum() / better.sum().clamp_min(1)
-
-
 def _soft_spearman(s: torch.Tensor, y: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     soft_rank = torch.sigmoid((s[:, None] - s[None, :]) / tau).sum(1)
     ranks = torch.argsort(torch.argsort(y.to(s.dtype))).to(s.dtype)
@@ -60,7 +56,7 @@ def recipe_loss(pos_weight: torch.Tensor):
         bce = F.binary_cross_entropy_with_logits(out.logits, targets, pos_weight=pos_weight.to(y.device))
         return (
             bce
-            + 1.0 * _ranknet(out.latent, y)
+            + 1.0 * rank_loss(out.latent[None], y, scale=1.0)  # plain RankNet, as the recipe says
             + 0.5 * _soft_spearman(out.latent, y)
             + 1.0 * _qwk_loss(_class_probs(out.logits), y)
         )

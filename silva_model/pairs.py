@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 PAIR_COLUMNS = ("a", "b", "winner")
 OUTCOMES = ("a", "b", "tie")
+KEY_COLUMNS = ("image_sha256", "path", "post_id")  # what pairs may name a manifest row by
 
 
 class PairsError(ValueError):
@@ -65,9 +66,6 @@ def read_pairs(path: str | Path, keys: dict[str, pa.Array | np.ndarray]) -> Pair
     return resolve_pairs(table, keys, str(path), root=path.parent)
 
 
-KEY_COLUMNS = ("image_sha256", "path", "post_id")
-
-
 def manifest_keys(manifest: pa.Table | str | Path) -> dict[str, pa.Array]:
     """The columns a manifest's rows can be named by (read alone from a parquet file)."""
     if not isinstance(manifest, pa.Table):
@@ -85,9 +83,7 @@ def resolve_pairs(
     row is an error that names it: an image no rated row has, an image paired with itself, a winner
     that is not a, b or tie."""
     if not keys:
-        raise PairsError(
-            f"{source}: the manifest has no column to name images by (image_sha256, path, post_id)"
-        )
+        raise PairsError(f"{source}: the manifest has no column to name images by {KEY_COLUMNS}")
     winner = pc.utf8_lower(pc.utf8_trim_whitespace(table.column("winner").cast(pa.string())))
     bad = pc.invert(pc.fill_null(pc.is_in(winner, pa.array(OUTCOMES)), False))
     _fail_first(bad, source, lambda i: f"winner {table.column('winner')[i].as_py()!r} is not a, b or tie")
@@ -115,7 +111,7 @@ def resolve_pairs(
             lambda i, c=col, s=side: f"image {s}={c[i].as_py()!r} is not rated ({name})",
         )
     a, b = (idx[s].to_numpy(zero_copy_only=False).astype(np.int64) for s in ("a", "b"))
-    _fail_first(pa.array(a == b), source, lambda i: "an image is paired with itself")
+    _fail_first(a == b, source, lambda i: "an image is paired with itself")
     w = winner.to_numpy(zero_copy_only=False)
     return Pairs(a, b, np.select([w == "a", w == "b"], [1.0, -1.0], 0.0).astype(np.float32))
 
@@ -126,8 +122,8 @@ def _keys(column: pa.ChunkedArray, kind: str, root: Path | None) -> pa.ChunkedAr
     return pa.array([str((root / v).resolve()) if v else v for v in column.to_pylist()], pa.string())
 
 
-def _fail_first(bad: pa.Array | pa.ChunkedArray, source: str, why) -> None:
-    hits = np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
+def _fail_first(bad: pa.Array | pa.ChunkedArray | np.ndarray, source: str, why) -> None:
+    hits = np.flatnonzero(np.asarray(bad, dtype=bool))
     if hits.size:
         i = int(hits[0])
         where = f"line {i + 2}" if source.lower().endswith(".csv") else f"row {i}"  # a CSV has a header line
@@ -147,9 +143,9 @@ def pair_loss(fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor) -> torc
     return F.binary_cross_entropy_with_logits((fa - fb) / JUDGEMENT_SCALE, target)
 
 
-def rank_loss(latents: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def rank_loss(latents: torch.Tensor, y: torch.Tensor, scale: float = JUDGEMENT_SCALE) -> torch.Tensor:
     """RankNet over a batch: every two images rated differently are a judged pair (`pair_loss`
     on each ordered pair the ratings decide). (members, B) latents, (B,) ratings."""
     better = y[:, None] > y[None, :]
-    d = (latents[:, :, None] - latents[:, None, :]) / JUDGEMENT_SCALE
+    d = (latents[:, :, None] - latents[:, None, :]) / scale
     return (F.softplus(-d) * better).sum() / (better.sum().clamp_min(1) * latents.shape[0])

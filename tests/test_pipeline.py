@@ -358,3 +358,17 @@ def test_a_pairs_file_reaches_training_and_a_bad_row_is_named(tiny_backbone, tmp
     assert "pairs.csv: line 3: image b='images/missing.png' is not rated (path)" in str(
         failure.event_specific_data.error
     )
+
+
+def test_a_changed_pairs_file_changes_the_ratings_fingerprint(tmp_path):
+    """The retrain sensor watches the fingerprint: new judgements must wake it like new ratings."""
+    from silva_pipeline.resources import RatingsSource
+
+    csv = make_ratings_file(tmp_path / "rated", 3)
+    pairs = csv.parent / "pairs.csv"
+    src = RatingsSource(kind="file", path=str(csv), pairs=str(pairs))
+    none_yet = src.fingerprint()
+    pairs.write_text("a,b,winner\nimages/a.png,images/b.png,a\n")
+    first = src.fingerprint()
+    pairs.write_text("a,b,winner\nimages/a.png,images/b.png,b\n")
+    assert len({none_yet, first, src.fingerprint()}) == 3
