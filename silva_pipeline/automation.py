@@ -22,6 +22,15 @@ embed_library_job = dg.define_asset_job(
     description="embed library shards (one run per shard; launch a backfill for many)",
 )
 
+# The rated images, shard by shard, one worker process per shard at once (as many as the `gpu`
+# pool has slots, each process on its own GPU); then `retrain` finds them all in the cache.
+embed_images_job = dg.define_asset_job(
+    "embed_images",
+    selection=dg.AssetSelection.assets("raw_ratings", "image_embeddings"),
+    executor_def=dg.multiprocess_executor,
+    description="re-read the ratings and embed the rated images, one worker process per shard",
+)
+
 
 @dg.sensor(job=retrain_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED)
 def new_ratings_sensor(context: dg.SensorEvaluationContext, ratings_source: RatingsSource):

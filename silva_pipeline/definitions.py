@@ -14,7 +14,13 @@ import os
 import dagster as dg
 
 from silva_pipeline.assets import ASSET_CHECKS, ASSETS
-from silva_pipeline.automation import embed_library_job, new_ratings_sensor, nightly_retrain, retrain_job
+from silva_pipeline.automation import (
+    embed_images_job,
+    embed_library_job,
+    new_ratings_sensor,
+    nightly_retrain,
+    retrain_job,
+)
 from silva_pipeline.resources import (
     HubResource,
     LibrarySource,
@@ -41,11 +47,12 @@ def default_resources() -> dict[str, object]:
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[retrain_job, embed_library_job],
+    jobs=[retrain_job, embed_images_job, embed_library_job],
     sensors=[new_ratings_sensor],
     schedules=[nightly_retrain],
     resources=default_resources(),
     # The graph is a chain sharing one GPU: running its steps in one process avoids re-importing
     # torch and reloading the backbone per step, and never puts two steps on the GPU at once.
+    # `embed_images` is the exception: there the steps are shards, one worker process each.
     executor=dg.in_process_executor,
 )

@@ -53,6 +53,13 @@ class EmbeddingCache:
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """(shas, embeddings) of everything cached; compacts the shards if there are many."""
+        while True:
+            try:
+                return self._load()
+            except FileNotFoundError:  # another worker compacted the files listed: list again
+                continue
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray]:
         shards = self.shards()
         if not shards:
             return np.array([], dtype=object), np.zeros((0, 0), np.float32)
@@ -60,6 +67,8 @@ class EmbeddingCache:
         for p in shards:
             try:
                 tables.append(read_parquet(p))
+            except FileNotFoundError:
+                raise
             except (OSError, pa.ArrowException) as e:
                 tables.append(None)
                 self._quarantine(p, f"{type(e).__name__}: {e}")
@@ -97,5 +106,5 @@ class EmbeddingCache:
 
     def _write(self, table: pa.Table, kind: str) -> None:
         self._seq += 1
-        name = f"shard-{time.time_ns():020d}-{self._seq:05d}-{kind}.parquet"
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}-{self._seq:05d}-{kind}.parquet"
         write_parquet(table, self.folder / name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -13,3 +13,24 @@ class Release:
     registry_version: str
     hub: str
     test_spearman: float | None = None
+
+
+@dataclass
+class EmbedWork:
+    """What embedding some images into the cache did: counted per worker, summed over shards."""
+
+    embedded: int = 0
+    seconds: float = 0.0  # worker time, summed
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    quarantined: int = 0  # unreadable cache files moved aside (their images embedded again)
+
+    def __post_init__(self) -> None:
+        self.failures = [(str(p), str(e)) for p, e in self.failures]  # lists, after JSON
+
+    def __add__(self, other: EmbedWork) -> EmbedWork:
+        return EmbedWork(
+            self.embedded + other.embedded,
+            self.seconds + other.seconds,
+            self.failures + other.failures,
+            self.quarantined + other.quarantined,
+        )

@@ -15,7 +15,7 @@ from pipeline_support import FAST_HEAD, make_pictoria_db, make_ratings_file, res
 from silva_model import active
 from silva_model.synthetic import make_taste_dataset
 from silva_pipeline.assets import MODEL_ASSETS, library_shards
-from silva_pipeline.assets.library import assign_shards
+from silva_pipeline.embedding import assign_shards
 
 
 @pytest.fixture

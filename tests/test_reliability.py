@@ -352,6 +352,29 @@ def test_a_truncated_cache_shard_is_quarantined_and_its_images_embedded_again(ti
     assert run(res, selection=sel).success  # and the run after that needs nothing by hand
 
 
+def test_a_cache_compacted_by_another_worker_mid_read_loses_nothing(tmp_path, monkeypatch):
+    import silva_pipeline.embedding_cache as ec
+
+    cache = ec.EmbeddingCache(tmp_path, "some/backbone")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cache.add([f"sha{i}a", f"sha{i}b"], rng.standard_normal((2, 8)).astype(np.float32))
+    real_read = ec.read_parquet
+
+    def read_while_another_worker_compacts(path):
+        monkeypatch.setattr(ec, "read_parquet", real_read)
+        other = ec.EmbeddingCache(tmp_path, "some/backbone")  # its load lists the same 3 files...
+        monkeypatch.setattr(ec, "_MAX_SHARDS", 2)
+        other.load()  # ...and replaces them with one compacted file
+        monkeypatch.setattr(ec, "_MAX_SHARDS", 32)
+        return real_read(path)
+
+    monkeypatch.setattr(ec, "read_parquet", read_while_another_worker_compacts)
+    shas, emb = cache.load()
+    assert sorted(shas) == sorted(f"sha{i}{c}" for i in range(3) for c in "ab") and emb.shape == (6, 8)
+    assert not cache.quarantined and len(cache.shards()) == 1
+
+
 def test_the_project_instance_monitors_runs_and_limits_pools(tmp_path, monkeypatch):
     from silva_pipeline.demo import ensure_dagster_home
 

@@ -4,8 +4,10 @@ by several worker processes at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from pipeline_support import dagster_materialize, make_ratings_file, resources, 
 from silva_model.manifest import embeddings_from_arrow
 from silva_pipeline.assets import library_shards
 from silva_pipeline.postgres import size_gpu_pool, start_mlflow_server, start_postgres, write_instance_yaml
+from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -89,8 +92,6 @@ def _library_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
 
 def _resources(env: dict) -> dict:
     """The same resources in this process as the workers build from `env` and their config."""
-    from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
-
     res = resources(Path(env["SILVA_BACKBONE"]), kind="demo")
     res["library_source"] = LibrarySource(kind="folder", path=env["SILVA_LIBRARY"], shard_size=12)
     res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
@@ -188,3 +189,102 @@ def test_a_worker_killed_mid_shard_loses_nothing(tiny_backbone, tmp_path, postgr
             assert run(res, selection=["library_embeddings"], instance=instance, partition_key=shard).success
         got, embedded = _embeddings(instance, shards)
     assert len(got) == 36 and embedded == 36 - flushed  # what the killed worker finished is kept
+
+
+def _rated_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
+    """36 rated images (3 shards of 12), as the workers' environment."""
+    csv = make_ratings_file(tmp_path / "rated", 36, seed=6)
+    return {"SILVA_SOURCE": "file", "SILVA_RATINGS": str(csv), "SILVA_BACKBONE": str(tiny_backbone)}
+
+
+def _rated_resources(env: dict) -> dict:
+    """The same resources in this process as `embed_images` workers build from `env` and config."""
+    res = resources(Path(env["SILVA_BACKBONE"]), kind="file", path=env["SILVA_RATINGS"])
+    res["library_source"] = LibrarySource(shard_size=12)
+    res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
+    return res
+
+
+def _embed_images(env: dict, workers: int) -> subprocess.Popen:
+    """`dg launch --job embed_images`: one run whose shard steps the multiprocess executor starts
+    as worker processes, at most `workers` at once."""
+    cfg = {
+        "resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}},
+        "execution": {"config": {"max_concurrent": workers}},
+    }
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dg")), "launch", "--job", "embed_images", "-m", "silva_pipeline"]
+        + ["--config-json", json.dumps(cfg)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _shard_steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float, int]]:
+    """Each `embed_shard` step of a run: (start, end, worker pid)."""
+    spans: dict[str, list] = {}
+    for e in instance.all_logs(run_id):
+        ev = e.dagster_event
+        if ev is None or ".embed_shard[" not in (ev.step_key or ""):
+            continue
+        if ev.event_type == dg.DagsterEventType.STEP_START:
+            spans[ev.step_key] = [e.timestamp, None, ev.pid]
+        elif ev.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            spans[ev.step_key][1] = e.timestamp
+    return {k: tuple(v) for k, v in spans.items()}
+
+
+def test_rated_images_embed_shard_by_shard_on_two_workers(tiny_backbone, tmp_path, postgres, monkeypatch):
+    env = {**os.environ, **_rated_env(tmp_path, tiny_backbone)}
+    got = {}
+    for workers in (1, 2):
+        with _instance(postgres, tmp_path, f"rated{workers}", env, monkeypatch) as instance:
+            if workers == 1:  # one worker: this process, shard after shard
+                assert run(
+                    _rated_resources(env), ["raw_ratings", "image_embeddings"], instance=instance
+                ).success
+            else:  # the executor may start 3 processes, but the gpu pool has 2 slots
+                size_gpu_pool(instance, workers)
+                proc = _embed_images(env, 3)
+                out = proc.communicate(timeout=600)[0]
+                assert proc.returncode == 0, out[-3000:]
+                (run_id,) = [r.run_id for r in instance.get_runs()]
+                spans = _shard_steps(instance, run_id)
+                assert len(spans) == 3 and all(end is not None for _, end, _ in spans.values())
+                at_once = [[b for b in spans.values() if b[0] <= a[0] < b[1]] for a in spans.values()]
+                assert max(map(len, at_once)) == 2  # two workers at once, never three
+                assert all(len({pid for *_, pid in group}) == len(group) for group in at_once)
+            event = instance.get_latest_materialization_event(dg.AssetKey("image_embeddings"))
+            mat = event.asset_materialization
+            assert mat.metadata["embedded"].value == 36  # each image embedded once, by one shard
+            t = pq.read_table(mat.metadata["dagster/uri"].value)
+            x = embeddings_from_arrow(t.column("embedding"))
+            got[workers] = {s: x[i].tobytes() for i, s in enumerate(t.column("image_sha256").to_pylist())}
+    assert len(got[1]) == 36 and got[1] == got[2]  # byte-identical
+
+
+def test_a_rated_images_worker_killed_mid_shard_loses_nothing(tiny_backbone, tmp_path, postgres, monkeypatch):
+    env = {**os.environ, **_rated_env(tmp_path, tiny_backbone)}
+    with _instance(postgres, tmp_path, "ratedkill", env, monkeypatch) as instance:
+        size_gpu_pool(instance, 1)
+        cache = tmp_path / "data-ratedkill" / "embeddings"
+        victim = _embed_images(env, 1)
+        deadline = time.monotonic() + 180
+        while not list(cache.glob("*/shard-*.parquet")):  # the first shard's first chunk is safe
+            assert victim.poll() is None and time.monotonic() < deadline, victim.stdout.read()[-3000:]
+            time.sleep(0.005)
+        stop_process_group(victim)  # the run and its worker killed mid-shard
+        flushed = sum(pq.read_metadata(p).num_rows for p in cache.glob("*/shard-*.parquet"))
+        assert 0 < flushed < 12
+        for dead in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            instance.report_run_failed(dead)  # what run monitoring does; it frees the gpu slot too
+        result = run(_rated_resources(env), selection=["raw_ratings", "image_embeddings"], instance=instance)
+        assert result.success
+        mat = result.asset_materializations_for_node("image_embeddings")[0].metadata
+        planned = result.output_for_node("image_embeddings.pending_shards", "shards")
+    assert mat["embedded"].value == 36 - flushed and mat["dagster/row_count"].value == 36
+    assert sum(t.num_rows for t in planned.values()) == 36 - flushed  # only what was missing

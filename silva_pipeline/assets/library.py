@@ -6,7 +6,6 @@ fixed-size shards whose key is a hash of their members, registered as dynamic pa
 only they need embedding; a new head re-scores everything without embedding anything.
 """
 
-import hashlib
 import time
 
 import dagster as dg
@@ -21,8 +20,8 @@ from silva_model.manifest import backbones_from_arrow, embeddings_from_arrow
 from silva_model.metrics import expected_rating
 from silva_model.previews import jpeg, preview
 from silva_model.provenance import BackboneMismatchError, common_backbone
-from silva_pipeline.assets.image_embeddings import embed_rows
 from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
+from silva_pipeline.embedding import assign_shards, embed_rows
 from silva_pipeline.pictoria_export import export_scores
 from silva_pipeline.report import md_table, plot_histogram, png_markdown
 from silva_pipeline.resources import LibrarySource, RatingsSource, SiglipEmbedderResource
@@ -30,21 +29,6 @@ from silva_pipeline.resources.io_manager import latest_uri
 
 LIBRARY_GROUP = "library"
 library_shards = dg.DynamicPartitionsDefinition(name="library_shards")
-
-
-def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) -> tuple[list[str], list[str]]:
-    """(shard of each image, the new shard keys). Known images keep their shard; new ones, sorted
-    by hash, fill shards of `shard_size` keyed by the hash of their members (stable under
-    re-runs, unique by content)."""
-    new = sorted({s for s in shas if s not in previous})
-    assigned = dict(previous)
-    keys = []
-    for start in range(0, len(new), shard_size):
-        members = new[start : start + shard_size]
-        key = hashlib.sha256("".join(members).encode()).hexdigest()[:16]
-        keys.append(key)
-        assigned.update(dict.fromkeys(members, key))
-    return [assigned[s] for s in shas], keys
 
 
 @dg.asset(group_name=LIBRARY_GROUP, kinds={"python"}, code_version="1")

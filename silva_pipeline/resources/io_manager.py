@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from silva_model.checkpoint import TrainedHead
 from silva_model.evaluate import EvaluationReport
 from silva_model.manifest import read_parquet, write_parquet
 from silva_model.paths import asset_dir
-from silva_pipeline.records import Release
+from silva_pipeline.records import EmbedWork, Release
 
-_JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EvaluationReport, Release)}
+_JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EmbedWork, EvaluationReport, Release)}
 
 
 def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Path | None:
@@ -59,14 +60,23 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     overwritten. A step reads what its own run produced upstream; an upstream asset (partition)
     that this run did not materialize is read from its latest materialization. So two runs at once
     never cross. Several partitions load as a dict keyed by partition, as Dagster's own do; one not
-    materialized yet is left out with a warning (the library is scored as far as it is embedded)."""
+    materialized yet is left out with a warning (the library is scored as far as it is embedded).
+    An op's output inside a graph asset (no asset key) goes to
+    `<base>/_steps/<run id>/<step>/<output>[/<mapping key>]/value.*`."""
 
     base_dir: str = Field(default="", description="empty: <data>/assets")
 
     def _folder(self, key: dg.AssetKey) -> Path:
         return Path(self.base_dir).joinpath(*key.path) if self.base_dir else asset_dir(*key.path)
 
+    def _step_stem(self, identifier: list[str]) -> Path:
+        run_id, *step = identifier
+        return self._folder(dg.AssetKey(["_steps", run_id, *step])) / "value"
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if not context.has_asset_key:
+            store(obj, self._step_stem(context.get_identifier()))
+            return
         folder = self._folder(context.asset_key)
         if context.has_asset_partitions:
             folder = folder / context.asset_partition_key
@@ -74,6 +84,9 @@ class SilvaIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
+        if not context.has_asset_key:
+            stem = self._step_stem(context.upstream_output.get_identifier())
+            return load(next(stem.parent.glob(f"{glob.escape(stem.name)}.*")))
         key = context.asset_key
         if not context.has_asset_partitions:
             path = self._find(context, key, None)

@@ -1,0 +1,160 @@
+"""Embedding images through the one content-addressed cache that rated and library images share,
+and splitting the work into shards that workers take one at a time."""
+
+import hashlib
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from silva_model.manifest import backbone_column, embeddings_from_arrow, embeddings_to_arrow
+from silva_model.paths import data_dir
+from silva_model.provenance import BackboneSpec
+from silva_pipeline.embedding_cache import EmbeddingCache
+from silva_pipeline.records import EmbedWork
+from silva_pipeline.report import md_table
+from silva_pipeline.resources import SiglipEmbedderResource
+
+Context = dg.AssetExecutionContext | dg.OpExecutionContext
+
+
+def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) -> tuple[list[str], list[str]]:
+    """(shard of each image, the new shard keys). Known images keep their shard; new ones, sorted
+    by hash, fill shards of `shard_size` keyed by the hash of their members (stable under
+    re-runs, unique by content)."""
+    new = sorted({s for s in shas if s not in previous})
+    assigned = dict(previous)
+    keys = []
+    for start in range(0, len(new), shard_size):
+        members = new[start : start + shard_size]
+        key = hashlib.sha256("".join(members).encode()).hexdigest()[:16]
+        keys.append(key)
+        assigned.update(dict.fromkeys(members, key))
+    return [assigned[s] for s in shas], keys
+
+
+def embedding_cache(embedder: SiglipEmbedderResource) -> EmbeddingCache:
+    return EmbeddingCache(data_dir() / "embeddings", embedder.model)
+
+
+def load_cache(context: Context, cache: EmbeddingCache) -> tuple[np.ndarray, np.ndarray]:
+    """(shas, embeddings) of the cache; a file that cannot be read is moved aside, and said so."""
+    loaded = cache.load()
+    for shard, why in cache.quarantined:
+        context.log.warning(f"unreadable cache shard moved to {shard} ({why}); its images are embedded again")
+    return loaded
+
+
+def to_embed(rows: pl.DataFrame, cached_shas: np.ndarray) -> pl.DataFrame:
+    """The rows with neither a precomputed vector nor a cached embedding."""
+    rest = rows.filter(pl.col("embedding").is_null()) if "embedding" in rows.columns else rows
+    return rest.filter(~pl.col("image_sha256").is_in(cached_shas.tolist()))
+
+
+def embed_into_cache(
+    context: Context, todo: pl.DataFrame, embedder: SiglipEmbedderResource, cache: EmbeddingCache
+) -> tuple[list[str], list[np.ndarray], EmbedWork]:
+    """Embed `todo` (image_sha256, path), writing the cache every `flush_every` images, so a worker
+    killed mid-way keeps what it finished. Progress goes to the run log."""
+    model = embedder.get()
+    cache.record_spec(model.spec)
+    t0 = time.perf_counter()
+    todo_shas, paths = todo["image_sha256"].to_list(), todo["path"].to_list()
+    new_shas: list[str] = []
+    new_emb: list[np.ndarray] = []
+    failures: list[tuple[str, str]] = []
+    pending_shas: list[str] = []
+    pending: list[np.ndarray] = []
+    for batch in model.iter_embed_paths(paths):
+        failures += [(f.path, f.error) for f in batch.failures]
+        pending_shas += [todo_shas[i] for i in batch.indices]
+        pending.append(batch.embeddings)
+        if len(pending_shas) >= embedder.flush_every:
+            cache.add(pending_shas, np.concatenate(pending))
+            new_shas += pending_shas
+            new_emb += pending
+            done, spent = len(new_shas), time.perf_counter() - t0
+            rate = done / spent if spent else 0.0
+            left = (todo.height - done) / rate if rate else float("nan")
+            context.log.info(
+                f"embedded {done}/{todo.height} images ({rate:.2f} images/s, about {left / 60:.1f} min left)"
+            )
+            pending_shas, pending = [], []
+    rest = np.concatenate(pending) if pending else np.zeros((0, model.embed_dim), np.float32)
+    cache.add(pending_shas, rest)
+    new_shas += pending_shas
+    new_emb += pending
+    for path, err in failures:
+        context.log.warning(f"skipped unreadable image {path}: {err}")
+    return new_shas, new_emb, EmbedWork(len(new_shas), time.perf_counter() - t0, failures)
+
+
+def embed_rows(
+    context: Context,
+    rows: pl.DataFrame,
+    precomputed: BackboneSpec,
+    embedder: SiglipEmbedderResource,
+    done: EmbedWork | None = None,
+) -> dg.Output[pa.Table]:
+    """Rows (image_sha256, path, maybe embedding) -> (image_sha256, embedding, backbone): the
+    source's precomputed vectors, then the cache, then the embedder for whatever is left. `done`
+    is what this run's workers embedded already (their unreadable files are not tried again)."""
+    done = done or EmbedWork()
+    if done.failures:
+        rows = rows.filter(~pl.col("path").is_in([p for p, _ in done.failures]).fill_null(False))
+    has_pre = "embedding" in rows.columns
+    pre = rows.filter(pl.col("embedding").is_not_null()) if has_pre else rows.clear()
+    rest = rows.filter(pl.col("embedding").is_null()) if has_pre else rows
+
+    cache = embedding_cache(embedder)
+    cached_shas, cached_emb = load_cache(context, cache)
+    todo = to_embed(rest, cached_shas)
+    reuse = rest.filter(pl.col("image_sha256").is_in(cached_shas.tolist()))
+    new_shas, new_emb, work = [], [], EmbedWork()
+    if todo.height:
+        new_shas, new_emb, work = embed_into_cache(context, todo, embedder, cache)
+    work = done + work
+    index = {s: i for i, s in enumerate(cached_shas)}
+
+    parts_sha = [pre["image_sha256"].to_list(), reuse["image_sha256"].to_list(), new_shas]
+    parts = [
+        embeddings_from_arrow(pre.select("embedding").to_arrow().column(0)) if pre.height else None,
+        cached_emb[[index[s] for s in parts_sha[1]]] if parts_sha[1] else None,
+        np.concatenate(new_emb) if new_shas else None,
+    ]
+    widths = {p.shape[1] for p in parts if p is not None}
+    if len(widths) > 1:
+        raise dg.Failure(
+            description=f"embeddings of different widths {sorted(widths)}: the source's precomputed vectors "
+            f"do not come from the configured backbone {embedder.model!r}"
+        )
+    emb = np.concatenate([p for p in parts if p is not None]) if widths else np.zeros((0, 0), np.float32)
+    n_pre = pre.height
+    table = pa.table(
+        {
+            "image_sha256": pa.array([s for p in parts_sha for s in p], pa.string()),
+            "embedding": embeddings_to_arrow(emb),
+            "backbone": backbone_column(
+                np.repeat(np.array([0, 1], np.int32), [n_pre, emb.shape[0] - n_pre]),
+                [precomputed, cache.spec()],
+            ),
+        }
+    )
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "backbone": cache.spec().describe(),
+            "precomputed": pre.height,
+            "reused_from_cache": reuse.height - done.embedded,
+            "embedded": work.embedded,
+            "failed": len(work.failures),
+            "quarantined_shards": len(cache.quarantined) + done.quarantined,
+            "images_per_second": round(work.embedded / work.seconds, 2) if work.seconds else 0.0,
+            "failures": dg.MetadataValue.md(
+                md_table(["path", "error"], work.failures) if work.failures else "none"
+            ),
+        },
+    )
