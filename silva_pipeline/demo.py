@@ -116,6 +116,12 @@ def ui() -> None:
     command = [dagster, "dev", "-m", "silva_pipeline", *[a for a in argv if a != "--postgres"]]
     if "--postgres" not in argv:
         ensure_dagster_home()
+        import dagster as dg
+
+        from silva_pipeline.postgres import ensure_gpu_pool
+
+        with dg.DagsterInstance.get() as instance:
+            ensure_gpu_pool(instance)
         os.execv(dagster, command)
     from silva_pipeline.postgres import run_on_postgres
 

@@ -74,6 +74,19 @@ def size_gpu_pool(instance, gpus: int) -> None:
     instance.event_log_storage.set_concurrency_slots("gpu", max(1, gpus))
 
 
+def ensure_gpu_pool(instance) -> int:
+    """Size the `gpu` pool to this host's GPUs, unless a limit was set for it already (one set
+    with `dagster instance concurrency set gpu N` is kept). Returns the pool's slots."""
+    info = instance.event_log_storage.get_concurrency_info("gpu")
+    if not info.using_default_limit:
+        return info.slot_count
+    import torch
+
+    gpus = max(1, torch.cuda.device_count())
+    size_gpu_pool(instance, gpus)
+    return gpus
+
+
 def write_instance_yaml(dagster_home: str | Path, postgres_url: str, max_concurrent_runs: int = 2) -> Path:
     home = Path(dagster_home)
     home.mkdir(parents=True, exist_ok=True)
@@ -147,6 +160,8 @@ def run_on_postgres(command: list[str], dagster_home: Path) -> int:
     (Ctrl+C or SIGTERM included)."""
     import signal
 
+    import dagster as dg
+
     from silva_model.paths import data_dir
 
     pg = start_postgres(data_dir() / "postgres")
@@ -159,8 +174,13 @@ def run_on_postgres(command: list[str], dagster_home: Path) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         write_instance_yaml(dagster_home, pg.uri("dagster"))
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            slots = ensure_gpu_pool(instance)
         mlflow, url = start_mlflow_server(pg.uri("mlflow"), data_dir() / "mlflow-server-artifacts")
-        print(f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}", flush=True)
+        print(
+            f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}; gpu pool: {slots}",
+            flush=True,
+        )
         env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
         child = subprocess.Popen(command, env=env)
         return child.wait()

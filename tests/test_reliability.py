@@ -375,6 +375,23 @@ def test_a_cache_compacted_by_another_worker_mid_read_loses_nothing(tmp_path, mo
     assert not cache.quarantined and len(cache.shards()) == 1
 
 
+def test_the_gpu_pool_is_sized_to_the_hosts_gpus_unless_set_by_hand(tmp_path, monkeypatch):
+    import torch
+
+    from silva_pipeline.demo import ensure_dagster_home
+    from silva_pipeline.postgres import ensure_gpu_pool, size_gpu_pool
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    ensure_dagster_home()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with dg.DagsterInstance.get() as instance:
+        assert ensure_gpu_pool(instance) == 4
+        assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 4
+        size_gpu_pool(instance, 2)  # what `dagster instance concurrency set gpu 2` does
+        assert ensure_gpu_pool(instance) == 2
+        assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 2
+
+
 def test_the_project_instance_monitors_runs_and_limits_pools(tmp_path, monkeypatch):
     from silva_pipeline.demo import ensure_dagster_home
 
