@@ -39,18 +39,18 @@ def embedding_cache(embedder: SiglipEmbedderResource) -> EmbeddingCache:
     return EmbeddingCache(data_dir() / "embeddings", embedder.model)
 
 
-def load_cache(context: Context, cache: EmbeddingCache) -> tuple[np.ndarray, np.ndarray]:
-    """(shas, embeddings) of the cache; a file that cannot be read is moved aside, and said so."""
-    loaded = cache.load()
+def log_quarantined(context: Context, cache: EmbeddingCache) -> None:
     for shard, why in cache.quarantined:
         context.log.warning(f"unreadable cache shard moved to {shard} ({why}); its images are embedded again")
-    return loaded
 
 
-def to_embed(rows: pl.DataFrame, cached_shas: np.ndarray) -> pl.DataFrame:
-    """The rows with neither a precomputed vector nor a cached embedding."""
-    rest = rows.filter(pl.col("embedding").is_null()) if "embedding" in rows.columns else rows
-    return rest.filter(~pl.col("image_sha256").is_in(cached_shas.tolist()))
+def split_rows(rows: pl.DataFrame, cached_shas: np.ndarray) -> tuple[pl.DataFrame, ...]:
+    """(rows with a precomputed vector, rows cached, rows still to embed)."""
+    has_pre = "embedding" in rows.columns
+    pre = rows.filter(pl.col("embedding").is_not_null()) if has_pre else rows.clear()
+    rest = rows.filter(pl.col("embedding").is_null()) if has_pre else rows
+    cached = rest["image_sha256"].is_in(cached_shas.tolist())
+    return pre, rest.filter(cached), rest.filter(~cached)
 
 
 def embed_into_cache(
@@ -104,14 +104,10 @@ def embed_rows(
     done = done or EmbedWork()
     if done.failures:
         rows = rows.filter(~pl.col("path").is_in([p for p, _ in done.failures]).fill_null(False))
-    has_pre = "embedding" in rows.columns
-    pre = rows.filter(pl.col("embedding").is_not_null()) if has_pre else rows.clear()
-    rest = rows.filter(pl.col("embedding").is_null()) if has_pre else rows
-
     cache = embedding_cache(embedder)
-    cached_shas, cached_emb = load_cache(context, cache)
-    todo = to_embed(rest, cached_shas)
-    reuse = rest.filter(pl.col("image_sha256").is_in(cached_shas.tolist()))
+    cached_shas, cached_emb = cache.load()
+    log_quarantined(context, cache)
+    pre, reuse, todo = split_rows(rows, cached_shas)
     new_shas, new_emb, work = [], [], EmbedWork()
     if todo.height:
         new_shas, new_emb, work = embed_into_cache(context, todo, embedder, cache)

@@ -52,37 +52,43 @@ class EmbeddingCache:
         return sorted(self.folder.glob("shard-*.parquet"))
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """(shas, embeddings) of everything cached; compacts the shards if there are many."""
-        while True:
-            try:
-                return self._load()
-            except FileNotFoundError:  # another worker compacted the files listed: list again
-                continue
-
-    def _load(self) -> tuple[np.ndarray, np.ndarray]:
-        shards = self.shards()
-        if not shards:
+        """(shas, embeddings) of everything cached; compacts the files if there are many."""
+        table = self._read(None)
+        if table is None:
             return np.array([], dtype=object), np.zeros((0, 0), np.float32)
-        tables = []
-        for p in shards:
-            try:
-                tables.append(read_parquet(p))
-            except FileNotFoundError:
-                raise
-            except (OSError, pa.ArrowException) as e:
-                tables.append(None)
-                self._quarantine(p, f"{type(e).__name__}: {e}")
-        shards = [p for p, t in zip(shards, tables, strict=True) if t is not None]
-        if not shards:
-            return np.array([], dtype=object), np.zeros((0, 0), np.float32)
-        table = pa.concat_tables([t for t in tables if t is not None])
-        if len(shards) > _MAX_SHARDS:
-            self._write(table, "compact")
-            for p in shards:
-                p.unlink(missing_ok=True)
         return table.column("image_sha256").to_numpy(zero_copy_only=False), embeddings_from_arrow(
             table.column("embedding")
         )
+
+    def shas(self) -> np.ndarray:
+        """The cached images' hashes alone, without reading an embedding: what planning needs."""
+        table = self._read(["image_sha256"])
+        return np.array([], dtype=object) if table is None else table.column(0).to_numpy(zero_copy_only=False)
+
+    def _read(self, columns: list[str] | None) -> pa.Table | None:
+        while True:
+            try:
+                return self._read_once(columns)
+            except FileNotFoundError:  # another worker compacted the files listed: list again
+                continue
+
+    def _read_once(self, columns: list[str] | None) -> pa.Table | None:
+        tables = []
+        for p in self.shards():
+            try:
+                tables.append((p, read_parquet(p, columns)))
+            except FileNotFoundError:
+                raise
+            except (OSError, pa.ArrowException) as e:
+                self._quarantine(p, f"{type(e).__name__}: {e}")
+        if not tables:
+            return None
+        table = pa.concat_tables([t for _, t in tables])
+        if columns is None and len(tables) > _MAX_SHARDS:
+            self._write(table, "compact")
+            for p, _ in tables:
+                p.unlink(missing_ok=True)
+        return table
 
     def _quarantine(self, shard: Path, why: str) -> None:
         """Move an unreadable shard (a write cut short, a bad disk block) aside, so its images are

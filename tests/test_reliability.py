@@ -361,13 +361,13 @@ def test_a_cache_compacted_by_another_worker_mid_read_loses_nothing(tmp_path, mo
         cache.add([f"sha{i}a", f"sha{i}b"], rng.standard_normal((2, 8)).astype(np.float32))
     real_read = ec.read_parquet
 
-    def read_while_another_worker_compacts(path):
+    def read_while_another_worker_compacts(path, columns=None):
         monkeypatch.setattr(ec, "read_parquet", real_read)
         other = ec.EmbeddingCache(tmp_path, "some/backbone")  # its load lists the same 3 files...
         monkeypatch.setattr(ec, "_MAX_SHARDS", 2)
         other.load()  # ...and replaces them with one compacted file
         monkeypatch.setattr(ec, "_MAX_SHARDS", 32)
-        return real_read(path)
+        return real_read(path, columns)
 
     monkeypatch.setattr(ec, "read_parquet", read_while_another_worker_compacts)
     shas, emb = cache.load()

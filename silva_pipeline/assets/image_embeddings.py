@@ -19,8 +19,8 @@ from silva_pipeline.embedding import (
     embed_into_cache,
     embed_rows,
     embedding_cache,
-    load_cache,
-    to_embed,
+    log_quarantined,
+    split_rows,
 )
 from silva_pipeline.records import EmbedWork
 from silva_pipeline.resources import LibrarySource, SiglipEmbedderResource
@@ -36,7 +36,9 @@ def pending_shards(
     """The rated images still to embed, as shards of (image_sha256, path): one step each. Also
     what reading the cache found (unreadable files moved aside), for the final report."""
     cache = embedding_cache(embedder)
-    todo = to_embed(pl.from_arrow(raw_ratings), load_cache(context, cache)[0]).select("image_sha256", "path")
+    *_, todo = split_rows(pl.from_arrow(raw_ratings), cache.shas())
+    log_quarantined(context, cache)
+    todo = todo.select("image_sha256", "path")
     shards, keys = assign_shards(todo["image_sha256"].to_list(), {}, library_source.shard_size)
     context.log.info(f"{todo.height} rated images to embed, in {len(keys)} shard(s)")
     todo = todo.with_columns(pl.Series("shard", shards, pl.String))
