@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         if not context.has_asset_key:
             stem = self._step_stem(context.upstream_output.get_identifier())
-            return load(next(stem.parent.glob(f"{glob.escape(stem.name)}.*")))
+            return load(next(stem.parent.glob(f"{stem.name}.*")))
         key = context.asset_key
         if not context.has_asset_partitions:
             path = self._find(context, key, None)
