@@ -142,21 +142,16 @@ def run(res, selection=None, run_config=FAST_HEAD, instance=None, **kwargs):
 
 
 def dagster_materialize(env: dict, select: str, config: dict, *extra: str) -> subprocess.Popen:
-    """`dagster asset materialize -m silva_pipeline` as a user (or a worker) runs it, in its own
-    process group; output on stdout."""
+    """`dagster asset materialize -m silva_pipeline` as a user (or a worker) runs it."""
+    return dagster_process(env, config, "dagster", "asset", "materialize", "--select", select, *extra)
+
+
+def dagster_process(env: dict, config: dict, program: str, *args: str) -> subprocess.Popen:
+    """`<program> <args> -m silva_pipeline --config-json <config>` (program: `dagster` or `dg`)
+    from this venv, in its own process group; output on stdout."""
     return subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "asset",
-            "materialize",
-            "--select",
-            select,
-            *extra,
-            "-m",
-            "silva_pipeline",
-            "--config-json",
-            json.dumps(config),
-        ],
+        [str(Path(sys.executable).with_name(program)), *args, "-m", "silva_pipeline"]
+        + ["--config-json", json.dumps(config)],
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
         stdout=subprocess.PIPE,

@@ -4,10 +4,8 @@ by several worker processes at once."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 from conftest import stop_process_group, write_images
-from pipeline_support import dagster_materialize, make_ratings_file, resources, run
+from pipeline_support import dagster_materialize, dagster_process, make_ratings_file, resources, run
 
 from silva_model.manifest import embeddings_from_arrow
 from silva_pipeline.assets import library_shards
@@ -78,6 +76,10 @@ def test_the_pipeline_runs_on_postgres_and_an_mlflow_server(tiny_backbone, tmp_p
 
 
 EMBEDDER = {"device": "cpu", "batch_size": 2, "flush_every": 2}
+# What a worker is launched with: the tiny backbone on the CPU, shards of 12 images.
+WORKER_CONFIG = {
+    "resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}}
+}
 
 
 def _library_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
@@ -91,9 +93,11 @@ def _library_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
 
 
 def _resources(env: dict) -> dict:
-    """The same resources in this process as the workers build from `env` and their config."""
-    res = resources(Path(env["SILVA_BACKBONE"]), kind="demo")
-    res["library_source"] = LibrarySource(kind="folder", path=env["SILVA_LIBRARY"], shard_size=12)
+    """The same resources in this process as the workers build from `env` and `WORKER_CONFIG`."""
+    rated = {"kind": "file", "path": env["SILVA_RATINGS"]} if "SILVA_RATINGS" in env else {"kind": "demo"}
+    res = resources(Path(env["SILVA_BACKBONE"]), **rated)
+    library = {"kind": "folder", "path": env["SILVA_LIBRARY"]} if "SILVA_LIBRARY" in env else {}
+    res["library_source"] = LibrarySource(**library, shard_size=12)
     res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
     return res
 
@@ -101,8 +105,7 @@ def _resources(env: dict) -> dict:
 def _worker(env: dict, shard: str) -> subprocess.Popen:
     """One worker: a `dagster asset materialize` process embedding one shard, as a run launcher
     or a backfill starts it."""
-    cfg = {"resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}}}
-    return dagster_materialize(env, "library_embeddings", cfg, "--partition", shard)
+    return dagster_materialize(env, "library_embeddings", WORKER_CONFIG, "--partition", shard)
 
 
 def _embed_in_workers(env: dict, shards: list[str], workers: int) -> None:
@@ -197,31 +200,11 @@ def _rated_env(tmp_path: Path, tiny_backbone: Path) -> dict[str, str]:
     return {"SILVA_SOURCE": "file", "SILVA_RATINGS": str(csv), "SILVA_BACKBONE": str(tiny_backbone)}
 
 
-def _rated_resources(env: dict) -> dict:
-    """The same resources in this process as `embed_images` workers build from `env` and config."""
-    res = resources(Path(env["SILVA_BACKBONE"]), kind="file", path=env["SILVA_RATINGS"])
-    res["library_source"] = LibrarySource(shard_size=12)
-    res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
-    return res
-
-
 def _embed_images(env: dict, workers: int) -> subprocess.Popen:
     """`dg launch --job embed_images`: one run whose shard steps the multiprocess executor starts
     as worker processes, at most `workers` at once."""
-    cfg = {
-        "resources": {"embedder": {"config": EMBEDDER}, "library_source": {"config": {"shard_size": 12}}},
-        "execution": {"config": {"max_concurrent": workers}},
-    }
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("dg")), "launch", "--job", "embed_images", "-m", "silva_pipeline"]
-        + ["--config-json", json.dumps(cfg)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    cfg = {**WORKER_CONFIG, "execution": {"config": {"max_concurrent": workers}}}
+    return dagster_process(env, cfg, "dg", "launch", "--job", "embed_images")
 
 
 def _shard_steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float, int]]:
@@ -244,9 +227,7 @@ def test_rated_images_embed_shard_by_shard_on_two_workers(tiny_backbone, tmp_pat
     for workers in (1, 2):
         with _instance(postgres, tmp_path, f"rated{workers}", env, monkeypatch) as instance:
             if workers == 1:  # one worker: this process, shard after shard
-                assert run(
-                    _rated_resources(env), ["raw_ratings", "image_embeddings"], instance=instance
-                ).success
+                assert run(_resources(env), ["raw_ratings", "image_embeddings"], instance=instance).success
             else:  # the executor may start 3 processes, but the gpu pool has 2 slots
                 size_gpu_pool(instance, workers)
                 proc = _embed_images(env, 3)
@@ -282,7 +263,7 @@ def test_a_rated_images_worker_killed_mid_shard_loses_nothing(tiny_backbone, tmp
         assert 0 < flushed < 12
         for dead in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
             instance.report_run_failed(dead)  # what run monitoring does; it frees the gpu slot too
-        result = run(_rated_resources(env), selection=["raw_ratings", "image_embeddings"], instance=instance)
+        result = run(_resources(env), selection=["raw_ratings", "image_embeddings"], instance=instance)
         assert result.success
         mat = result.asset_materializations_for_node("image_embeddings")[0].metadata
         planned = result.output_for_node("image_embeddings.pending_shards", "shards")
