@@ -33,7 +33,7 @@ from silva_model.head import predict  # noqa: E402
 from silva_model.manifest import ManifestArrays, build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import level_bias, qwk, spearman  # noqa: E402
 from silva_model.pairs import Pairs  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
+from silva_model.synthetic import TasteData, make_taste_dataset  # noqa: E402
 from silva_model.train import TrainConfig, train  # noqa: E402
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -47,7 +47,11 @@ class Data:
     oracle_spearman: float
     oracle_qwk: float
     arrays: ManifestArrays  # all rows, in the taste's order
-    taste: np.ndarray  # the noiseless taste of every row
+    generated: TasteData  # what the taste was made of: its noiseless value, styles and latents
+
+    @property
+    def taste(self) -> np.ndarray:
+        return self.generated.taste
 
 
 # The family of tastes silva must win on: rater noise 0.3-0.8, 8-24 style clusters, latent rank
@@ -77,7 +81,7 @@ def make_data(n: int, seed: int, **taste) -> Data:
         spearman(d.ratings[test], d.taste[test]),
         qwk(d.ratings[test], d.oracle_ratings[test]),
         a,
-        d.taste,
+        d,
     )
 
 
@@ -87,9 +91,15 @@ def make_data(n: int, seed: int, **taste) -> Data:
 def silva(
     data: Data, seed: int, cfg: TrainConfig, pairs: Pairs | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
+    return silva_on(data.arrays, data.test[0], seed, cfg, pairs)
+
+
+def silva_on(
+    arrays: ManifestArrays, x_test: np.ndarray, seed: int, cfg: TrainConfig, pairs: Pairs | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """silva trained on these rows, scoring x_test."""
     run_cfg = dataclasses.replace(cfg, seed=seed, device=common.DEVICE.type)
-    res = train(data.arrays, run_cfg, progress=False, pairs=pairs)
-    return predict(res.head, data.test[0])
+    return predict(train(arrays, run_cfg, progress=False, pairs=pairs).head, x_test)
 
 
 def _standardize(data: Data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -487,6 +497,50 @@ def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
     return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
 
 
+def _select_ridge(data: Data, features: np.ndarray) -> np.ndarray:
+    """Test predictions of a ridge fit on train features, its alpha picked by val Spearman."""
+    from sklearn.linear_model import Ridge
+
+    tr, va, te = (data.arrays.mask(s) for s in ("train", "val", "test"))
+    mu, sd = features[tr].mean(0), features[tr].std(0) + 1e-9
+    f = (features - mu) / sd
+    y = data.arrays.scores
+    fits = [Ridge(alpha=a).fit(f[tr], y[tr]) for a in np.logspace(-1, 4, 11)]
+    return max(fits, key=lambda m: spearman(y[va], m.predict(f[va]))).predict(f[te])
+
+
+def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[str]) -> str:
+    """How far the family's goals are from what a learner can reach. The same silva head is
+    given the embeddings, then the taste's own generating inputs (one-hot style and latent: what
+    the embedding encodes, without the mixing and noise); a ridge fit on the exact terms the taste
+    is a linear combination of is the bound of a model that knows the taste's form."""
+    rows = []
+    every: dict[int, list[np.ndarray]] = {n: [] for n in sizes}
+    for n in sizes:
+        for name in tastes:
+            vals = []
+            for seed in seeds:
+                data = make_data(n, seed, **TASTES[name])
+                g = data.generated
+                inputs = np.hstack([np.eye(g.style.max() + 1)[g.style], g.latent]).astype(np.float32)
+                on_inputs = dataclasses.replace(data.arrays, embeddings=inputs, _hashes=None)
+                scores = (
+                    silva(data, seed, cfg)[0],
+                    silva_on(on_inputs, inputs[on_inputs.mask("test")], seed, cfg)[0],
+                    _select_ridge(data, g.generator_terms()),
+                )
+                vals.append([spearman(data.test[1], s) / data.oracle_spearman for s in scores])
+                print(f"  ceiling {name} n={n} seed={seed}: {vals[-1]}", file=sys.stderr, flush=True)
+            v = np.array(vals)
+            every[n].append(v)
+            rows.append([name, n, *(f"{m:.3f} ± {s:.3f}" for m, s in zip(v.mean(0), v.std(0), strict=True))])
+        v = np.concatenate(every[n])
+        rows.append(["every taste", n, *(f"{m:.3f}" for m in v.mean(0))])
+    return table(
+        ["taste", "ratings", "silva (embeddings)", "silva (style + latent)", "ridge, taste's own terms"], rows
+    )
+
+
 def simulated_pairs(data: Data, count: int, noise: float, seed: int) -> Pairs:
     """`count` judgements between random train images, made by the same rater as the ratings: each
     side is seen as taste + noise, and a difference under 0.1 is called a tie."""
@@ -542,6 +596,11 @@ def main() -> None:
         "--pairs-only", action="store_true", help="the pairwise-judgement section alone (3,000 ratings)"
     )
     p.add_argument(
+        "--ceiling-only",
+        action="store_true",
+        help="the ceiling section alone: silva on embeddings vs on the taste's generating inputs",
+    )
+    p.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -589,6 +648,11 @@ def main() -> None:
     if a.pairs_only:
         print("## Pairwise judgements on top of 3,000 ratings (simulated, same rater noise)\n")
         print(pairs_gain(3000, [0, 500, 2000], [0, 1, 2], a.tastes or list(TASTES), cfg), "\n")
+        print(f"total {time.perf_counter() - t0:.0f}s")
+        return
+    if a.ceiling_only:
+        print("## How far a learner can go: the same head on the taste's own inputs (Spearman / oracle)\n")
+        print(ceiling(a.sizes, [0, 1, 2], cfg, a.tastes or list(TASTES)), "\n")
         print(f"total {time.perf_counter() - t0:.0f}s")
         return
     if not a.family_only:

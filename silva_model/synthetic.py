@@ -11,7 +11,7 @@ the result is cut into an imbalanced 1..5 mix. The noiseless taste is the oracle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,17 @@ class TasteData:
     ratings: np.ndarray  # (N,) int64 1..5, what the person gave (noisy)
     oracle_ratings: np.ndarray  # (N,) int64 1..5, the noiseless taste cut at the same bars
     taste: np.ndarray  # (N,) float64, the noiseless latent taste
+    style: np.ndarray  # (N,) int64, each image's style cluster
+    latent: np.ndarray  # (N, rank) float64, each image's low-rank latent
+    _world: _World = field(repr=False)
+
+    def generator_terms(self) -> np.ndarray:
+        """(N, T): the terms the taste is a linear combination of (the latent, the style, style x
+        latent, and the non-linear part's sin and product), so a model that knows the taste's form
+        needs only a linear fit: the bench's ceiling, which no learner of embeddings can know."""
+        onehot = np.eye(len(self._world.cluster_p))[self.style]
+        cross = (onehot[:, :, None] * self.latent[:, None, :]).reshape(len(self.style), -1)
+        return np.hstack([self.latent, onehot, cross, _nonlinear_terms(self._world, self.latent)])
 
 
 @dataclass
@@ -54,9 +65,14 @@ def _latents(world: _World, n: int, rng: np.random.Generator) -> tuple[np.ndarra
 def _taste_parts(world: _World, c: np.ndarray, z: np.ndarray) -> np.ndarray:
     lin = z @ world.v_lin
     clus = world.cluster_bias[c] + 0.7 * np.einsum("nr,nr->n", z, world.cluster_slope[c])
-    a, b = z @ world.p_nl, z @ world.q_nl
-    nonlin = np.sin(1.5 * a) + 0.5 * a * b
+    nonlin = _nonlinear_terms(world, z) @ np.array([1.0, 0.5])
     return np.stack([lin, clus, nonlin], axis=1)
+
+
+def _nonlinear_terms(world: _World, z: np.ndarray) -> np.ndarray:
+    """(N, 2): sin(1.5 a) and a * b for two latent directions a, b."""
+    a, b = z @ world.p_nl, z @ world.q_nl
+    return np.stack([np.sin(1.5 * a), a * b], axis=1)
 
 
 def _make_world(
@@ -127,4 +143,7 @@ def make_taste_dataset(
         ratings=(1 + np.searchsorted(world.cuts, noisy)).astype(np.int64),
         oracle_ratings=(1 + np.searchsorted(world.cuts, taste)).astype(np.int64),
         taste=taste,
+        style=c,
+        latent=z,
+        _world=world,
     )
