@@ -111,15 +111,21 @@ def _regression_classes(pred: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(pred), 1, 5).astype(np.int64)
 
 
-def ridge(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def _select_ridge(data: Data, features: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
+    """Test predictions of a ridge fit on standardised train features (one row per manifest row),
+    its alpha picked by val Spearman."""
     from sklearn.linear_model import Ridge
 
-    xtr, xva, xte = _standardize(data)
-    best = max(
-        (spearman(data.val[1], Ridge(alpha=a).fit(xtr, data.train[1]).predict(xva)), a)
-        for a in (1.0, 10.0, 100.0, 1000.0, 10000.0)
-    )
-    p = Ridge(alpha=best[1]).fit(xtr, data.train[1]).predict(xte)
+    tr, va, te = (data.arrays.mask(s) for s in ("train", "val", "test"))
+    mu, sd = features[tr].mean(0), features[tr].std(0) + 1e-6
+    f = ((features - mu) / sd).astype(np.float32)
+    y = data.arrays.scores
+    fits = [Ridge(alpha=a).fit(f[tr], y[tr]) for a in alphas]
+    return max(fits, key=lambda m: spearman(y[va], m.predict(f[va]))).predict(f[te])
+
+
+def ridge(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    p = _select_ridge(data, data.arrays.embeddings, (1.0, 10.0, 100.0, 1000.0, 10000.0))
     return p, _regression_classes(p)
 
 
@@ -497,18 +503,6 @@ def learning_curve(sizes: list[int], seed: int, cfg: TrainConfig) -> str:
     return table(["ratings", "train", "test Spearman", "/ oracle"], rows)
 
 
-def _select_ridge(data: Data, features: np.ndarray) -> np.ndarray:
-    """Test predictions of a ridge fit on train features, its alpha picked by val Spearman."""
-    from sklearn.linear_model import Ridge
-
-    tr, va, te = (data.arrays.mask(s) for s in ("train", "val", "test"))
-    mu, sd = features[tr].mean(0), features[tr].std(0) + 1e-9
-    f = (features - mu) / sd
-    y = data.arrays.scores
-    fits = [Ridge(alpha=a).fit(f[tr], y[tr]) for a in np.logspace(-1, 4, 11)]
-    return max(fits, key=lambda m: spearman(y[va], m.predict(f[va]))).predict(f[te])
-
-
 def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[str]) -> str:
     """How far the family's goals are from what a learner can reach. The same silva head is
     given the embeddings, then the taste's own generating inputs (one-hot style and latent: what
@@ -527,7 +521,7 @@ def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[s
                 scores = (
                     silva(data, seed, cfg)[0],
                     silva_on(on_inputs, inputs[on_inputs.mask("test")], seed, cfg)[0],
-                    _select_ridge(data, g.generator_terms()),
+                    _select_ridge(data, g.generator_terms(), tuple(np.logspace(-1, 4, 11))),
                 )
                 vals.append([spearman(data.test[1], s) / data.oracle_spearman for s in scores])
                 print(f"  ceiling {name} n={n} seed={seed}: {vals[-1]}", file=sys.stderr, flush=True)
