@@ -516,7 +516,7 @@ def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[s
             for seed in seeds:
                 data = make_data(n, seed, **TASTES[name])
                 g = data.generated
-                inputs = np.hstack([np.eye(g.style.max() + 1)[g.style], g.latent]).astype(np.float32)
+                inputs = g.generating_inputs().astype(np.float32)
                 on_inputs = dataclasses.replace(data.arrays, embeddings=inputs, _hashes=None)
                 scores = (
                     silva(data, seed, cfg)[0],

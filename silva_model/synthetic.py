@@ -28,11 +28,19 @@ class TasteData:
     latent: np.ndarray  # (N, rank) float64, each image's low-rank latent
     _world: _World = field(repr=False)
 
+    def _style_onehot(self) -> np.ndarray:
+        return np.eye(len(self._world.cluster_p))[self.style]
+
+    def generating_inputs(self) -> np.ndarray:
+        """(N, styles + rank): one-hot style and latent, what each embedding encodes before it is
+        mixed into the embedding's dimensions and noised."""
+        return np.hstack([self._style_onehot(), self.latent])
+
     def generator_terms(self) -> np.ndarray:
         """(N, T): the terms the taste is a linear combination of (the latent, the style, style x
         latent, and the non-linear part's sin and product), so a model that knows the taste's form
         needs only a linear fit: the bench's ceiling, which no learner of embeddings can know."""
-        onehot = np.eye(len(self._world.cluster_p))[self.style]
+        onehot = self._style_onehot()
         cross = (onehot[:, :, None] * self.latent[:, None, :]).reshape(len(self.style), -1)
         return np.hstack([self.latent, onehot, cross, _nonlinear_terms(self._world, self.latent)])
 
