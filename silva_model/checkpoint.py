@@ -53,6 +53,16 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
     return directory
 
 
+def _inputs_line(hc: dict[str, Any]) -> str:
+    k = hc.get("input_components")
+    if k:
+        return (
+            f"Inputs: L2-normalised, centred and projected onto {k} principal components of the "
+            "train embeddings (`input_projection`), one scale for all."
+        )
+    return "Inputs: L2-normalised, then standardised with train-split statistics."
+
+
 def _model_card(config: dict[str, Any]) -> str:
     metrics, intervals = config.get("metrics") or {}, config.get("intervals") or {}
     keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
@@ -79,6 +89,7 @@ def _model_card(config: dict[str, Any]) -> str:
     ]
     table = md_table(headers, rows) if rows else "No evaluation was recorded for this head."
     hc = config["head_config"]
+    mlp = " -> ".join(str(w) for w in [hc.get("input_components") or hc["embed_dim"], *hc["hidden"]])
     backbone = hc["backbone"]["model"] or "an unrecorded backbone"
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
@@ -127,7 +138,8 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 ## Details
 
-- MLP {hc["embed_dim"]} -> {" -> ".join(str(h) for h in hc["hidden"])} -> 1 (GELU, dropout {hc["dropout"]}),
+- {_inputs_line(hc)}
+- MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}),
   {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
 - Weights: `{WEIGHTS_NAME}` (safetensors, fp32); configuration: `{CONFIG_NAME}`.
 - Released: {config.get("released_at", "")}

@@ -3,7 +3,9 @@ K-1 learnable thresholds ("quality bars") that the latent value must clear.
 
 Inputs are L2-normalised inside the head, before standardisation: embeddings arrive raw
 (SigLIP2's `pooler_output` has a norm of about 15) or already normalised (silva's backbone,
-current pictoria), and the head must score c·x exactly as x for any c > 0.
+current pictoria), and the head must score c·x exactly as x for any c > 0. A head trained on
+many ratings may read only the leading principal components of its train embeddings instead
+of every standardised dimension (`input_components`), a projection held in the weights.
 
 The thresholds are strictly increasing *by construction* (first threshold plus cumulative
 softplus gaps), so the cumulative probabilities P(y > k) = sigmoid(f(x) - theta_k) can never
@@ -41,6 +43,7 @@ class HeadConfig:
     dropout: float = 0.1
     num_classes: int = NUM_CLASSES
     members: int = 1  # independent MLPs whose latents are averaged (an ensemble in one file)
+    input_components: int = 0  # > 0: the MLP reads this many principal components, not every dimension
     backbone: BackboneSpec = field(default_factory=lambda: BackboneSpec(model=DEFAULT_BACKBONE))
 
     def __post_init__(self) -> None:
@@ -52,6 +55,14 @@ class HeadConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.members < 1:
             raise ValueError(f"members must be >= 1, got {self.members}")
+        if not 0 <= self.input_components <= self.embed_dim:
+            raise ValueError(
+                f"input_components must be in [0, {self.embed_dim}], got {self.input_components}"
+            )
+
+    @property
+    def mlp_inputs(self) -> int:
+        return self.input_components or self.embed_dim
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,21 +84,24 @@ class HeadOutput:
 
 
 class OrdinalHead(nn.Module):
-    """MLP + monotone thresholds. Inputs are standardised with train-split statistics held
+    """MLP + monotone thresholds. Inputs are centred and scaled with train-split statistics held
     as buffers, because SigLIP embeddings share a large common direction that would otherwise
-    dominate the first layer's pre-activations."""
+    dominate the first layer's pre-activations; with `input_components` they are also projected
+    onto the train split's leading principal components (`input_projection`)."""
 
     def __init__(self, config: HeadConfig | None = None) -> None:
         super().__init__()
         self.config = config or HeadConfig()
         c = self.config
-        self.mlp = MemberMLP(c.embed_dim, c.hidden, c.dropout, c.members)
+        self.mlp = MemberMLP(c.mlp_inputs, c.hidden, c.dropout, c.members)
         k = c.num_classes - 1
         self.theta_first = nn.Parameter(torch.tensor(-(k - 1) / 2.0))
         # softplus(0.5413) == 1.0: unit gaps until init_thresholds says otherwise.
         self.theta_gaps = nn.Parameter(torch.full((k - 1,), 0.5413))
         self.register_buffer("input_mean", torch.zeros(c.embed_dim))
-        self.register_buffer("input_scale", torch.ones(c.embed_dim))
+        self.register_buffer("input_scale", torch.ones(c.mlp_inputs))
+        if c.input_components:
+            self.register_buffer("input_projection", torch.zeros(c.embed_dim, c.input_components))
         # Calibration: a monotone latent -> score table baked into the weights (see fit_calibration).
         self.register_buffer("cal_latent", torch.zeros(CAL_KNOTS))
         self.register_buffer("cal_score", torch.zeros(CAL_KNOTS))
@@ -121,6 +135,23 @@ class OrdinalHead(nn.Module):
         self.input_scale.copy_(1.0 / std.clamp_min(1e-6))
 
     @torch.no_grad()
+    def fit_input_projection(self, x: torch.Tensor) -> None:
+        """Project onto the leading principal components of these (train) embeddings, with one
+        scale for all of them: the components keep their relative spread, so the MLP starts
+        from what varies most, and per-component whitening would lift the noise tail."""
+        k = self.config.input_components
+        xn = normalize_embeddings(x)
+        mean = xn.mean(0)
+        centred = xn - mean
+        # eigenvectors of the (D, D) covariance: the same components as an SVD of the rows,
+        # without an (N, D) factor in memory; eigh sorts ascending
+        components = torch.linalg.eigh((centred.T @ centred).double()).eigenvectors[:, -k:].flip(1).float()
+        std = (centred @ components).std()
+        self.input_mean.copy_(mean)
+        self.input_projection.copy_(components)
+        self.input_scale.fill_(1.0 / float(std.clamp_min(1e-6)))
+
+    @torch.no_grad()
     def fit_calibration(self, latents: torch.Tensor, ratings: torch.Tensor) -> None:
         """Histogram specification: map each latent quantile of the train split to the rating at the
         same quantile of the train ratings, so the expected ratings spread like the person's own
@@ -148,7 +179,10 @@ class OrdinalHead(nn.Module):
 
     def member_latents(self, x: torch.Tensor) -> torch.Tensor:
         """(members, B): each member's latent, what training fits against the shared bars."""
-        return self.mlp((normalize_embeddings(x) - self.input_mean) * self.input_scale)
+        h = normalize_embeddings(x) - self.input_mean
+        if self.config.input_components:
+            h = h @ self.input_projection
+        return self.mlp(h * self.input_scale)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_latents(x).mean(0)

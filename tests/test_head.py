@@ -130,3 +130,29 @@ def test_read_only_embeddings_score_without_a_torch_warning():
     )
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_input_projection_reads_the_leading_principal_components_with_one_scale():
+    """A head with `input_components` projects centred, unit-norm inputs onto the train rows'
+    top principal components and scales them all by one number."""
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(24, 3, generator=g)).Q  # 3 strong directions in 24-d
+    x = 5.0 + torch.randn(400, 3, generator=g) * torch.tensor([4.0, 2.0, 1.0]) @ basis.T
+    x = x + 0.01 * torch.randn(400, 24, generator=g)
+    head = OrdinalHead(HeadConfig(embed_dim=24, hidden=(8,), dropout=0.0, input_components=3)).eval()
+    head.fit_input_projection(x)
+    p = head.input_projection
+    torch.testing.assert_close(p.T @ p, torch.eye(3), atol=1e-5, rtol=0)
+    xn = torch.nn.functional.normalize(x, dim=-1)
+    top = torch.linalg.svd(xn - xn.mean(0), full_matrices=False).Vh[:3].T
+    torch.testing.assert_close((top @ top.T) @ p, p, atol=1e-4, rtol=0)  # the same subspace
+    assert torch.all(head.input_scale == head.input_scale[0])
+    h = (xn - head.input_mean) @ p * head.input_scale
+    assert float(h.std()) == pytest.approx(1.0, rel=1e-4)
+    torch.testing.assert_close(head.latent(x), head.mlp(h).mean(0))
+    torch.testing.assert_close(head.latent(7.0 * x), head.latent(x))  # scale-free, as without projection
+
+
+def test_input_components_cannot_exceed_the_embedding():
+    with pytest.raises(ValueError, match="input_components"):
+        HeadConfig(embed_dim=8, input_components=9)

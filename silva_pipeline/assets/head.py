@@ -31,7 +31,7 @@ def _launchpad_config() -> type[dg.Config]:
 HeadTrainingConfig = _launchpad_config()
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="3")
+@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, code_version="4")
 def head(
     context: dg.AssetExecutionContext,
     config: HeadTrainingConfig,
