@@ -53,16 +53,6 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
     return directory
 
 
-def _inputs_line(hc: dict[str, Any]) -> str:
-    k = hc.get("input_components")
-    if k:
-        return (
-            f"Inputs: L2-normalised, centred and projected onto {k} principal components of the "
-            "train embeddings (`input_projection`), one scale for all."
-        )
-    return "Inputs: L2-normalised, then standardised with train-split statistics."
-
-
 def _model_card(config: dict[str, Any]) -> str:
     metrics, intervals = config.get("metrics") or {}, config.get("intervals") or {}
     keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
@@ -138,7 +128,7 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 ## Details
 
-- {_inputs_line(hc)}
+- Inputs: {HeadConfig.from_dict(hc).describe_inputs()}.
 - MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}),
   {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
 - Weights: `{WEIGHTS_NAME}` (safetensors, fp32); configuration: `{CONFIG_NAME}`.

@@ -64,6 +64,15 @@ class HeadConfig:
     def mlp_inputs(self) -> int:
         return self.input_components or self.embed_dim
 
+    def describe_inputs(self) -> str:
+        """What the MLP reads, for the model card and the pipeline's metadata."""
+        if self.input_components:
+            return (
+                f"{self.input_components} principal components of the train embeddings "
+                "(L2-normalised, centred, projected, one scale for all)"
+            )
+        return f"all {self.embed_dim} dimensions (L2-normalised, standardised with train-split statistics)"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)

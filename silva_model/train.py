@@ -116,10 +116,11 @@ class TrainConfig:
 
     def components_for(self, n_train: int, dim: int) -> int:
         """The principal components a head trained on `n_train` `dim`-d rows reads (0: all
-        dimensions): never more than the rows can span."""
+        dimensions): never more than the rows can span. Auto projects only when it reduces: a
+        narrower backbone keeps per-dimension standardisation."""
         k = self.input_components
         if k == -1:
-            k = AUTO_COMPONENTS if n_train >= AUTO_COMPONENTS_FROM else 0
+            k = AUTO_COMPONENTS if n_train >= AUTO_COMPONENTS_FROM and dim > AUTO_COMPONENTS else 0
         return min(k, dim, max(n_train - 1, 1)) if k else 0
 
 

@@ -38,6 +38,7 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     assert res.success
     assert meta(res, "raw_ratings", "dagster/row_count") == 80
     assert meta(res, "image_embeddings", "embedded") == 80 and meta(res, "image_embeddings", "failed") == 0
+    assert meta(res, "head", "inputs").startswith("all 48 dimensions")  # 80 ratings: no projection
     c = checks(res)
     assert (
         c["contract"].passed

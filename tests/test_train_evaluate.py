@@ -174,7 +174,8 @@ def test_auto_input_components_follow_the_train_size():
     auto = TrainConfig()
     assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM - 1, 1152) == 0
     assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM, 1152) == train_mod.AUTO_COMPONENTS
-    assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM, 48) == 48  # never more than the dimensions
+    assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM, 128) == 0  # auto only projects to reduce
+    assert TrainConfig(input_components=64).components_for(5000, 48) == 48  # never more than the dimensions
     assert TrainConfig(input_components=0).components_for(50_000, 1152) == 0
     assert TrainConfig(input_components=64).components_for(30, 1152) == 29  # nor than the rows span
     with pytest.raises(ValueError, match="input_components"):

@@ -82,6 +82,7 @@ def head(
             "val_qwk": m["qwk"],
             "val_mae": m["mae"],
             "backbone": trained.head.config.backbone.describe(),
+            "inputs": trained.head.config.describe_inputs(),
             "mlflow_run_id": run.info.run_id,
             "mlflow": dg.MetadataValue.text(mlflow.run_link(run.info.run_id)),
             "history": dg.MetadataValue.md(history),
