@@ -76,7 +76,7 @@ def bench_training(sizes: list[int], epochs: int, device: torch.device) -> str:
             predict(res.head, arrays.subset("val")[0])
         train_s = res.seconds - epochs * t_val.seconds
         sps = n_train * epochs / train_s
-        # the head's size depends on the data: from 10k train rows it reads 128 principal components
+        # the head's size depends on the data (TrainConfig.input_components)
         params = sum(p.numel() for p in res.head.parameters())
         rows.append(
             [

@@ -79,7 +79,8 @@ def _model_card(config: dict[str, Any]) -> str:
     ]
     table = md_table(headers, rows) if rows else "No evaluation was recorded for this head."
     hc = config["head_config"]
-    mlp = " -> ".join(str(w) for w in [hc.get("input_components") or hc["embed_dim"], *hc["hidden"]])
+    head_config = HeadConfig.from_dict(hc)
+    mlp = " -> ".join(str(w) for w in [head_config.mlp_inputs, *head_config.hidden])
     backbone = hc["backbone"]["model"] or "an unrecorded backbone"
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
@@ -128,7 +129,7 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 ## Details
 
-- Inputs: {HeadConfig.from_dict(hc).describe_inputs()}.
+- Inputs: {head_config.describe_inputs()}.
 - MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}),
   {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
 - Weights: `{WEIGHTS_NAME}` (safetensors, fp32); configuration: `{CONFIG_NAME}`.
