@@ -102,9 +102,13 @@ def silva_on(
     return predict(train(arrays, run_cfg, progress=False, pairs=pairs).head, x_test)
 
 
-def _standardize(data: Data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mu, sd = data.train[0].mean(0), data.train[0].std(0) + 1e-6
-    return tuple(((s[0] - mu) / sd).astype(np.float32) for s in (data.train, data.val, data.test))
+def _standardize(data: Data, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, val and test rows of `features` (one row per manifest row; the embeddings by
+    default), standardised with train statistics."""
+    f = data.arrays.embeddings if features is None else features
+    tr, va, te = (f[data.arrays.mask(s)] for s in ("train", "val", "test"))
+    mu, sd = tr.mean(0), tr.std(0) + 1e-6
+    return tuple(((x - mu) / sd).astype(np.float32) for x in (tr, va, te))
 
 
 def _regression_classes(pred: np.ndarray) -> np.ndarray:
@@ -116,12 +120,9 @@ def _select_ridge(data: Data, features: np.ndarray, alphas: tuple[float, ...]) -
     its alpha picked by val Spearman."""
     from sklearn.linear_model import Ridge
 
-    tr, va, te = (data.arrays.mask(s) for s in ("train", "val", "test"))
-    mu, sd = features[tr].mean(0), features[tr].std(0) + 1e-6
-    f = ((features - mu) / sd).astype(np.float32)
-    y = data.arrays.scores
-    fits = [Ridge(alpha=a).fit(f[tr], y[tr]) for a in alphas]
-    return max(fits, key=lambda m: spearman(y[va], m.predict(f[va]))).predict(f[te])
+    xtr, xva, xte = _standardize(data, features)
+    fits = [Ridge(alpha=a).fit(xtr, data.train[1]) for a in alphas]
+    return max(fits, key=lambda m: spearman(data.val[1], m.predict(xva))).predict(xte)
 
 
 def ridge(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -509,8 +510,8 @@ def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[s
     the embedding encodes, without the mixing and noise); a ridge fit on the exact terms the taste
     is a linear combination of is the bound of a model that knows the taste's form."""
     rows = []
-    every: dict[int, list[np.ndarray]] = {n: [] for n in sizes}
     for n in sizes:
+        every = []
         for name in tastes:
             vals = []
             for seed in seeds:
@@ -526,9 +527,9 @@ def ceiling(sizes: list[int], seeds: list[int], cfg: TrainConfig, tastes: list[s
                 vals.append([spearman(data.test[1], s) / data.oracle_spearman for s in scores])
                 print(f"  ceiling {name} n={n} seed={seed}: {vals[-1]}", file=sys.stderr, flush=True)
             v = np.array(vals)
-            every[n].append(v)
+            every.append(v)
             rows.append([name, n, *(f"{m:.3f} ± {s:.3f}" for m, s in zip(v.mean(0), v.std(0), strict=True))])
-        v = np.concatenate(every[n])
+        v = np.concatenate(every)
         rows.append(["every taste", n, *(f"{m:.3f}" for m in v.mean(0))])
     return table(
         ["taste", "ratings", "silva (embeddings)", "silva (style + latent)", "ridge, taste's own terms"], rows
