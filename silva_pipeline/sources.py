@@ -6,6 +6,7 @@ dropped or fatal: the `raw_ratings` asset does, per its config.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -139,22 +140,47 @@ def readable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _csv_problem(path: Path) -> str | None:
+    """What polars will not say: a header naming one column twice (polars renames the second
+    silently) or the first line with more fields than the header, by line number."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if twice:
+            return f"its header names column(s) {twice} more than once: keep one of each"
+        for fields in reader:
+            if len(fields) > len(header):
+                return (
+                    f"line {reader.line_num} has {len(fields)} fields but the header has {len(header)} "
+                    "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+                )
+    return None
+
+
 def _read_table(path: Path) -> pl.DataFrame:
-    """The ratings table, with errors that name the file and say what to do."""
+    """The ratings table, with errors that name the file (and the line) and say what to do."""
     if path.suffix.lower() == ".parquet":
-        return pl.read_parquet(path)
+        df = pl.read_parquet(path)
+        if len(set(df.columns)) < len(df.columns):
+            raise ValueError(f"{path} names a column more than once: {df.columns}")
+        return df
     try:
-        return pl.read_csv(path, infer_schema=False)
+        df = pl.read_csv(path, infer_schema=False)
     except pl.exceptions.NoDataError as e:
         raise ValueError(
             f"{path} is empty: expected a header line `image,rating` and one row per image"
         ) from e
     except pl.exceptions.ComputeError as e:
-        if "utf-8" not in str(e).lower():
-            raise
-        raise ValueError(
-            f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
-        ) from e
+        if "utf-8" in str(e).lower():
+            raise ValueError(
+                f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
+            ) from e
+        raise ValueError(f"{path}: {_csv_problem(path) or e}") from e
+    problem = _csv_problem(path) if any(c.endswith("_duplicated_0") for c in df.columns) else None
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return df
 
 
 def read_ratings_file(path: str | Path) -> RatingsLoad:
@@ -470,6 +496,15 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     entries = pl.from_arrow(log_entries)
     if entries.is_empty():
         return load
+    problems = [_rating_problem(r) for r in entries["rating"].to_list()]
+    invalid = [
+        BadRow(f"ratings log id {i}", problem)
+        for i, problem in zip(entries["id"].to_list(), problems, strict=True)
+        if problem
+    ]
+    entries = entries.filter(pl.Series([p is None for p in problems], dtype=pl.Boolean))
+    if entries.is_empty():
+        return RatingsLoad(load.rows, load.bad + invalid, load.merged_duplicates, load.backbone, load.vectors)
     per_image = entries.group_by("image_sha256", maintain_order=True).agg(
         pl.col("rating").last().alias("logged"),
         pl.col("rating").first().alias("first_logged"),
@@ -512,7 +547,7 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
         added = added.drop("embedding")
     return RatingsLoad(
         pl.concat([rows, added], how="diagonal_relaxed"),
-        load.bad + bad,
+        load.bad + invalid + bad,
         load.merged_duplicates,
         load.backbone,
         load.vectors,
