@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_DIM, stop_process_group, write_images
 
-from silva_pipeline.postgres import wait_for_http
+from silva_pipeline.postgres import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -88,12 +88,13 @@ class World:
             assert "MLflow registry: silva-head v1" in out.stdout
             self.demo_done = True
 
-    def serve(self, command: str, env: dict | None = None) -> subprocess.Popen:
-        """A server command started as a user starts it, in its own process group; its output
-        goes to `<root>/serve.log` (a pipe nobody reads would fill and stall a chatty server)."""
+    def serve(self, command: str, *extra: str, env: dict | None = None) -> subprocess.Popen:
+        """A server command started as a user starts it, in its own process group, with `extra`
+        arguments (the free port the test picked); its output goes to `<root>/serve.log` (a pipe
+        nobody reads would fill and stall a chatty server)."""
         with (self.root / "serve.log").open("w") as log:
             return subprocess.Popen(
-                shlex.split(command.split("  #")[0].replace("uv", UV, 1)),
+                [*shlex.split(command.split("  #")[0].replace("uv", UV, 1)), *extra],
                 cwd=self.cwd,
                 env=env or self.env,
                 stdout=log,
@@ -137,8 +138,36 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_backbone) -> World:
+def world(tmp_path_factory, tiny_backbone, persons_own_servers) -> World:
     return World(tmp_path_factory.mktemp("readme"), tiny_backbone)
+
+
+@pytest.fixture(scope="module")
+def persons_own_servers():
+    """The person's own UIs on the README's default ports (3000, 8765), where those are free: a
+    test that talks to a default port instead of the one it picked reaches one of these."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class NotSilva(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(418)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    servers = []
+    for port in (3000, 8765):
+        try:
+            servers.append(ThreadingHTTPServer(("127.0.0.1", port), NotSilva))
+        except OSError:  # taken already: by the person's own UI, which serves the same purpose
+            continue
+        Thread(target=servers[-1].serve_forever, daemon=True).start()
+    yield
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def _no_warnings(out: subprocess.CompletedProcess) -> None:
@@ -173,23 +202,26 @@ def pip_install(w: World, command: str, lean_wheel_venv: Callable[[str], Path]) 
 
 def silva_ui(w: World, command: str) -> None:
     w.demo()
-    proc = w.serve(command)
+    port = free_port()
+    proc = w.serve(command, "-p", str(port))
     try:
-        info = wait_for_http("http://127.0.0.1:3000/server_info", proc, 180, "silva-ui")
+        info = wait_for_http(f"http://127.0.0.1:{port}/server_info", proc, 180, "silva-ui")
         assert "dagster_webserver_version" in json.loads(info)
     finally:
         stop_process_group(proc)
 
 
 def silva_rate(w: World, command: str) -> None:
-    """After the demo, `silva rate` serves the newest queue on 127.0.0.1:8765 (the browser test is
-    tests/test_rating_page.py)."""
+    """After the demo, `silva rate` serves the newest queue on 127.0.0.1 (on the README's 8765 by
+    default; here on a free port; the browser test is tests/test_rating_page.py)."""
     w.demo()
-    proc = w.serve(command)
+    port = free_port()
+    proc = w.serve(command, "--port", str(port))
     try:
-        items = json.loads(wait_for_http("http://127.0.0.1:8765/api/items", proc, 120, "silva rate"))["items"]
+        url = f"http://127.0.0.1:{port}"
+        items = json.loads(wait_for_http(f"{url}/api/items", proc, 120, "silva rate"))["items"]
         assert len(items) == 200 and "reason" not in items[0]  # blind by default
-        with urllib.request.urlopen("http://127.0.0.1:8765/", timeout=5) as r:
+        with urllib.request.urlopen(f"{url}/", timeout=5) as r:
             assert "1-5 rate" in r.read().decode()
     finally:
         stop_process_group(proc)
@@ -199,9 +231,10 @@ def silva_ui_postgres(w: World, command: str) -> None:
     """The UI on PostgreSQL with an MLflow server; Ctrl+C (SIGTERM here) stops all three."""
     home = w.root / "pg-dagster-home"
     env = {**w.env, "DAGSTER_HOME": str(home), "SILVA_HOME": str(w.root / "pg-silva-home")}
-    proc = w.serve(command, env)
+    port = free_port()
+    proc = w.serve(command, "-p", str(port), env=env)
     try:
-        info = wait_for_http("http://127.0.0.1:3000/server_info", proc, 240, "silva-ui --postgres")
+        info = wait_for_http(f"http://127.0.0.1:{port}/server_info", proc, 240, "silva-ui --postgres")
         assert "dagster_webserver_version" in json.loads(info)
         assert "postgres_url: postgresql+psycopg2://" in (home / "dagster.yaml").read_text()
     finally:
