@@ -25,7 +25,8 @@ def test_a_header_naming_rating_twice_is_an_error(tmp_path):
     (a,) = (p.name for p in write_images(tmp_path, 1))
     twice = tmp_path / "twice.csv"
     twice.write_text(f"image,rating,rating\n{a},3,4\n")
-    with pytest.raises(ValueError, match=r"twice\.csv: its header names column\(s\) \['rating'\] more than once"):
+    named_twice = r"twice\.csv: its header names column\(s\) \['rating'\] more than once"
+    with pytest.raises(ValueError, match=named_twice):
         read_ratings_file(twice)
 
 
@@ -52,7 +53,7 @@ def test_a_log_rating_outside_1_to_5_is_a_bad_row_and_the_one_before_it_stands(t
         conn.execute("PRAGMA ignore_check_constraints = 1")
         for sha, rating in (("a" * 64, 9), ("c" * 64, 0)):
             conn.execute(
-                "INSERT INTO ratings (at, image_sha256, path, post_id, rating, rerate) VALUES (0, ?, 'x.png', NULL, ?, 0)",
+                "INSERT INTO ratings (at, image_sha256, path, rating) VALUES (0, ?, 'x.png', ?)",
                 (sha, rating),
             )
     load = with_log(source, log.entries())
