@@ -4,6 +4,9 @@ Three layouts, all loadable by `load_head`:
 - training checkpoint: `best.safetensors` + `best.json` (config, metrics, epoch, manifest fingerprint);
 - release (Hugging Face convention): `config.json` + `model.safetensors` + model card `README.md`;
 - a head published by `silva-scorer` (its `config.json` + `model.safetensors`; see `interop.py`).
+
+silva's own layouts record the SHA-256 of every file beside their JSON (`files` in it), and
+`load_head` verifies them: a weight changed by one byte after release is refused, not scored.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.head import CALIBRATION_KEYS, HeadConfig, OrdinalHead
 from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
+from silva_model.provenance import sha256_file
 from silva_model.tables import md_table
 
 WEIGHTS_NAME = "model.safetensors"
@@ -34,10 +38,29 @@ RELEASE_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 FORMAT = "silva-ordinal-head"
 
 
-def _write_weights(head: torch.nn.Module, path: Path) -> None:
+class IntegrityError(ValueError):
+    """A file of a head differs from the digest recorded when the head was written."""
+
+
+def _write_weights(head: torch.nn.Module, path: Path) -> str:
+    """Write the weights; their SHA-256 (hashed from the written file, so it is what a reader sees)."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "silva_format": FORMAT})
+        return sha256_file(tmp)
+
+
+def verify_files(directory: Path, meta: dict[str, Any], meta_name: str) -> None:
+    """Check every file the head's JSON lists under `files` against its recorded SHA-256."""
+    for name, digest in (meta.get("files") or {}).items():
+        path = directory / name
+        found = sha256_file(path) if path.is_file() else "missing"
+        if found != digest:
+            raise IntegrityError(
+                f"{path} does not match the sha256 recorded in {meta_name} "
+                f"({digest[:12]}…, found {found[:12]}…): it changed after the head was written; "
+                "refusing to load it (--no-verify, or verify=False, loads it anyway)"
+            )
 
 
 def _dumps(obj: Any) -> str:
@@ -48,8 +71,9 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
     """Write best.safetensors then best.json, each atomically (the JSON last, so its presence
     means the weights beside it are complete)."""
     directory = Path(directory)
-    _write_weights(head, directory / BEST_WEIGHTS)
-    atomic_write_text(directory / BEST_META, _dumps({"head_config": head.config.to_dict(), **meta}))
+    digest = _write_weights(head, directory / BEST_WEIGHTS)
+    meta = {"head_config": head.config.to_dict(), **meta, "files": {BEST_WEIGHTS: digest}}
+    atomic_write_text(directory / BEST_META, _dumps(meta))
     return directory
 
 
@@ -132,7 +156,8 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 - Inputs: {head_config.describe_inputs()}.
 - MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}),
   {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
-- Weights: `{WEIGHTS_NAME}` (safetensors, fp32); configuration: `{CONFIG_NAME}`.
+- Weights: `{WEIGHTS_NAME}` (safetensors, fp32), sha256 `{(config.get("files") or {}).get(WEIGHTS_NAME, "")}`;
+  configuration: `{CONFIG_NAME}`. Loading verifies every file against the sha256 in `{CONFIG_NAME}`.
 - Released: {config.get("released_at", "")}
 """
 
@@ -144,7 +169,8 @@ def save_pretrained(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a release folder. The folder is assembled beside the target and swapped in, so a
-    reader never sees a half-written release."""
+    reader never sees a half-written release. `config.json` records the SHA-256 of the weights
+    and of the model card (which shows the weights' digest too)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     config = {
@@ -156,9 +182,10 @@ def save_pretrained(
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        _write_weights(head, tmp / WEIGHTS_NAME)
-        (tmp / CONFIG_NAME).write_text(_dumps(config), encoding="utf-8")
+        config["files"] = {WEIGHTS_NAME: _write_weights(head, tmp / WEIGHTS_NAME)}
         (tmp / CARD_NAME).write_text(_model_card(config), encoding="utf-8")
+        config["files"][CARD_NAME] = sha256_file(tmp / CARD_NAME)
+        (tmp / CONFIG_NAME).write_text(_dumps(config), encoding="utf-8")
         old = directory.with_name(f".{directory.name}.old")
         if directory.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -171,9 +198,10 @@ def save_pretrained(
 
 
 def load_head(
-    directory: str | Path, device: str | torch.device = "cpu"
+    directory: str | Path, device: str | torch.device = "cpu", verify: bool = True
 ) -> tuple[OrdinalHead | SilvaScorerHead, dict[str, Any]]:
-    """Load a release folder, a training checkpoint folder, or a silva-scorer head."""
+    """Load a release folder, a training checkpoint folder, or a silva-scorer head, its files
+    verified against the digests it recorded (`verify=False` skips that, knowingly)."""
     directory = Path(directory)
     if (directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file():
         meta_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -192,6 +220,8 @@ def load_head(
             head = OrdinalHead(HeadConfig.from_dict(meta["head_config"]))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{meta_path} is not a silva head configuration: {e}") from e
+    if verify:
+        verify_files(directory, meta, meta_path.name)
     try:
         state = load_file(str(weights_path), device="cpu")
         missing, unexpected = head.load_state_dict(state, strict=False)

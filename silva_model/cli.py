@@ -32,10 +32,17 @@ def _add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="load the head even if its files differ from the sha256 digests recorded at release",
+    )
 
 
 def _scorer(a: argparse.Namespace) -> Scorer:
-    return Scorer.from_pretrained(a.repo_id or a.head, revision=a.revision, device=a.device)
+    return Scorer.from_pretrained(
+        a.repo_id or a.head, revision=a.revision, device=a.device, verify=not a.no_verify
+    )
 
 
 def _cmd_score(a: argparse.Namespace) -> int:

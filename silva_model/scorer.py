@@ -30,10 +30,15 @@ class Scorer:
 
     @classmethod
     def from_pretrained(
-        cls, path_or_repo_id: str | os.PathLike[str], revision: str | None = None, device: str = "auto"
+        cls,
+        path_or_repo_id: str | os.PathLike[str],
+        revision: str | None = None,
+        device: str = "auto",
+        verify: bool = True,
     ) -> Scorer:
-        """A local folder (release or training checkpoint) or a Hugging Face Hub repo id."""
-        head, meta = load_head(resolve_pretrained(path_or_repo_id, revision))
+        """A local folder (release or training checkpoint) or a Hugging Face Hub repo id; its files
+        are checked against the digests recorded at release (`verify=False` skips that)."""
+        head, meta = load_head(resolve_pretrained(path_or_repo_id, revision), verify=verify)
         return cls(head, meta, device)
 
     def save_pretrained(self, directory: str | os.PathLike[str], **kwargs: Any) -> Path:

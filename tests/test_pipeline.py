@@ -17,6 +17,8 @@ from pipeline_support import (
     write_ratings_csv,
 )
 
+from silva_model.provenance import sha256_file
+
 
 @pytest.fixture(autouse=True)
 def silva_home(tmp_path, monkeypatch):
@@ -66,6 +68,10 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     # what tells versions apart in the MLflow UI: test metrics, data fingerprint, backbone, Dagster run
     assert "test: Spearman" in version.description and "trained on" in version.description
     assert version.tags["dagster_run_id"] == res.run_id
+    released = Path(meta(res, "hub_release", "release"))
+    assert {k: v for k, v in version.tags.items() if k.startswith("sha256:")} == {
+        f"sha256:{f.name}": sha256_file(f) for f in released.iterdir()
+    }
     assert version.tags["data_fingerprint"] == r.data.params["manifest_fingerprint"]
     assert str(tiny_backbone) in version.tags["backbone"] and len(version.tags["backbone_weights"]) == 64
 

@@ -1,13 +1,16 @@
 import datetime as dt
+import json
 import os
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 
-from silva_model.checkpoint import TrainedHead, save_pretrained
+from silva_model.checkpoint import CONFIG_NAME, TrainedHead, save_pretrained
 from silva_model.evaluate import EvaluationReport
 from silva_model.paths import data_dir
+from silva_model.provenance import sha256_file
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.records import Release
 from silva_pipeline.resources import HubResource, MlflowTracking
@@ -112,6 +115,7 @@ def hub_release(
             REGISTERED_MODEL, version, description=_version_description(evaluation, head)
         )
         for key, value in {
+            **release_digests(staging),
             "data_fingerprint": head.manifest_fingerprint,
             "backbone": model.config.backbone.describe(),
             "backbone_weights": model.config.backbone.weights or "unknown",
@@ -142,6 +146,14 @@ def hub_release(
             "model_card": dg.MetadataValue.md((folder / "README.md").read_text(encoding="utf-8")),
         },
     )
+
+
+def release_digests(folder: Path) -> dict[str, str]:
+    """`sha256:<file>` for every file of a release: what `config.json` records, and its own."""
+    files = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["files"]
+    return {
+        f"sha256:{name}": d for name, d in {**files, CONFIG_NAME: sha256_file(folder / CONFIG_NAME)}.items()
+    }
 
 
 def _champion(client) -> str | None:
