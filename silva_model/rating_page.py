@@ -11,6 +11,7 @@ file. A vanished or undecodable image is shown as such and skipped; the page doe
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -43,9 +46,54 @@ def _public(item: dict[str, Any], i: int, blind: bool) -> dict[str, Any]:
     return out
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+TOKEN_HEADER = "x-silva-token"
+
+
+class OwnPageOnly(BaseHTTPMiddleware):
+    """Every request, to every route: the Host must be one this server answers to (so a DNS
+    rebinding page cannot read the queue or the images); a write must also come from the page's
+    own origin, as `application/json`, carrying the token embedded in the page (so no other
+    website can write through a form or a no-cors fetch)."""
+
+    def __init__(self, app, hosts: tuple[str, ...], token: str) -> None:
+        super().__init__(app)
+        self.hosts, self.token = hosts, token
+
+    async def dispatch(self, request: Request, call_next):
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name not in self.hosts:
+            return JSONResponse({"error": f"this server does not answer to Host {host!r}"}, status_code=403)
+        if request.method not in ("GET", "HEAD"):
+            origin = request.headers.get("origin")
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if origin != f"http://{host}":
+                return JSONResponse({"error": f"writes come from this page only, not {origin!r}"}, 403)
+            if kind != "application/json" or not secrets.compare_digest(
+                request.headers.get(TOKEN_HEADER, ""), self.token
+            ):
+                return JSONResponse({"error": "writes need application/json and this page's token"}, 403)
+        return await call_next(request)
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object; None for anything else (empty, not JSON, not an object)."""
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def build_app(
-    queue: list[dict[str, Any]], log: RatingsLog, blind: bool = True, size: int = 1600
+    queue: list[dict[str, Any]],
+    log: RatingsLog,
+    blind: bool = True,
+    size: int = 1600,
+    host: str = "127.0.0.1",
 ) -> Starlette:
+    token = secrets.token_urlsafe(32)
     queued = pa.array(sorted({q["image_sha256"] for q in queue}), pa.string())
 
     def item_at(request: Request) -> tuple[int, dict[str, Any]] | None:
@@ -62,7 +110,9 @@ def build_app(
         return {r["image_sha256"]: {"id": r["id"], "rating": r["rating"]} for r in rows.to_pylist()}
 
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(_PAGE.replace("__BLIND__", json.dumps(blind)))
+        return HTMLResponse(
+            _PAGE.replace("__BLIND__", json.dumps(blind)).replace("__TOKEN__", json.dumps(token))
+        )
 
     async def items(request: Request) -> JSONResponse:
         done = standing()
@@ -89,19 +139,21 @@ def build_app(
 
     async def rate(request: Request) -> JSONResponse:
         found = item_at(request)
-        body = await request.json()
-        rating = body.get("rating") if isinstance(body, dict) else None
-        if found is None or not isinstance(rating, int) or not 1 <= rating <= 5:
+        body = await _json_body(request)
+        rating = body.get("rating") if body is not None else None
+        if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
             return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
         _, q = found
+        if not Path(q["path"] or "").is_file():
+            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
         rerate = q["kind"] == "rerate" or q["image_sha256"] in standing()
         rid = log.append(q["image_sha256"], rating, q["path"], q["post_id"], rerate=rerate)
         return JSONResponse({"id": rid})
 
     async def undo(request: Request) -> JSONResponse:
-        body = await request.json()
-        rid = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(rid, int):
+        body = await _json_body(request)
+        rid = body.get("id") if body is not None else None
+        if type(rid) is not int:
             return JSONResponse({"error": "expected the id of a rating"}, status_code=400)
         try:
             log.undo(rid)
@@ -116,7 +168,8 @@ def build_app(
             Route("/api/image/{i}", image),
             Route("/api/rate/{i}", rate, methods=["POST"]),
             Route("/api/undo", undo, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(OwnPageOnly, hosts=tuple({*LOCAL_HOSTS, host}), token=token)],
     )
 
 
@@ -126,7 +179,7 @@ def serve(queue_path: Path, log: RatingsLog, host: str, port: int, blind: bool) 
     queue = read_queue(queue_path)
     print(f"silva rate: {len(queue)} images from {queue_path}; ratings go to {log.path}")
     print(f"open http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(build_app(queue, log, blind), host=host, port=port, log_level="warning")
+    uvicorn.run(build_app(queue, log, blind, host=host), host=host, port=port, log_level="warning")
 
 
 _PAGE = """<!doctype html>
@@ -157,6 +210,8 @@ _PAGE = """<!doctype html>
 <div id="info"></div>
 <script>
 const blind = __BLIND__;
+const token = __TOKEN__;
+const writeHeaders = {"content-type": "application/json", "x-silva-token": token};
 let items = [], at = 0, undoStack = [];
 const $ = (id) => document.getElementById(id);
 
@@ -197,7 +252,7 @@ function move(d) { at = Math.min(items.length - 1, Math.max(0, at + d)); show();
 async function rate(value) {
   const it = items[at];
   if (it.problem) { move(1); return; }
-  const r = await fetch("/api/rate/" + it.i, {method: "POST", headers: {"content-type": "application/json"},
+  const r = await fetch("/api/rate/" + it.i, {method: "POST", headers: writeHeaders,
                                                body: JSON.stringify({rating: value})});
   if (!r.ok) { $("info").textContent = "not saved: " + (await r.text()); return; }
   const id = (await r.json()).id;
@@ -209,7 +264,7 @@ async function rate(value) {
 async function undo() {
   const last = undoStack.pop();
   if (!last) return;
-  const r = await fetch("/api/undo", {method: "POST", headers: {"content-type": "application/json"},
+  const r = await fetch("/api/undo", {method: "POST", headers: writeHeaders,
                                       body: JSON.stringify({id: last.id})});
   if (!r.ok) { $("info").textContent = "undo failed: " + (await r.text()); return; }
   items[last.at].rated = last.before || null;

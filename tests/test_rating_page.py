@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -138,3 +140,92 @@ def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
         timeout=60,
     )
     assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
+
+
+def _client(tmp_path: Path):
+    from starlette.testclient import TestClient
+
+    from silva_model.rating_page import build_app, read_queue
+
+    images = write_images(tmp_path / "lib", 2)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    log = RatingsLog(tmp_path / "log.sqlite")
+    client = TestClient(
+        build_app(read_queue(write_queue(tmp_path / "q.parquet", rows)), log), "http://127.0.0.1:8765"
+    )
+    token = re.search(r'const token = "([^"]+)"', client.get("/").text).group(1)
+    return client, log, images, token
+
+
+def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
+    client, log, images, token = _client(tmp_path)
+    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    assert client.get("/api/items").status_code == 200
+    for path in ("/", "/api/items", "/api/image/0"):  # DNS rebinding: another name for this address
+        assert client.get(path, headers={"host": "evil.example:8765"}).status_code == 403
+    body = json.dumps({"rating": 4})
+    refused = [
+        {**own, "origin": "http://127.0.0.1:9999"},  # another local website
+        {k: v for k, v in own.items() if k != "origin"},
+        {**own, "content-type": "text/plain"},  # a form or a no-cors fetch
+        {k: v for k, v in own.items() if k != "x-silva-token"},
+        {**own, "x-silva-token": "guess"},
+        {**own, "host": "evil.example:8765", "origin": "http://evil.example:8765"},
+    ]
+    for headers in refused:
+        assert client.post("/api/rate/0", content=body, headers=headers).status_code == 403, headers
+    assert log.entries().num_rows == 0
+    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}'):
+        assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
+    assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
+    images[1].unlink()  # a vanished image cannot be rated through the API either
+    assert client.post("/api/rate/1", content=body, headers=own).status_code == 404
+    assert client.post("/api/rate/0", content=body, headers=own).status_code == 200
+    assert log.entries()["rating"].to_pylist() == [4]
+
+
+def test_another_website_cannot_write_ratings_in_chromium(tmp_path, browser):
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    images = write_images(tmp_path / "lib", 3)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(write_queue(tmp_path / "queue.parquet", rows), log_path)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "index.html").write_text(f"""<!doctype html><body>
+<iframe name="sink" id="sink"></iframe>
+<form id="f" action="{url}api/rate/0" method="POST" enctype="text/plain" target="sink">
+<input name='{{"rating": 1, "x": "' value='"}}'></form>
+<script>
+fetch("{url}api/rate/1", {{method: "POST", mode: "no-cors", headers: {{"content-type": "text/plain"}},
+                          body: JSON.stringify({{rating: 2}})}}).then(() => document.title += "fetch;");
+document.getElementById("sink").addEventListener("load", () => document.title += "form;");
+document.getElementById("f").submit();
+</script></body>""")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k) -> None:
+            super().__init__(*a, directory=str(evil), **k)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        page.wait_for_function("document.title.includes('fetch;') && document.title.includes('form;')")
+        assert RatingsLog(log_path).entries().num_rows == 0  # both attacks reached the server, neither wrote
+        own = browser.new_page()  # the page itself still rates
+        own.goto(url)
+        own.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        own.keyboard.press("3")
+        own.wait_for_function("document.getElementById('rated').textContent === '1'")
+    finally:
+        server.shutdown()
+        server.server_close()
+        stop_process_group(proc)
+    assert RatingsLog(log_path).entries()["rating"].to_pylist() == [3]
