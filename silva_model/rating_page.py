@@ -144,7 +144,7 @@ def build_app(
         if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
             return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
         _, q = found
-        if not Path(q["path"] or "").is_file():
+        if q["path"] and not Path(q["path"]).is_file():  # no path: a vector-only item, shown as a swatch
             return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
         rerate = q["kind"] == "rerate" or q["image_sha256"] in standing()
         rid = log.append(q["image_sha256"], rating, q["path"], q["post_id"], rerate=rerate)
