@@ -77,13 +77,13 @@ class OwnPageOnly(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-async def _json_body(request: Request) -> dict[str, Any] | None:
-    """The body as a JSON object; None for anything else (empty, not JSON, not an object)."""
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; {} for anything else (empty, not JSON, not an object)."""
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def build_app(
@@ -139,8 +139,7 @@ def build_app(
 
     async def rate(request: Request) -> JSONResponse:
         found = item_at(request)
-        body = await _json_body(request)
-        rating = body.get("rating") if body is not None else None
+        rating = (await _json_body(request)).get("rating")
         if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
             return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
         _, q = found
@@ -151,8 +150,7 @@ def build_app(
         return JSONResponse({"id": rid})
 
     async def undo(request: Request) -> JSONResponse:
-        body = await _json_body(request)
-        rid = body.get("id") if body is not None else None
+        rid = (await _json_body(request)).get("id")
         if type(rid) is not int:
             return JSONResponse({"error": "expected the id of a rating"}, status_code=400)
         try:
