@@ -4,6 +4,7 @@ and are toggled in the UI (Automation tab); both need the daemon (`dagster dev` 
 import dagster as dg
 
 from silva_pipeline.assets import library_shards
+from silva_pipeline.dead_runs import multiprocess_executor
 from silva_pipeline.resources import RatingsSource
 
 # Everything but the per-shard library embeddings (a partitioned asset runs per shard:
@@ -27,7 +28,7 @@ embed_library_job = dg.define_asset_job(
 embed_images_job = dg.define_asset_job(
     "embed_images",
     selection=dg.AssetSelection.assets("raw_ratings", "image_embeddings"),
-    executor_def=dg.multiprocess_executor,
+    executor_def=multiprocess_executor,
     description="re-read the ratings and embed the rated images, one worker process per shard",
 )
 

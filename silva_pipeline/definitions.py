@@ -21,6 +21,7 @@ from silva_pipeline.automation import (
     nightly_retrain,
     retrain_job,
 )
+from silva_pipeline.dead_runs import in_process_executor
 from silva_pipeline.resources import (
     HubResource,
     LibrarySource,
@@ -54,5 +55,5 @@ defs = dg.Definitions(
     # The graph is a chain sharing one GPU: running its steps in one process avoids re-importing
     # torch and reloading the backbone per step, and never puts two steps on the GPU at once.
     # `embed_images` is the exception: there the steps are shards, one worker process each.
-    executor=dg.in_process_executor,
+    executor=in_process_executor,
 )

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from silva_model.paths import PROJECT_ROOT
 
-# SQLite storage under DAGSTER_HOME (Dagster's default). Run monitoring marks a run whose process
-# died (killed, out of memory) as failed instead of leaving it STARTED forever. Pools hold one
-# step at a time: `gpu` (one GPU here) and `release` (two releases must never interleave).
+# SQLite storage under DAGSTER_HOME (Dagster's default). Run monitoring (the daemon, under
+# `silva-ui`) marks a launched run whose process died as failed and frees its pool slots; CLI runs
+# are reaped by the next run (silva_pipeline.dead_runs). Pools hold one step at a time (`gpu`:
+# one GPU here).
 INSTANCE_YAML = """\
 telemetry:
   enabled: false
@@ -22,6 +23,7 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 180
   poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 concurrency:
   pools:
     default_limit: 1

@@ -63,7 +63,12 @@ def instance_config(postgres_url: str, max_concurrent_runs: int = 2) -> dict:
         "storage": {"postgres": {"postgres_url": postgres_url}},
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
-        "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "poll_interval_seconds": 30,
+            "free_slots_after_run_end_seconds": 30,
+        },
         "concurrency": {"runs": {"max_concurrent_runs": max_concurrent_runs}, "pools": {"default_limit": 1}},
         "telemetry": {"enabled": False},
     }

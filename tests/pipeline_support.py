@@ -141,20 +141,27 @@ def run(res, selection=None, run_config=FAST_HEAD, instance=None, **kwargs):
     )
 
 
-def dagster_materialize(env: dict, select: str, config: dict, *extra: str) -> subprocess.Popen:
+def dagster_materialize(
+    env: dict, select: str, config: dict, *extra: str, log: Path | None = None
+) -> subprocess.Popen:
     """`dagster asset materialize -m silva_pipeline` as a user (or a worker) runs it."""
-    return dagster_process(env, config, "dagster", "asset", "materialize", "--select", select, *extra)
+    return dagster_process(
+        env, config, "dagster", "asset", "materialize", "--select", select, *extra, log=log
+    )
 
 
-def dagster_process(env: dict, config: dict, program: str, *args: str) -> subprocess.Popen:
+def dagster_process(
+    env: dict, config: dict, program: str, *args: str, log: Path | None = None
+) -> subprocess.Popen:
     """`<program> <args> -m silva_pipeline --config-json <config>` (program: `dagster` or `dg`)
-    from this venv, in its own process group; output on stdout."""
+    from this venv, in its own process group; output on stdout, or in the file `log` (for a run
+    nobody reads until it ends, whose output would fill a pipe and stall it)."""
     return subprocess.Popen(
         [str(Path(sys.executable).with_name(program)), *args, "-m", "silva_pipeline"]
         + ["--config-json", json.dumps(config)],
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w") if log else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,

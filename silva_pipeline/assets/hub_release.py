@@ -1,7 +1,5 @@
 import datetime as dt
 import json
-import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +11,8 @@ from silva_model.paths import data_dir
 from silva_model.provenance import sha256_file
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.records import Release
+from silva_pipeline.release_transaction import REGISTERED_MODEL, ReleaseTransaction
 from silva_pipeline.resources import HubResource, MlflowTracking
-
-REGISTERED_MODEL = "silva-head"
 
 
 def _version_description(evaluation: EvaluationReport, head: TrainedHead) -> str:
@@ -49,7 +46,7 @@ def _gate_verdict(context: dg.AssetExecutionContext) -> None:
         )
 
 
-@dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="3", pool="release")
+@dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="3")
 def hub_release(
     context: dg.AssetExecutionContext,
     head: TrainedHead,
@@ -62,9 +59,10 @@ def hub_release(
     `silva-head` (alias `champion`) and uploaded to the Hugging Face Hub when a repo id and
     HF_TOKEN are configured. Its materialization metadata is what the release gate compares with.
 
-    All or nothing: the folder is staged, registered, aliased, uploaded (the one step that cannot
-    be undone, so it comes last) and only then moved into place; a failure at any step rolls the
-    registry back, so the previous release stays fully in force."""
+    All or nothing, one at a time (`ReleaseTransaction`): the folder is staged, registered,
+    aliased, uploaded (the one step that cannot be undone, so it comes last) and only then moved
+    into place; a failure at any step, or a kill, rolls the registry back (a kill: at the next
+    release), so the previous release stays fully in force."""
     import mlflow as mlf
 
     from silva_pipeline.mlflow_model import SilvaHeadModel, code_paths, pip_requirements, signature
@@ -74,7 +72,6 @@ def hub_release(
     run_id = head.tracking["mlflow_run_id"]
     now = dt.datetime.now(dt.UTC)
     folder = data_dir() / "releases" / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
-    staging = folder.with_name(f".{folder.name}.staging")
     data = {
         "n_train": head.n_train,
         "n_val": head.n_val,
@@ -85,9 +82,8 @@ def hub_release(
     }
     spearman = evaluation.heldout_spearman()
     client = mlflow.client()
-    previous = _champion(client)
-    version = None
-    try:
+    with ReleaseTransaction(folder.parent, client, context.log) as release:
+        staging = release.begin(folder, context.run_id)
         save_pretrained(
             model,
             staging,
@@ -128,11 +124,7 @@ def hub_release(
         if hub.enabled():
             shown = f"{spearman:.4f}" if spearman is not None else "n/a"
             hub_url = hub.upload(staging, f"silva head {now:%Y-%m-%d}: test spearman {shown}")
-        os.replace(staging, folder)
-    except BaseException:
-        _roll_back(client, previous, version)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        release.commit()
     context.log.info(f"released {folder.name}: registry version {version}, {hub_url}")
     return dg.Output(
         Release(str(folder), version, hub_url, spearman),
@@ -154,22 +146,3 @@ def release_digests(folder: Path) -> dict[str, str]:
     return {
         f"sha256:{name}": d for name, d in {**files, CONFIG_NAME: sha256_file(folder / CONFIG_NAME)}.items()
     }
-
-
-def _champion(client) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version)
-    except MlflowException:
-        return None
-
-
-def _roll_back(client, previous: str | None, version: str | None) -> None:
-    """Put the registry back as it was: the old champion, and no trace of the new version."""
-    if previous is not None:
-        client.set_registered_model_alias(REGISTERED_MODEL, "champion", previous)
-    elif version is not None and _champion(client) == version:
-        client.delete_registered_model_alias(REGISTERED_MODEL, "champion")
-    if version is not None:
-        client.delete_model_version(REGISTERED_MODEL, version)
