@@ -128,7 +128,7 @@ def bench_manifest(n: int, folder: Path) -> str:
     assert np.array_equal(x2, x)
     del x2
     with Timer() as t_build:
-        tab = build_manifest(x, y, near_duplicate_cosine=None)  # I/O only: grouping is timed apart
+        tab = build_manifest(x, y, copy_rule=None)  # I/O only: grouping is timed apart
     with Timer() as t_write:
         write_manifest(tab, folder / "m.parquet")
     del tab
@@ -175,7 +175,7 @@ def _read_peak_bytes(path: Path) -> float:
 
 def bench_near_duplicates(sizes: list[int]) -> str:
     """Exact all-pairs near-duplicate grouping (what the manifest asset runs before splitting)."""
-    from silva_model.splits import near_duplicate_groups
+    from silva_model.copies import near_duplicate_groups
 
     rows = []
     for n in sizes:

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from silva_model.copies import SIGNATURE_DIM, pixel_signature
 from silva_model.devices import resolve_device
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, weights_digest
 
@@ -77,11 +78,13 @@ class ImageFailure:
 
 @dataclass
 class EmbedBatch:
-    """One batch of results: `embeddings[i]` belongs to `paths[indices[i]]`."""
+    """One batch of results: `embeddings[i]` and `signatures[i]` (the pixel signature that finds
+    copies, `silva_model.copies`) belong to `paths[indices[i]]`."""
 
     indices: list[int]
     embeddings: np.ndarray
     failures: list[ImageFailure] = field(default_factory=list)
+    signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_DIM), np.float32))
 
 
 # The full-scale value of each single-channel high-bit-depth mode (16-bit PNGs open as I;16,
@@ -191,6 +194,11 @@ class SiglipEmbedder:
     def _load_pixels(self, path: str) -> np.ndarray:
         return self._pixels(load_rgb(path))
 
+    def _decode(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels for the model, pixel signature) of one file, decoded once."""
+        image = load_rgb(path)
+        return self._pixels(image), pixel_signature(image)
+
     @torch.inference_mode()
     def embed_pixels(self, pixel_values: np.ndarray | torch.Tensor) -> np.ndarray:
         """Preprocessed (B, 3, H, W) pixels -> (B, D) unit-norm float32."""
@@ -222,10 +230,10 @@ class SiglipEmbedder:
             range(s, min(s + self.batch_size, len(paths))) for s in range(0, len(paths), self.batch_size)
         ]
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="silva-decode") as pool:
-            inflight: deque[tuple[range, list[Future[np.ndarray]]]] = deque()
+            inflight: deque[tuple[range, list[Future[tuple[np.ndarray, np.ndarray]]]]] = deque()
 
             def submit(ci: int) -> None:
-                inflight.append((chunks[ci], [pool.submit(self._load_pixels, paths[i]) for i in chunks[ci]]))
+                inflight.append((chunks[ci], [pool.submit(self._decode, paths[i]) for i in chunks[ci]]))
 
             for ci in range(min(self.prefetch_batches, len(chunks))):
                 submit(ci)
@@ -235,10 +243,12 @@ class SiglipEmbedder:
                 if next_ci < len(chunks):
                     submit(next_ci)
                     next_ci += 1
-                ok, pixels, failures = [], [], []
+                ok, pixels, signatures, failures = [], [], [], []
                 for i, fut in zip(idxs, futures, strict=True):
                     try:
-                        pixels.append(fut.result())
+                        px, sig = fut.result()
+                        pixels.append(px)
+                        signatures.append(sig)
                         ok.append(i)
                     except Exception as e:  # any decode error is the image's, not the run's
                         failures.append(ImageFailure(paths[i], f"{type(e).__name__}: {e}"))
@@ -247,7 +257,8 @@ class SiglipEmbedder:
                     if pixels
                     else np.zeros((0, self.embed_dim), np.float32)
                 )
-                yield EmbedBatch(ok, emb, failures)
+                sigs = np.stack(signatures) if signatures else np.zeros((0, SIGNATURE_DIM), np.float32)
+                yield EmbedBatch(ok, emb, failures, sigs)
 
     def embed_paths(self, paths: Sequence[str | os.PathLike[str]], progress: bool = False) -> EmbedBatch:
         """All paths at once: embeddings for the readable ones, failures for the rest. With
@@ -263,6 +274,9 @@ class SiglipEmbedder:
             if batches
             else np.zeros((0, self.embed_dim), np.float32),
             [f for b in batches for f in b.failures],
+            np.concatenate([b.signatures for b in batches])
+            if batches
+            else np.zeros((0, SIGNATURE_DIM), np.float32),
         )
 
 

@@ -8,8 +8,11 @@ Parquet with columns
   - `backbone`: optional, dictionary-encoded: the JSON of each row's `BackboneSpec` (where its
     embedding came from). Training refuses a manifest whose rows disagree.
 
-Splits group near-duplicates (cosine above a threshold, recorded in the schema metadata as
-`silva.near_duplicate_cosine`): a re-encoded or resized copy lands in its original's split.
+  - `copy_signature`: optional, nullable: each image's pixel signature (`copies.py`).
+
+Splits group copies of one illustration (by the embeddings' cosine and the pixel signatures, the
+rule recorded in the schema metadata as `silva.copy_rule`): a re-encoded, resized, cropped,
+mirrored, recoloured or framed copy lands in its original's split.
 
 Embeddings move between Arrow and NumPy as one contiguous float32 buffer (fixed-size list
 <-> reshape), never row by row.
@@ -17,7 +20,9 @@ Embeddings move between Arrow and NumPy as one contiguous float32 buffer (fixed-
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,20 +32,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from silva_model.atomic import atomic_path
+from silva_model.copies import (
+    DEFAULT_COPY_RULE,
+    SIGNATURE_COLUMN,
+    CopyRule,
+    near_duplicate_groups,
+    signatures_of,
+    signatures_to_arrow,
+)
 from silva_model.head import EMBED_DIM, NUM_CLASSES
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, common_backbone
 from silva_model.splits import (
     DEFAULT_FRACTIONS,
-    DEFAULT_NEAR_DUPLICATE_COSINE,
     SPLITS,
     content_hash,
     group_split_codes,
     groups_across_splits,
-    near_duplicate_groups,
 )
 
 REQUIRED_COLUMNS = ("embedding", "personal_score", "split")
-NEAR_DUPLICATE_KEY = b"silva.near_duplicate_cosine"
+NEAR_DUPLICATE_KEY = b"silva.near_duplicate_cosine"  # what manifests before the copy rule recorded
+COPY_RULE_KEY = b"silva.copy_rule"
 
 
 class ManifestError(ValueError):
@@ -175,8 +187,10 @@ def build_table(
     split_codes: np.ndarray,
     post_id=None,
     backbone: BackboneSpec | tuple[np.ndarray, list[BackboneSpec]] | None = None,
+    signatures: np.ndarray | None = None,
 ) -> pa.Table:
-    """The manifest columns; `backbone` is one spec for every row, or (codes, specs) per row."""
+    """The manifest columns; `backbone` is one spec for every row, or (codes, specs) per row;
+    `signatures`: each image's pixel signature (NaN rows: none), what the leakage check groups by."""
     cols = {
         "embedding": embeddings_to_arrow(embeddings),
         "personal_score": pa.array(np.asarray(scores, dtype=np.int8)),
@@ -190,6 +204,8 @@ def build_table(
         backbone = (np.zeros(len(cols["personal_score"]), np.int32), [backbone])
     if backbone is not None:
         cols["backbone"] = backbone_column(*backbone)
+    if signatures is not None:
+        cols[SIGNATURE_COLUMN] = signatures_to_arrow(signatures)
     return pa.table(cols)
 
 
@@ -200,10 +216,12 @@ def build_manifest(
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     dim: int = EMBED_DIM,
     backbone: BackboneSpec | None = None,
-    near_duplicate_cosine: float | None = DEFAULT_NEAR_DUPLICATE_COSINE,
+    copy_rule: CopyRule | None = DEFAULT_COPY_RULE,
+    signatures: np.ndarray | None = None,
 ) -> pa.Table:
     """Embeddings + ratings -> a validated manifest table with content-hashed splits in which
-    near-duplicates share a split (`near_duplicate_cosine=None`: exact bytes only)."""
+    copies (by `copy_rule` over the embeddings and, where given, the pixel `signatures`) share a
+    split (`copy_rule=None`: exact bytes only)."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ManifestError(f"embeddings must have shape (rows, {dim}), got {x.shape}")
@@ -214,43 +232,46 @@ def build_manifest(
         raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
     pid = None if post_id is None else np.asarray(post_id)
     hashes = content_hash(x)
-    codes, _ = split_codes_for(x, hashes, fractions, near_duplicate_cosine)
+    codes, _ = split_codes_for(x, hashes, fractions, copy_rule, signatures)
     validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes))
-    return with_near_duplicate_cosine(build_table(x, y, codes, pid, backbone), near_duplicate_cosine)
+    return with_copy_rule(build_table(x, y, codes, pid, backbone, signatures), copy_rule)
 
 
 def split_codes_for(
     x: np.ndarray,
     hashes: np.ndarray,
     fractions: tuple[float, float, float],
-    near_duplicate_cosine: float | None,
+    copy_rule: CopyRule | None,
+    signatures: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(split codes, group labels): content-hashed splits, near-duplicate groups sharing one split."""
-    groups = (
-        np.arange(len(hashes))
-        if near_duplicate_cosine is None
-        else near_duplicate_groups(x, near_duplicate_cosine)
-    )
+    """(split codes, group labels): content-hashed splits, groups of copies sharing one split."""
+    groups = np.arange(len(hashes)) if copy_rule is None else near_duplicate_groups(x, signatures, copy_rule)
     return group_split_codes(hashes, groups, fractions), groups
 
 
-def with_near_duplicate_cosine(table: pa.Table, threshold: float | None) -> pa.Table:
-    """Record the grouping threshold in the schema, where the leakage check finds it."""
-    if threshold is None:
+def with_copy_rule(table: pa.Table, rule: CopyRule | None) -> pa.Table:
+    """Record the grouping rule in the schema, where the leakage check finds it."""
+    if rule is None:
         return table
     return table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), NEAR_DUPLICATE_KEY: str(threshold).encode()}
+        {**(table.schema.metadata or {}), COPY_RULE_KEY: json.dumps(dataclasses.asdict(rule)).encode()}
     )
 
 
-def near_duplicate_cosine_of(table: pa.Table) -> float:
-    raw = (table.schema.metadata or {}).get(NEAR_DUPLICATE_KEY)
-    return float(raw) if raw else DEFAULT_NEAR_DUPLICATE_COSINE
+def copy_rule_of(table: pa.Table) -> CopyRule:
+    """The rule a manifest was grouped by (an older manifest recorded its cosine alone)."""
+    meta = table.schema.metadata or {}
+    if COPY_RULE_KEY in meta:
+        return CopyRule(**json.loads(meta[COPY_RULE_KEY]))
+    if meta.get(NEAR_DUPLICATE_KEY):
+        return CopyRule(cosine=float(meta[NEAR_DUPLICATE_KEY]))
+    return DEFAULT_COPY_RULE
 
 
-def near_duplicate_leaks(m: ManifestArrays, threshold: float) -> tuple[int, np.ndarray]:
-    """(number of near-duplicate groups spread over more than one split, rows of the first one)."""
-    groups = near_duplicate_groups(m.embeddings, threshold)
+def near_duplicate_leaks(table: pa.Table, m: ManifestArrays) -> tuple[int, np.ndarray]:
+    """(number of groups of copies spread over more than one split, rows of the first one), by
+    the rule the manifest records, over its embeddings and pixel signatures."""
+    groups = near_duplicate_groups(m.embeddings, signatures_of(table), copy_rule_of(table))
     leaks = groups_across_splits(groups, m.split_codes)
     return int(leaks.size), (np.flatnonzero(groups == leaks[0]) if leaks.size else np.zeros(0, np.int64))
 

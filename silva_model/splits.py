@@ -15,6 +15,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 _CHUNK_ROWS = 4_096  # rows hashed at once: the uint64 temporaries stay ~40 MB
 _U64 = np.uint64
+_GROUP_SALT = _U64(0x5D1A_C0E5_6A5E_D00D)  # a group's key differs from its lowest member's
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -66,54 +67,21 @@ def assign_splits(
     return np.asarray(SPLITS, dtype=object)[assign_split_codes(content_hash(embeddings), fractions)]
 
 
-# Near-duplicates: the cosine above which two embeddings count as copies of one illustration.
-# Measured with the tiny test backbone on re-encoded (JPEG q70, WebP q80 + blur) and 0.8x resized
-# copies of illustration-like images: copies scored >= 0.9976, distinct images <= 0.9785
-# (tests/test_contract.py::test_near_duplicate_threshold_separates_copies_from_distinct_images).
-DEFAULT_NEAR_DUPLICATE_COSINE = 0.985
-_BLOCK_ROWS = 2048
-
-
-def near_duplicate_groups(
-    embeddings: np.ndarray, threshold: float = DEFAULT_NEAR_DUPLICATE_COSINE
-) -> np.ndarray:
-    """(N, D) -> (N,) group labels: the connected components of "cosine > threshold" (exact
-    copies included). The partition depends only on the embeddings, not on row order. Exact
-    all-pairs search in blocks: O(N^2 D), about a minute for 100k rows on 2 CPU cores."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    raw = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n = raw.shape[0]
-    if n == 0:
-        return np.zeros(0, np.int64)
-    x = np.empty_like(raw)
-    for s in range(0, n, _BLOCK_ROWS):  # float64 norms: huge rows must not overflow (validation names them)
-        block = raw[s : s + _BLOCK_ROWS].astype(np.float64)
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        x[s : s + _BLOCK_ROWS] = block / np.where(norms > 0, norms, 1.0)
-    rows, cols = [], []
-    for s in range(0, n, _BLOCK_ROWS):
-        sims = x[s : s + _BLOCK_ROWS] @ x[s:].T  # the upper triangle is enough: the graph is undirected
-        i, j = np.nonzero(sims > threshold)
-        keep = j > i
-        rows.append(i[keep] + s)
-        cols.append(j[keep] + s)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
-
-
 def group_split_codes(
     hashes: np.ndarray, groups: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
 ) -> np.ndarray:
-    """Every member of a group takes the split of the member with the smallest content hash: a
-    pure function of the group's contents, and a lone image keeps its own hash's split."""
+    """A lone image keeps its own hash's split; a group of copies takes the split of a hash of the
+    group (its lowest member hash, mixed again), a pure function of the group's contents. The
+    lowest of k hashes itself would sit in train far more often than 80 %, so groups would almost
+    never reach val or test."""
     if hashes.size == 0:
         return np.zeros(0, np.int8)
-    anchor = np.full(int(groups.max()) + 1, np.iinfo(np.uint64).max, dtype=np.uint64)
+    n_groups = int(groups.max()) + 1
+    anchor = np.full(n_groups, np.iinfo(np.uint64).max, dtype=np.uint64)
     np.minimum.at(anchor, groups, hashes)
-    return assign_split_codes(anchor, fractions)[groups]
+    size = np.bincount(groups, minlength=n_groups)
+    key = np.where(size > 1, _splitmix64(anchor ^ _GROUP_SALT), anchor)
+    return assign_split_codes(key, fractions)[groups]
 
 
 def groups_across_splits(groups: np.ndarray, split_codes: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_to_arrow
 from silva_model.manifest import backbone_column, embeddings_from_arrow, embeddings_to_arrow
 from silva_model.paths import data_dir
 from silva_model.provenance import BackboneSpec
@@ -55,40 +56,46 @@ def split_rows(rows: pl.DataFrame, cached_shas: np.ndarray) -> tuple[pl.DataFram
 
 def embed_into_cache(
     context: Context, todo: pl.DataFrame, embedder: SiglipEmbedderResource, cache: EmbeddingCache
-) -> tuple[list[str], list[np.ndarray], EmbedWork]:
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray], EmbedWork]:
     """Embed `todo` (image_sha256, path), writing the cache every `flush_every` images, so a worker
-    killed mid-way keeps what it finished. Progress goes to the run log."""
+    killed mid-way keeps what it finished. Returns the hashes, embeddings and pixel signatures
+    embedded; progress goes to the run log."""
     model = embedder.get()
     cache.record_spec(model.spec)
     t0 = time.perf_counter()
     todo_shas, paths = todo["image_sha256"].to_list(), todo["path"].to_list()
     new_shas: list[str] = []
     new_emb: list[np.ndarray] = []
+    new_sig: list[np.ndarray] = []
     failures: list[tuple[str, str]] = []
     pending_shas: list[str] = []
     pending: list[np.ndarray] = []
+    pending_sig: list[np.ndarray] = []
     for batch in model.iter_embed_paths(paths):
         failures += [(f.path, f.error) for f in batch.failures]
         pending_shas += [todo_shas[i] for i in batch.indices]
         pending.append(batch.embeddings)
+        pending_sig.append(batch.signatures)
         if len(pending_shas) >= embedder.flush_every:
-            cache.add(pending_shas, np.concatenate(pending))
+            cache.add(pending_shas, np.concatenate(pending), np.concatenate(pending_sig))
             new_shas += pending_shas
             new_emb += pending
+            new_sig += pending_sig
             done, spent = len(new_shas), time.perf_counter() - t0
             rate = done / spent if spent else 0.0
             left = (todo.height - done) / rate if rate else float("nan")
             context.log.info(
                 f"embedded {done}/{todo.height} images ({rate:.2f} images/s, about {left / 60:.1f} min left)"
             )
-            pending_shas, pending = [], []
+            pending_shas, pending, pending_sig = [], [], []
     rest = np.concatenate(pending) if pending else np.zeros((0, model.embed_dim), np.float32)
-    cache.add(pending_shas, rest)
+    cache.add(pending_shas, rest, np.concatenate(pending_sig) if pending_sig else no_signatures(0))
     new_shas += pending_shas
     new_emb += pending
+    new_sig += pending_sig
     for path, err in failures:
         context.log.warning(f"skipped unreadable image {path}: {err}")
-    return new_shas, new_emb, EmbedWork(len(new_shas), time.perf_counter() - t0, failures)
+    return new_shas, new_emb, new_sig, EmbedWork(len(new_shas), time.perf_counter() - t0, failures)
 
 
 def embed_rows(
@@ -98,19 +105,20 @@ def embed_rows(
     embedder: SiglipEmbedderResource,
     done: EmbedWork | None = None,
 ) -> dg.Output[pa.Table]:
-    """Rows (image_sha256, path, maybe embedding) -> (image_sha256, embedding, backbone): the
-    source's precomputed vectors, then the cache, then the embedder for whatever is left. `done`
-    is what this run's workers embedded already (their unreadable files are not tried again)."""
+    """Rows (image_sha256, path, maybe embedding) -> (image_sha256, embedding, backbone,
+    copy_signature): the source's precomputed vectors (no signature: no pixels were read), then
+    the cache, then the embedder for whatever is left. `done` is what this run's workers embedded
+    already (their unreadable files are not tried again)."""
     done = done or EmbedWork()
     if done.failures:
         rows = rows.filter(~pl.col("path").is_in([p for p, _ in done.failures]).fill_null(False))
     cache = embedding_cache(embedder)
-    cached_shas, cached_emb = cache.load()
+    cached_shas, cached_emb, cached_sig = cache.load()
     log_quarantined(context, cache)
     pre, reuse, todo = split_rows(rows, cached_shas)
-    new_shas, new_emb, work = [], [], EmbedWork()
+    new_shas, new_emb, new_sig, work = [], [], [], EmbedWork()
     if todo.height:
-        new_shas, new_emb, work = embed_into_cache(context, todo, embedder, cache)
+        new_shas, new_emb, new_sig, work = embed_into_cache(context, todo, embedder, cache)
     work = done + work
     index = {s: i for i, s in enumerate(cached_shas)}
 
@@ -127,6 +135,8 @@ def embed_rows(
             f"do not come from the configured backbone {embedder.model!r}"
         )
     emb = np.concatenate([p for p in parts if p is not None]) if widths else np.zeros((0, 0), np.float32)
+    reused = [index[s] for s in parts_sha[1]]
+    signatures = np.concatenate([no_signatures(pre.height), cached_sig[reused], *new_sig])
     n_pre = pre.height
     table = pa.table(
         {
@@ -136,6 +146,7 @@ def embed_rows(
                 np.repeat(np.array([0, 1], np.int32), [n_pre, emb.shape[0] - n_pre]),
                 [precomputed, cache.spec()],
             ),
+            SIGNATURE_COLUMN: signatures_to_arrow(signatures),
         }
     )
     return dg.Output(

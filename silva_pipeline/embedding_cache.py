@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from silva_model.atomic import atomic_write_text
+from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_of, signatures_to_arrow
 from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
 from silva_model.provenance import BackboneSpec
 
@@ -51,13 +52,16 @@ class EmbeddingCache:
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.parquet"))
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """(shas, embeddings) of everything cached; compacts the files if there are many."""
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(shas, embeddings, pixel signatures) of everything cached, NaN signatures for images
+        cached before signatures existed; compacts the files if there are many."""
         table = self._read(None)
         if table is None:
-            return np.array([], dtype=object), np.zeros((0, 0), np.float32)
-        return table.column("image_sha256").to_numpy(zero_copy_only=False), embeddings_from_arrow(
-            table.column("embedding")
+            return np.array([], dtype=object), np.zeros((0, 0), np.float32), no_signatures(0)
+        return (
+            table.column("image_sha256").to_numpy(zero_copy_only=False),
+            embeddings_from_arrow(table.column("embedding")),
+            signatures_of(table),
         )
 
     def shas(self) -> np.ndarray:
@@ -83,7 +87,14 @@ class EmbeddingCache:
                 self._quarantine(p, f"{type(e).__name__}: {e}")
         if not tables:
             return None
-        table = pa.concat_tables([t for _, t in tables])
+        table = pa.concat_tables([t for _, t in tables], promote_options="default")
+        if (
+            SIGNATURE_COLUMN in table.column_names and table.column(SIGNATURE_COLUMN).null_count
+        ):  # shards from before signatures: NaN rows
+            signatures = signatures_to_arrow(signatures_of(table))
+            table = table.set_column(
+                table.schema.get_field_index(SIGNATURE_COLUMN), SIGNATURE_COLUMN, signatures
+            )
         if columns is None and len(tables) > _MAX_SHARDS:
             self._write(table, "compact")
             for p, _ in tables:
@@ -98,13 +109,16 @@ class EmbeddingCache:
         os.replace(shard, target)
         self.quarantined.append((target, why))
 
-    def add(self, shas: list[str], embeddings: np.ndarray) -> None:
+    def add(self, shas: list[str], embeddings: np.ndarray, signatures: np.ndarray | None = None) -> None:
+        """Cache rows; `signatures`: their pixel signatures (None: vectors that came without pixels)."""
         if shas:
+            signatures = no_signatures(len(shas)) if signatures is None else signatures
             self._write(
                 pa.table(
                     {
                         "image_sha256": pa.array(shas, pa.string()),
                         "embedding": embeddings_to_arrow(embeddings),
+                        SIGNATURE_COLUMN: signatures_to_arrow(signatures),
                     }
                 ),
                 "part",

@@ -3,7 +3,6 @@ and heads published by silva-scorer."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_DIM, save_tiny_siglip
-from PIL import Image, ImageDraw, ImageFilter
+from copy_kinds import illustration
 
 from silva_model import Scorer
 from silva_model.checkpoint import save_pretrained
@@ -19,37 +18,10 @@ from silva_model.cli import main
 from silva_model.head import HeadConfig, OrdinalHead
 from silva_model.manifest import ManifestError, build_manifest, build_table, load_manifest, write_manifest
 from silva_model.provenance import BackboneSpec
-from silva_model.splits import (
-    DEFAULT_NEAR_DUPLICATE_COSINE,
-    assign_split_codes,
-    content_hash,
-    near_duplicate_groups,
-)
+from silva_model.splits import assign_split_codes, content_hash
 from silva_model.train import TrainConfig, train
 
 FAST = dict(epochs=4, hidden=(64,), batch_size=128, device="cpu")
-
-
-def _illustration(rng: np.random.Generator, w: int = 96, h: int = 128) -> Image.Image:
-    im = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 256, 3)))
-    draw = ImageDraw.Draw(im)
-    for _ in range(12):
-        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
-        box = [x0, y0, x0 + int(rng.integers(5, 50)), y0 + int(rng.integers(5, 50))]
-        draw.ellipse(box, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    return im
-
-
-def _copy(im: Image.Image, kind: int) -> Image.Image:
-    """A re-encoded, resized or lightly edited copy: what a library holds twice."""
-    buf = io.BytesIO()
-    if kind == 0:
-        im.save(buf, "JPEG", quality=70)
-    elif kind == 1:
-        return im.resize((int(im.width * 0.8), int(im.height * 0.8)), Image.LANCZOS)
-    else:
-        im.filter(ImageFilter.GaussianBlur(0.6)).save(buf, "WEBP", quality=80)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
 # --- embedding scale ---------------------------------------------------------------------------
@@ -124,7 +96,7 @@ def test_silva_score_refuses_a_head_from_another_backbone_unless_told(
         OrdinalHead(HeadConfig(embed_dim=TINY_DIM, hidden=(8,), backbone=spec)), tmp_path / "h"
     )
     img = tmp_path / "a.png"
-    _illustration(np.random.default_rng(0)).save(img)
+    illustration(np.random.default_rng(0)).save(img)
     assert main(["score", str(img), "--head", str(head), "--device", "cpu"]) == 0
     capsys.readouterr()
     args = ["score", str(img), "--head", str(head), "--device", "cpu", "--backbone", str(other_backbone)]
@@ -132,81 +104,6 @@ def test_silva_score_refuses_a_head_from_another_backbone_unless_told(
     err = capsys.readouterr().err
     assert "trained on embeddings of" in err and "weights" in err and "--allow-backbone-mismatch" in err
     assert main([*args, "--allow-backbone-mismatch"]) == 0
-
-
-# --- near-duplicates ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def copies(tiny_backbone):
-    """Embeddings of 60 illustration-like images and of a re-encoded/resized/edited copy of each."""
-    from silva_model.backbone import SiglipEmbedder
-
-    rng = np.random.default_rng(0)
-    originals = [_illustration(rng) for _ in range(60)]
-    embedder = SiglipEmbedder(tiny_backbone, device="cpu")
-    a = embedder.embed_images(originals)
-    b = embedder.embed_images([_copy(im, i % 3) for i, im in enumerate(originals)])
-    return a, b
-
-
-def test_near_duplicate_threshold_separates_copies_from_distinct_images(copies):
-    """The default threshold, measured here: copies score above it, distinct images below."""
-    a, b = copies
-    twins = (a * b).sum(1)
-    others = (a @ a.T)[np.triu_indices(len(a), 1)]
-    assert twins.min() > DEFAULT_NEAR_DUPLICATE_COSINE > others.max()
-
-
-def test_near_duplicates_share_a_split_whatever_the_row_order(copies):
-    a, b = copies
-    x = np.concatenate([a, b])
-    y = np.tile(np.arange(1, 6), len(x) // 5 + 1)[: len(x)]
-    plain = assign_split_codes(content_hash(x))
-    assert (plain[:60] != plain[60:]).sum() > 5  # by bytes alone, many copies leak into another split
-    m = load_manifest(build_manifest(x, y, dim=TINY_DIM), dim=TINY_DIM)
-    assert np.array_equal(m.split_codes[:60], m.split_codes[60:])
-    perm = np.random.default_rng(1).permutation(len(x))
-    m2 = load_manifest(build_manifest(x[perm], y[perm], dim=TINY_DIM), dim=TINY_DIM)
-    back = np.empty_like(m2.split_codes)
-    back[perm] = m2.split_codes
-    assert np.array_equal(back, m.split_codes)  # independent of row order
-    lone = assign_split_codes(content_hash(a[:1]))
-    groups = near_duplicate_groups(a)
-    assert np.unique(groups).size == len(a)  # distinct images stay apart and keep their own split
-    assert load_manifest(build_manifest(a, y[:60], dim=TINY_DIM), dim=TINY_DIM).split_codes[0] == lone[0]
-
-
-def test_the_leakage_check_fails_on_near_duplicates_in_two_splits(copies, tmp_path):
-    """The contract accepts such a manifest (the embeddings are not byte-identical); the check
-    must not. Before, `no_embedding_in_two_splits` could never fail: the contract raised first."""
-    import dagster as dg
-
-    from silva_pipeline.assets.manifest import manifest_checks
-    from silva_pipeline.resources import SilvaIOManager
-
-    a, b = copies
-    x = np.concatenate([a, b])
-    codes = np.zeros(len(x), np.int8)
-    codes[60:] = 2  # every copy in test, every original in train
-    codes[::7] = 1
-    y = np.tile(np.arange(1, 6), len(x) // 5 + 1)[: len(x)]
-    table = build_table(x, y, codes)
-
-    @dg.asset(name="manifest")
-    def crafted() -> object:
-        return table
-
-    r = dg.materialize(
-        [crafted, manifest_checks],
-        resources={"io_manager": SilvaIOManager(base_dir=str(tmp_path))},
-        raise_on_error=False,
-    )
-    results = {e.check_name: e for e in r.get_asset_check_evaluations()}
-    assert results["contract"].passed
-    leak = results["no_near_duplicates_across_splits"]
-    assert not leak.passed and "span splits" in leak.description
-    assert leak.metadata["groups_across_splits"].value >= 50
 
 
 def test_demo_size_comes_from_the_environment(monkeypatch):
@@ -299,50 +196,7 @@ def test_written_manifest_keeps_provenance_and_threshold(taste_data, tmp_path):
     assert m.backbone() == spec
     import pyarrow.parquet as pq
 
-    from silva_model.manifest import near_duplicate_cosine_of
+    from silva_model.copies import DEFAULT_COPY_RULE
+    from silva_model.manifest import copy_rule_of
 
-    assert near_duplicate_cosine_of(pq.read_table(path)) == DEFAULT_NEAR_DUPLICATE_COSINE
-
-
-def test_manifest_reports_near_duplicate_groups_and_images_that_moved_split(
-    tiny_backbone, tmp_path, monkeypatch
-):
-    """Copies added later join their originals' groups; the group takes the split of its lowest
-    hash, so some originals move, and the manifest says how many."""
-    import dagster as dg
-    import pyarrow.parquet as pq
-    from pipeline_support import resources, write_ratings_csv
-
-    from silva_pipeline.assets import ASSET_CHECKS, ASSETS
-
-    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "home"))
-    rng = np.random.default_rng(3)
-    root = tmp_path / "rated"
-    (root / "img").mkdir(parents=True)
-    rows = []
-    for i in range(40):
-        im = _illustration(rng)
-        im.save(root / "img" / f"{i}.png")
-        rows.append((f"img/{i}.png", 1 + i % 5))
-    csv = write_ratings_csv(root / "ratings.csv", rows)
-    res = resources(tiny_backbone, kind="file", path=str(csv))
-    instance = dg.DagsterInstance.ephemeral()
-    sel = ["raw_ratings", "image_embeddings", "manifest"]
-
-    def materialize():
-        r = dg.materialize(ASSETS + ASSET_CHECKS, resources=res, selection=sel, instance=instance)
-        m = r.asset_materializations_for_node("manifest")[0].metadata
-        t = pq.read_table(m["dagster/uri"].value, columns=["image_sha256", "split"]).to_pydict()
-        return m, dict(zip(t["image_sha256"], t["split"], strict=True))
-
-    first, before = materialize()
-    assert first["near_duplicate_groups"].value == 0 and first["images_moved_split"].value == 0
-    for i in range(40):  # a re-encoded copy of every image, rated alike
-        _copy(Image.open(root / "img" / f"{i}.png").convert("RGB"), 0).save(root / "img" / f"{i}-copy.jpg")
-        rows.append((f"img/{i}-copy.jpg", 1 + i % 5))
-    write_ratings_csv(csv, rows)
-    second, after = materialize()
-    moved = sum(after[s] != split for s, split in before.items())
-    assert second["near_duplicate_groups"].value == 40
-    assert second["images_in_near_duplicate_groups"].value == 80
-    assert second["images_moved_split"].value == moved > 0
+    assert copy_rule_of(pq.read_table(path)) == DEFAULT_COPY_RULE

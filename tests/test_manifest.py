@@ -209,7 +209,7 @@ def test_embeddings_are_stored_as_raw_float_rows_and_read_back_exactly(tmp_path)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, 1152)).astype(np.float32)
-    t = build_manifest(x, rng.integers(1, 6, 300), near_duplicate_cosine=None)
+    t = build_manifest(x, rng.integers(1, 6, 300), copy_rule=None)
     t = pa.concat_tables([t.slice(0, 100), t.slice(100, 200)]).slice(10, 280)  # chunks with offsets
     path = write_manifest(t, tmp_path / "m.parquet")
     stored = pq.read_schema(path).field("embedding")

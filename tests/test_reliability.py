@@ -370,7 +370,7 @@ def test_a_cache_compacted_by_another_worker_mid_read_loses_nothing(tmp_path, mo
         return real_read(path, columns)
 
     monkeypatch.setattr(ec, "read_parquet", read_while_another_worker_compacts)
-    shas, emb = cache.load()
+    shas, emb, _ = cache.load()
     assert sorted(shas) == sorted(f"sha{i}{c}" for i in range(3) for c in "ab") and emb.shape == (6, 8)
     assert not cache.quarantined and len(cache.shards()) == 1
 

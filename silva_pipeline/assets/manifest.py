@@ -6,23 +6,20 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
+from silva_model.copies import DEFAULT_COPY_RULE, CopyRule, signatures_of
 from silva_model.manifest import (
     ManifestError,
     backbones_from_arrow,
     build_table,
+    copy_rule_of,
     embeddings_from_arrow,
-    near_duplicate_cosine_of,
     near_duplicate_leaks,
     split_codes_for,
     to_arrays,
     validate_arrays,
-    with_near_duplicate_cosine,
+    with_copy_rule,
 )
-from silva_model.splits import (
-    DEFAULT_NEAR_DUPLICATE_COSINE,
-    SPLITS,
-    content_hash,
-)
+from silva_model.splits import SPLITS, content_hash
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table
 from silva_pipeline.resources.io_manager import latest_uri
@@ -34,9 +31,17 @@ class ManifestConfig(dg.Config):
     val_fraction: float = Field(default=0.1, description="share of images (by content hash) for validation")
     test_fraction: float = Field(default=0.1, description="share of images (by content hash) for test")
     near_duplicate_cosine: float = Field(
-        default=DEFAULT_NEAR_DUPLICATE_COSINE,
+        default=DEFAULT_COPY_RULE.cosine,
         description="embeddings more similar than this are copies of one image and share a split",
     )
+    near_duplicate_pixels: float = Field(
+        default=DEFAULT_COPY_RULE.pixels,
+        description="pixel signatures (8x8 grey thumbnails, mirrored too, frames stripped) that "
+        "correlate more than this are copies (crops, rotations, recolours, frames) and share a split",
+    )
+
+    def copy_rule(self) -> CopyRule:
+        return CopyRule(cosine=self.near_duplicate_cosine, pixels=self.near_duplicate_pixels)
 
 
 def _moved_since(instance: dg.DagsterInstance, shas: list[str], codes: np.ndarray) -> int:
@@ -59,9 +64,11 @@ def manifest(
     image_embeddings: pa.Table,
 ) -> dg.Output[pa.Table]:
     """Ratings joined with embeddings: the manifest parquet (`embedding`, `personal_score`,
-    `split`, `backbone`, `post_id` when every image has one, `image_sha256` and `path`). Splits come from
-    each embedding's bytes, and near-duplicates (re-encoded or resized copies) share the split of
-    their group's lowest hash, so a copy never lands in test while its original trains."""
+    `split`, `backbone`, `post_id` when every image has one, `image_sha256`, `path` and
+    `copy_signature`). Splits come from each embedding's bytes; copies (re-encoded, resized,
+    cropped, mirrored, recoloured or framed, found by the embeddings and the pixels) form groups,
+    and each group takes the split of a hash of the group, so a copy never lands in test while its
+    original trains."""
     r = pl.from_arrow(raw_ratings.select(["image_sha256", "rating", "post_id", "path"]))
     e = pl.DataFrame({"image_sha256": image_embeddings.column("image_sha256").to_pylist()}).with_row_index(
         "row"
@@ -71,13 +78,15 @@ def manifest(
     x = embeddings_from_arrow(image_embeddings.column("embedding"))[rows]
     bb_codes, specs = backbones_from_arrow(image_embeddings.column("backbone"))
     fractions = (1 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
-    codes, groups = split_codes_for(x, content_hash(x), fractions, config.near_duplicate_cosine)
+    signatures = signatures_of(image_embeddings)[rows]
+    rule = config.copy_rule()
+    codes, groups = split_codes_for(x, content_hash(x), fractions, rule, signatures)
     post_id = j["post_id"].to_numpy() if j["post_id"].null_count() == 0 else None
     shas = j["image_sha256"].to_list()
-    table = build_table(x, j["rating"].to_numpy(), codes, post_id, (bb_codes[rows], specs))
+    table = build_table(x, j["rating"].to_numpy(), codes, post_id, (bb_codes[rows], specs), signatures)
     table = table.append_column("image_sha256", pa.array(shas, pa.string()))
-    table = with_near_duplicate_cosine(  # path: what a pairs file may name an image by
-        table.append_column("path", j["path"].to_arrow().cast(pa.string())), config.near_duplicate_cosine
+    table = with_copy_rule(  # path: what a pairs file may name an image by
+        table.append_column("path", j["path"].to_arrow().cast(pa.string())), rule
     )
     sizes = {s: int((codes == i).sum()) for i, s in enumerate(SPLITS)}
     labels, counts = np.unique(groups, return_counts=True)
@@ -90,7 +99,7 @@ def manifest(
         )
     moved = _moved_since(context.instance, shas, codes)
     if moved:
-        context.log.info(f"{moved} image(s) changed split: new images joined their near-duplicate groups")
+        context.log.info(f"{moved} image(s) changed split: they joined or left a group of copies")
     return dg.Output(
         table,
         metadata={
@@ -98,7 +107,9 @@ def manifest(
             "embedding_dim": int(x.shape[1]) if x.ndim == 2 else 0,
             "splits": dg.MetadataValue.md(md_table(["split", "rows"], sizes.items())),
             "ratings_without_embedding": r.height - j.height,
-            "near_duplicate_cosine": config.near_duplicate_cosine,
+            "near_duplicate_cosine": rule.cosine,
+            "near_duplicate_pixels": rule.pixels,
+            "images_with_pixel_signature": int((~np.isnan(signatures).any(1)).sum()),
             "near_duplicate_groups": int(multi.size),
             "images_in_near_duplicate_groups": int(counts[counts > 1].sum()),
             "near_duplicates": dg.MetadataValue.md(
@@ -158,8 +169,8 @@ def manifest_checks(manifest: pa.Table) -> Iterator[dg.AssetCheckResult]:
             yield dg.AssetCheckResult(check_name=name, passed=False, description=str(e))
         yield from _not_evaluated("the manifest is unreadable")
         return
-    threshold = near_duplicate_cosine_of(manifest)
-    n_leaks, first = near_duplicate_leaks(arrays, threshold)
+    rule = copy_rule_of(manifest)
+    n_leaks, first = near_duplicate_leaks(manifest, arrays)
     yield dg.AssetCheckResult(
         check_name="no_near_duplicates_across_splits",
         passed=n_leaks == 0,
@@ -169,7 +180,11 @@ def manifest_checks(manifest: pa.Table) -> Iterator[dg.AssetCheckResult]:
             if n_leaks
             else None
         ),
-        metadata={"groups_across_splits": n_leaks, "near_duplicate_cosine": threshold},
+        metadata={
+            "groups_across_splits": n_leaks,
+            "near_duplicate_cosine": rule.cosine,
+            "near_duplicate_pixels": rule.pixels,
+        },
     )
     try:
         counts = validate_arrays(arrays)
