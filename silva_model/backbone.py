@@ -13,6 +13,7 @@ a head trained in one would score with a shift in the other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,6 +45,7 @@ _PREPROCESS_KEYS = (
     "image_mean",
     "image_std",
 )
+PREPROCESS_VARIANTS = ("exact", "draft")
 PREPROCESS_BACKEND = "pil"  # the same pixels with or without torchvision installed (see above)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
 # The vision tower of google/siglip2-so400m-patch14-384 (its config.json).
@@ -115,11 +117,54 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image (a truncated file fails here, not later)."""
+def load_rgb(path: str | os.PathLike[str], draft: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode an image (a truncated file fails here, not later). `draft`: let a
+    JPEG decode at the smallest 1/2, 1/4 or 1/8 scale still at least that (width, height)."""
     with Image.open(path) as im:
+        if draft is not None and im.format == "JPEG":
+            im.draft("RGB", draft)
         im.load()
         return to_rgb(im)
+
+
+@dataclass(frozen=True)
+class FastPixels:
+    """The image processor's pixels for a fixed-size resize + rescale + normalise, computed with
+    one PIL resize and two NumPy operations: the same values (within float32 rounding) without
+    the processor's per-call conversions and checks."""
+
+    size: tuple[int, int]  # (width, height), as PIL takes it
+    resample: int
+    scale: np.float32
+    mean: np.ndarray  # (3, 1, 1) float32
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, processor) -> FastPixels | None:
+        """For a processor whose steps are exactly these; None for any other (then it runs)."""
+        cfg = processor.to_dict()
+        size = cfg.get("size") or {}
+        plain = cfg.get("do_resize") and cfg.get("do_rescale") and cfg.get("do_normalize")
+        extra = any(cfg.get(k) for k in ("do_center_crop", "do_pad", "do_reduce_labels"))
+        if not plain or extra or set(size) != {"height", "width"}:
+            return None
+
+        def per_channel(v) -> np.ndarray:
+            return np.broadcast_to(np.asarray(v, np.float32).reshape(-1, 1, 1), (3, 1, 1)).copy()
+
+        return cls(
+            (int(size["width"]), int(size["height"])),
+            int(cfg.get("resample", Image.BICUBIC)),
+            np.float32(cfg["rescale_factor"]),
+            per_channel(cfg["image_mean"]),
+            per_channel(cfg["image_std"]),
+        )
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """RGB image -> (3, H, W) float32."""
+        resized = image.resize(self.size, self.resample)
+        x = np.asarray(resized, np.float32).transpose(2, 0, 1)
+        return (x * self.scale - self.mean) / self.std
 
 
 def expand_image_paths(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -134,6 +179,66 @@ def expand_image_paths(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def check_backbone(model: str) -> None:
+    """Fail at once, in one line, for a backbone that cannot load: neither a local folder nor in
+    the Hugging Face cache nor reachable on the Hub (a label such as the demo's `synthetic-demo`,
+    a typo, no network). Loading it anyway retried the Hub for minutes."""
+    if Path(model).is_dir():
+        return
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ValueError(f"backbone {model!r} is neither a local folder nor a Hub model id") from None
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return  # downloaded before: loads offline
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else ""
+    if not why:
+        try:
+            HfApi().model_info(model, timeout=10)
+            return
+        except Exception as e:  # not found, no network, refused: all the same to a person here
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'}"
+    hint = " (a demo label: heads trained on the demo's synthetic vectors score only such vectors)"
+    raise ValueError(
+        f"backbone {model!r} is not a local folder, not in the Hugging Face cache and not reachable on "
+        f"the Hub ({why}){hint if model == 'synthetic-demo' else ''}; pass --backbone with a SigLIP "
+        "folder or model id"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' load chatter off while silva loads a backbone: the skipped text weights, a
+    progress bar per load, and config notes about token ids of a text tower silva never runs."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_vision_tower(model_id: str, dtype: torch.dtype) -> torch.nn.Module:
+    """The image tower alone for a SigLIP checkpoint: the text tower's weights are never read
+    (half the memory of the whole model for SO400M) and its embeddings are bit-identical to
+    `SiglipModel.get_image_features`. Any other architecture loads whole, as before."""
+    from transformers import AutoConfig, AutoModel, SiglipVisionModel
+
+    with _quiet_transformers():
+        kind = getattr(AutoConfig.from_pretrained(model_id), "model_type", None)
+        if kind not in ("siglip", "siglip_vision_model"):
+            return AutoModel.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa")
+        return SiglipVisionModel.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa")
+
+
 class SiglipEmbedder:
     """Batched, L2-normalised float32 image embeddings from a SigLIP / SigLIP2 checkpoint."""
 
@@ -145,10 +250,17 @@ class SiglipEmbedder:
         batch_size: int = 32,
         num_workers: int = 4,
         prefetch_batches: int = 2,
+        preprocess: str = "exact",
     ) -> None:
-        from transformers import AutoImageProcessor, AutoModel
+        """`preprocess`: "exact" (the checkpoint's image processor's pixels) or "draft" (JPEGs
+        decoded at a reduced scale first: faster, other pixels, recorded as another preprocess so
+        its embeddings never mix with exact ones)."""
+        from transformers import AutoImageProcessor
 
+        if preprocess not in PREPROCESS_VARIANTS:
+            raise ValueError(f"unknown preprocess {preprocess!r}; use one of {PREPROCESS_VARIANTS}")
         self.model_id = str(model)
+        check_backbone(self.model_id)
         self.device = resolve_device(device)
         if dtype is None:
             self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -159,8 +271,11 @@ class SiglipEmbedder:
         self.batch_size = int(batch_size)
         self.num_workers = max(1, int(num_workers))
         self.prefetch_batches = max(1, int(prefetch_batches))
-        self.processor = AutoImageProcessor.from_pretrained(self.model_id, backend=PREPROCESS_BACKEND)
-        self.model = AutoModel.from_pretrained(self.model_id, dtype=self.dtype, attn_implementation="sdpa")
+        with _quiet_transformers():
+            self.processor = AutoImageProcessor.from_pretrained(self.model_id, backend=PREPROCESS_BACKEND)
+        self.fast_pixels = FastPixels.of(self.processor)
+        self.draft = self.fast_pixels.size if preprocess == "draft" and self.fast_pixels else None
+        self.model = _load_vision_tower(self.model_id, self.dtype)
         self.model.to(self.device).eval()
         self._spec: BackboneSpec | None = None
 
@@ -175,6 +290,8 @@ class SiglipEmbedder:
                 folder = Path(snapshot_download(self.model_id, allow_patterns=["*.safetensors", "*.bin"]))
             cfg = self.processor.to_dict()
             preprocess = {"backend": PREPROCESS_BACKEND, **{k: cfg.get(k) for k in _PREPROCESS_KEYS}}
+            if self.draft:
+                preprocess["jpeg_draft"] = True
             self._spec = BackboneSpec(
                 model=self.model_id,
                 weights=weights_digest(folder),
@@ -189,14 +306,16 @@ class SiglipEmbedder:
         return int(getattr(cfg, "vision_config", cfg).hidden_size)
 
     def _pixels(self, image: Image.Image) -> np.ndarray:
+        if self.fast_pixels is not None:
+            return self.fast_pixels(image)
         return self.processor(images=image, return_tensors="np")["pixel_values"][0]
 
     def _load_pixels(self, path: str) -> np.ndarray:
-        return self._pixels(load_rgb(path))
+        return self._pixels(load_rgb(path, self.draft))
 
     def _decode(self, path: str) -> tuple[np.ndarray, np.ndarray]:
         """(pixels for the model, pixel signature) of one file, decoded once."""
-        image = load_rgb(path)
+        image = load_rgb(path, self.draft)
         return self._pixels(image), pixel_signature(image)
 
     @torch.inference_mode()
@@ -206,8 +325,11 @@ class SiglipEmbedder:
         if self.device.type == "cuda":
             px = px.pin_memory()
         px = px.to(self.device, self.dtype, non_blocking=True)
-        out = self.model.get_image_features(pixel_values=px)
-        emb = out.pooler_output if hasattr(out, "pooler_output") else out  # transformers 5 vs 4
+        if hasattr(self.model, "get_image_features"):  # a checkpoint of another architecture
+            out = self.model.get_image_features(pixel_values=px)
+            emb = out.pooler_output if hasattr(out, "pooler_output") else out  # transformers 5 vs 4
+        else:
+            emb = self.model(pixel_values=px).pooler_output
         return F.normalize(emb.float(), dim=-1).cpu().numpy()
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -2,9 +2,13 @@
 
     silva score IMG [IMG|DIR ...] (--repo-id ID | --head DIR) [--backbone ID|PATH] [--json]
     silva score-manifest MANIFEST (--repo-id ID | --head DIR) [--split S] [--out scores.parquet]
+    silva train --manifest MANIFEST --out DIR [--config train.yaml] [--pairs pairs.csv]
+    silva rate [--queue QUEUE] [--port 8765]
 
 Exit codes: 0 every image scored; 1 some images could not be read (each is reported on
 stderr and skipped); 2 nothing could be scored or the command was wrong.
+
+Commands import torch, pyarrow and the model only when they run, so `--help` answers at once.
 """
 
 from __future__ import annotations
@@ -13,24 +17,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from silva_model import __version__
 
-from silva_model.atomic import atomic_path
-from silva_model.backbone import expand_image_paths
-from silva_model.manifest import SPLITS, ManifestError, load_manifest
-from silva_model.metrics import compute_metrics
-from silva_model.scorer import Scorer
+if TYPE_CHECKING:
+    from silva_model.scorer import Scorer
+
+SPLITS = ("train", "val", "test")  # silva_model.splits.SPLITS, without importing numpy for --help
 
 
 def _add_head_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--repo-id", help="Hugging Face Hub repo id of a released head")
     src.add_argument("--head", help="local folder of a released head or a training checkpoint")
-    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit; default: main)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
         "--no-verify",
@@ -40,12 +42,16 @@ def _add_head_args(p: argparse.ArgumentParser) -> None:
 
 
 def _scorer(a: argparse.Namespace) -> Scorer:
+    from silva_model.scorer import Scorer
+
     return Scorer.from_pretrained(
         a.repo_id or a.head, revision=a.revision, device=a.device, verify=not a.no_verify
     )
 
 
 def _cmd_score(a: argparse.Namespace) -> int:
+    from silva_model.backbone import expand_image_paths
+
     paths = expand_image_paths(a.images)
     if not paths:
         print("silva: no images found in the given paths", file=sys.stderr)
@@ -72,6 +78,14 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _cmd_score_manifest(a: argparse.Namespace) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from silva_model.atomic import atomic_path
+    from silva_model.manifest import ManifestError, load_manifest
+    from silva_model.metrics import compute_metrics
+
     arrays = load_manifest(a.manifest, dim=None, required_splits=())
     mask = arrays.mask(a.split) if a.split else np.ones(len(arrays), bool)
     if not mask.any():
@@ -108,6 +122,27 @@ def _cmd_score_manifest(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from silva_model.pairs import manifest_keys, read_pairs
+    from silva_model.train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
+    overrides = {
+        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
+    }
+    cfg = dataclasses.replace(cfg, **overrides)
+    pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
+    res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
+    m = res.best_metrics
+    print(
+        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
+        f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
+    )
+    return 0
+
+
 def _cmd_rate(a: argparse.Namespace) -> int:
     try:
         from silva_model import rating_page
@@ -121,12 +156,37 @@ def _cmd_rate(a: argparse.Namespace) -> int:
     return 0
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, unless it has none to show (unset, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    """`silva train` and `python -m silva_model.train` take the same options."""
+    p.add_argument("--manifest", required=True, help="manifest parquet (embedding, personal_score, split)")
+    p.add_argument("--out", required=True, help="folder for best.safetensors + best.json")
+    p.add_argument("--config", help="YAML file of TrainConfig options (default: the built-in defaults)")
+    p.add_argument("--pairs", help="CSV/Parquet of judged pairs: a, b, winner (a | b | tie)")
+    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    fmt = _ShowDefaults
     p = argparse.ArgumentParser(
-        prog="silva", description="Score illustrations by one person's learned taste."
+        prog="silva", description="Score illustrations by one person's learned taste.", formatter_class=fmt
     )
+    p.add_argument("--version", action="version", version=f"silva {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("score", help="score image files (folders are searched recursively)")
+    s = sub.add_parser(
+        "score", help="score image files (folders are searched recursively)", formatter_class=fmt
+    )
     s.add_argument("images", nargs="+", help="image files or folders")
     _add_head_args(s)
     s.add_argument("--backbone", help="SigLIP2 model id or local folder (default: the head's own backbone)")
@@ -136,19 +196,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="score even when the embedder is not the backbone the head was trained on",
     )
     s.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     s.add_argument("--workers", type=int, default=4, help="image decoding threads")
     s.set_defaults(func=_cmd_score)
-    m = sub.add_parser("score-manifest", help="score the precomputed embeddings of a manifest")
-    m.add_argument("manifest")
+    m = sub.add_parser(
+        "score-manifest", help="score the precomputed embeddings of a manifest", formatter_class=fmt
+    )
+    m.add_argument("manifest", help="a manifest parquet (see the manifest contract)")
     _add_head_args(m)
     m.add_argument("--split", choices=list(SPLITS), help="only this split (default: all rows)")
     m.add_argument("--out", help="write per-row scores to this parquet file")
     m.set_defaults(func=_cmd_score_manifest)
-    r = sub.add_parser("rate", help="rate the rating queue in a local browser page (keys 1-5, arrows, u, s)")
+    t = sub.add_parser(
+        "train", help="train a head on a manifest (what the `head` asset runs)", formatter_class=fmt
+    )
+    add_train_args(t)
+    t.set_defaults(func=_cmd_train)
+    r = sub.add_parser(
+        "rate",
+        help="rate the rating queue in a local browser page (keys 1-5, arrows, u, s)",
+        formatter_class=fmt,
+    )
     r.add_argument("--queue", help="a rating_queue parquet (default: the newest the pipeline wrote)")
     r.add_argument("--log", help="the ratings log (default: ratings-log.sqlite in silva's data folder)")
-    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("--port", type=int, default=8765, help="the page's port on --host")
     r.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
     r.add_argument("--show-scores", action="store_true", help="show the model's view (blind by default)")
     r.set_defaults(func=_cmd_rate)
@@ -159,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         return a.func(a)
-    except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as e:
-        print(f"silva: {e}", file=sys.stderr)
+    except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as e:  # ManifestError and
+        print(f"silva: {e}", file=sys.stderr)  # PairsError are ValueErrors
         return 2
 
 

@@ -68,10 +68,13 @@ class Scorer:
         return expected_rating(np.asarray(scores))
 
     def embedder(self, backbone: str | None = None, **kwargs: Any) -> SiglipEmbedder:
-        """The backbone this head was trained on, unless another is named."""
+        """The backbone this head was trained on, unless another is named, with the preprocessing
+        it was trained on (exact, or the JPEG draft variant)."""
         model = backbone or self.config.backbone.model
         if not model:
             raise ValueError("this head does not record its backbone: name one (--backbone)")
+        if '"jpeg_draft":true' in self.config.backbone.preprocess:
+            kwargs.setdefault("preprocess", "draft")
         return SiglipEmbedder(model, device=str(self.device), **kwargs)
 
     def check_embedder(self, embedder: SiglipEmbedder) -> None:

@@ -10,7 +10,6 @@ is a handful of large matmuls. The best epoch by validation Spearman is written 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import math
@@ -32,9 +31,9 @@ from silva_model.checkpoint import TrainedHead
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
-from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
+from silva_model.manifest import ManifestArrays, load_manifest
 from silva_model.metrics import compute_metrics
-from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, rank_loss, read_pairs
+from silva_model.pairs import Pairs, pair_loss, rank_loss
 from silva_model.provenance import BackboneSpec
 
 # On the bench's family of tastes, reading 128 principal components instead of every standardised
@@ -331,33 +330,10 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m silva_model.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", required=True, help="manifest parquet (embedding, personal_score, split)")
-    p.add_argument("--config", help="YAML file of TrainConfig options")
-    p.add_argument("--out", required=True, help="folder for best.safetensors + best.json")
-    p.add_argument("--pairs", help="optional CSV/Parquet of judged pairs: a, b, winner (a | b | tie)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int)
-    p.add_argument("--quiet", action="store_true")
-    a = p.parse_args(argv)
-    cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
-    overrides = {
-        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
-    }
-    cfg = dataclasses.replace(cfg, **overrides)
-    try:
-        pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
-        res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
-    except (ManifestError, PairsError, FileNotFoundError) as e:
-        print(f"silva: {e}", file=sys.stderr)
-        return 2
-    m = res.best_metrics
-    print(
-        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
-        f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
-    )
-    return 0
+    """`python -m silva_model.train ...` is `silva train ...`."""
+    from silva_model.cli import main as silva
+
+    return silva(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) ->
 
 
 def embedding_cache(embedder: SiglipEmbedderResource) -> EmbeddingCache:
-    return EmbeddingCache(data_dir() / "embeddings", embedder.model)
+    return EmbeddingCache(data_dir() / "embeddings", embedder.cache_key())
 
 
 def log_quarantined(context: Context, cache: EmbeddingCache) -> None:

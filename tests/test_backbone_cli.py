@@ -41,7 +41,7 @@ def test_preprocessing_is_pil_bicubic_whatever_is_installed(embedder, tmp_path):
     from silva_model.backbone import load_rgb
 
     path = write_images(tmp_path, 1, size=(90, 70))[0]
-    size = embedder.model.config.vision_config.image_size
+    size = embedder.model.config.image_size  # the vision tower alone is loaded
     want = np.asarray(load_rgb(path).resize((size, size), Image.Resampling.BICUBIC), np.float32)
     want = (want / 255.0 - 0.5) / 0.5
     np.testing.assert_allclose(embedder._load_pixels(str(path)), want.transpose(2, 0, 1), atol=1e-5)
@@ -138,3 +138,114 @@ def test_cli_score_manifest(tiny_release, tmp_path, capsys):
     import pyarrow.parquet as pq
 
     assert code == 0 and pq.read_table(tmp_path / "s.parquet").num_rows == summary["n"] > 0
+
+
+# --- the embedding path's speed work (issue 26): same numbers, less work ---------------------------
+
+
+def test_the_vision_tower_alone_embeds_bit_identically_to_the_whole_model(embedder, tiny_backbone, tmp_path):
+    from transformers import AutoModel
+
+    whole = AutoModel.from_pretrained(tiny_backbone, attn_implementation="sdpa").eval()
+    assert not hasattr(embedder.model, "text_model")  # the text tower was never loaded
+    assert sum(p.numel() for p in embedder.model.parameters()) < sum(p.numel() for p in whole.parameters())
+    px = np.stack([embedder._load_pixels(str(p)) for p in write_images(tmp_path, 5, size=(50, 70))])
+    with torch.inference_mode():
+        out = whole.get_image_features(pixel_values=torch.as_tensor(px))
+    want = torch.nn.functional.normalize(out.pooler_output.float(), dim=-1).numpy()
+    assert np.array_equal(embedder.embed_pixels(px), want)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "1", "F"])
+def test_fast_pixels_equal_the_image_processors_for_every_mode_and_aspect(embedder, mode):
+    from PIL import Image
+
+    from silva_model.backbone import to_rgb
+
+    assert embedder.fast_pixels is not None  # SigLIP's processor: resize, rescale, normalise
+    rng = np.random.default_rng(0)
+    for w, h in ((160, 120), (40, 300), (300, 40), (7, 5), (1, 1), (32, 32)):
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        if mode == "I;16":
+            im = Image.fromarray(a[..., 0].astype(np.uint16) * 257)
+        elif mode == "F":
+            im = Image.fromarray(a[..., 0].astype(np.float32) / 255.0, "F")
+        else:
+            im = Image.fromarray(a).convert(mode)
+        rgb = to_rgb(im)
+        want = embedder.processor(images=rgb, return_tensors="np")["pixel_values"][0]
+        got = embedder._pixels(rgb)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+def test_the_draft_variant_is_another_preprocess_and_decodes_jpegs_smaller(tiny_backbone, tmp_path):
+    from PIL import Image
+
+    from silva_model.backbone import load_rgb
+
+    draft = SiglipEmbedder(tiny_backbone, device="cpu", preprocess="draft")
+    exact = SiglipEmbedder(tiny_backbone, device="cpu")
+    assert json.loads(draft.spec.preprocess)["jpeg_draft"] is True
+    assert "jpeg_draft" not in json.loads(exact.spec.preprocess)  # the exact spec is today's, unchanged
+    assert draft.spec != exact.spec  # so their embeddings never pass for each other
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+    assert load_rgb(path, draft.draft).size == (50, 38)  # 1/8 scale: still at least 32 x 32
+    assert draft.embed_paths([path]).embeddings.shape == (1, TINY_DIM)
+    with pytest.raises(ValueError, match="preprocess"):
+        SiglipEmbedder(tiny_backbone, device="cpu", preprocess="fast")
+
+
+# --- the CLI as a new user meets it -------------------------------------------------------------
+
+
+def test_help_and_version_answer_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from silva_model.cli import main\n"
+        "for argv in (['--help'], ['score', '--help'], ['train', '--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"
+    assert "silva 0.1.0" in out and "(default: 32)" in out and "--manifest MANIFEST" in out
+
+
+def test_silva_train_trains_a_head_from_a_manifest(taste_data, tmp_path, capsys):
+    path = write_manifest(
+        build_manifest(taste_data.embeddings[:400], taste_data.ratings[:400]), tmp_path / "m.parquet"
+    )
+    args = ["train", "--manifest", str(path), "--out", str(tmp_path / "head"), "--epochs", "2", "--quiet"]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert "best epoch" in capsys.readouterr().out and (tmp_path / "head" / "best.safetensors").exists()
+    assert main(["train", "--manifest", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "h2")]) == 2
+
+
+def test_a_head_on_an_unloadable_backbone_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    """The demo's heads record the label `synthetic-demo`: `silva score` used to retry the Hub
+    for two minutes, then print a processor error."""
+    import huggingface_hub.constants as c
+
+    from silva_model.provenance import BackboneSpec
+
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    head = save_pretrained(
+        OrdinalHead(
+            HeadConfig(embed_dim=TINY_DIM, hidden=(8,), backbone=BackboneSpec(model="synthetic-demo"))
+        ),
+        tmp_path / "demo-head",
+    )
+    img = write_images(tmp_path / "img", 1)[0]
+    assert main(["score", str(img), "--head", str(head), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'synthetic-demo'" in err and "synthetic vectors" in err
+    assert main(["score", str(img), "--head", str(head), "--backbone", "not a repo!"]) == 2
+    assert "neither a local folder nor a Hub model id" in capsys.readouterr().err

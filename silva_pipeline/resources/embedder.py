@@ -23,6 +23,11 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
     batch_size: int = 32
     decode_workers: int = Field(default=8, description="threads decoding images ahead of the model")
     flush_every: int = Field(default=512, description="images per cache shard (the resume granularity)")
+    preprocess: Literal["exact", "draft"] = Field(
+        default="exact",
+        description="draft: decode JPEGs at a reduced scale first (faster, other pixels; a cache and "
+        "provenance of its own, so it never mixes with exact embeddings)",
+    )
 
     _embedder: SiglipEmbedder | None = PrivateAttr(default=None)
     _lease: object = PrivateAttr(default=None)
@@ -37,6 +42,10 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
         index, self._lease = lease_gpu(data_dir() / "gpu-leases", torch.cuda.device_count())
         return f"cuda:{index}"
 
+    def cache_key(self) -> str:
+        """What the embedding cache is keyed by: the backbone, and the preprocessing if not exact."""
+        return self.model if self.preprocess == "exact" else f"{self.model}#{self.preprocess}"
+
     def get(self) -> SiglipEmbedder:
         if self._embedder is None:
             self._embedder = SiglipEmbedder(
@@ -45,5 +54,6 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
                 dtype=None if self.dtype == "auto" else self.dtype,
                 batch_size=self.batch_size,
                 num_workers=self.decode_workers,
+                preprocess=self.preprocess,
             )
         return self._embedder
