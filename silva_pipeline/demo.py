@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from silva_model.paths import PROJECT_ROOT
@@ -44,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="silva-demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, help="override the head's training epochs")
     p.add_argument("--force-release", action="store_true", help="release even if worse than the last release")
+    p.add_argument("--verbose", action="store_true", help="Dagster's and MLflow's own logs as well")
     a = p.parse_args(argv)
     home = ensure_dagster_home()
+    if not a.verbose:
+        quiet_libraries()
     import dagster as dg
 
     from silva_model.paths import data_dir
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from silva_pipeline.definitions import defs
 
     run_config: dict = {"ops": {}}
+    if not a.verbose:  # one line per step from here, not Dagster's event stream
+        run_config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
     if a.epochs:
         run_config["ops"]["head"] = {"config": {"epochs": a.epochs}}
     if a.force_release:
@@ -80,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return None
+            if "partition_key" not in kwargs:
+                print_steps(result)
             return result
 
         # 1. ratings -> release, and the library's shards; 2. each new shard embedded (in the UI:
@@ -88,9 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         if model is None:
             return 1
         done = instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
-        for shard in instance.get_dynamic_partitions(library_shards.name):
-            if shard not in done and run(["library_embeddings"], partition_key=shard) is None:
+        todo = [s for s in instance.get_dynamic_partitions(library_shards.name) if s not in done]
+        started = time.perf_counter()
+        for shard in todo:
+            if run(["library_embeddings"], partition_key=shard) is None:
                 return 1
+        print(f"  {'library_embeddings':<32}{time.perf_counter() - started:7.1f} s  {len(todo)} new shard(s)")
         loop = run(["library_scores", "rating_queue"])
         if loop is None:
             return 1
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         release = model.output_for_node("hub_release")
         queue = loop.output_for_node("rating_queue")
         scores = loop.output_for_node("library_scores")
-    print("\n".join(line for line in ev.markdown.splitlines() if not line.startswith("![")))
+    print()
     for split, m in ev.metrics.items():
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
@@ -107,6 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui")
     return 0
+
+
+def quiet_libraries() -> None:
+    """MLflow's INFO lines (database migrations, model validation) and its artifact progress bars
+    off the console; set before MLflow is imported, which reads them then."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def print_steps(result) -> None:
+    """One line per step of a finished run: its name, its time and its row count when it has one."""
+    import dagster as dg
+
+    rows = {}
+    for e in result.all_events:
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            meta = e.event_specific_data.materialization.metadata
+            if "dagster/row_count" in meta:
+                rows[e.step_key] = meta["dagster/row_count"].value
+    for e in result.all_events:
+        if e.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            count = f"  {rows[e.step_key]:,} rows" if e.step_key in rows else ""
+            print(f"  {e.step_key:<32}{e.event_specific_data.duration_ms / 1000:7.1f} s{count}")
 
 
 def ui() -> None:

@@ -1,4 +1,5 @@
-"""The released head as an MLflow pyfunc model, so the registry can serve it.
+"""The released head as an MLflow pyfunc model, so the registry can serve it (its code:
+`pyfunc_head.py`).
 
 The model carries its own copy of `silva_model` (`code_paths`) and pins what that code
 imports: silva itself is not on PyPI, so `mlflow models serve` could not install it by name.
@@ -7,27 +8,14 @@ imports: silva itself is not on PyPI, so `mlflow models serve` could not install
 from importlib.metadata import version
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 
-class SilvaHeadModel(mlflow.pyfunc.PythonModel):
-    """Input: (N, D) float32 embeddings. Output: (N,) scores in [0, 1]."""
-
-    def load_context(self, context) -> None:
-        from silva_model import Scorer
-
-        self.scorer = Scorer.from_pretrained(context.artifacts["release"], device="cpu")
-
-    # The ndarray hint tells MLflow not to infer a schema from the hint: the explicit tensor
-    # signature below is the contract (and a DataFrame of one list column still works).
-    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        x = model_input
-        if hasattr(x, "iloc"):
-            x = np.stack(x.iloc[:, 0].to_numpy()) if x.shape[1] == 1 else x.to_numpy()
-        return self.scorer.score_embeddings(np.asarray(x, dtype=np.float32))
+def model_code() -> str:
+    """The pyfunc's code file (`pyfunc_head.py`), logged as code: nothing is pickled."""
+    return str(Path(__file__).with_name("pyfunc_head.py"))
 
 
 def signature(embed_dim: int) -> ModelSignature:

@@ -96,6 +96,7 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     reqs = (logged / "requirements.txt").read_text().split()
     assert (logged / "code" / "silva_model" / "scorer.py").is_file()  # silva is not on PyPI: it travels
     assert any(r.startswith("torch==") for r in reqs) and not any(r.startswith("silva") for r in reqs)
+    assert not list(logged.rglob("*.pkl")) and (logged / "pyfunc_head.py").is_file()  # code, not a pickle
     report = meta(res, "evaluation", "report")
     assert "data:image/png;base64" in report and "largest disagreements" in report and "images/" in report
 
@@ -221,7 +222,7 @@ def test_failed_blocking_check_stops_training(tiny_backbone, tmp_path):
 
 
 def test_release_gate_refuses_a_worse_head_unless_forced(tiny_backbone, tmp_path, silva_home):
-    csv = make_ratings_file(tmp_path / "rated", 60)
+    csv = make_ratings_file(tmp_path / "rated", 200)  # a test split large enough to judge
     res_defs = resources(tiny_backbone, kind="file", path=str(csv))
     instance = dg.DagsterInstance.ephemeral()
     assert run(res_defs, instance=instance).success
@@ -233,10 +234,34 @@ def test_release_gate_refuses_a_worse_head_unless_forced(tiny_backbone, tmp_path
     gate = checks(r)["beats_last_release"]
     assert not gate.passed and "vs last release 1.0000" in gate.description
     assert r.asset_materializations_for_node("hub_release") == []
+    errors = [e.message for e in instance.all_logs(r.run_id) if e.level >= 40]  # what a person sees
+    assert any("was not released" in m and "force: true" in m and "1.0000" in m for m in errors)
     forced = {"ops": {**FAST_HEAD["ops"], "evaluation_beats_last_release": {"config": {"force": True}}}}
     r = run(res_defs, selection=["evaluation", "hub_release"], run_config=forced, instance=instance)
     assert r.success and checks(r)["beats_last_release"].passed
     assert len(list((silva_home / "releases").glob("2*"))) == 2
+
+
+def test_the_gate_says_when_it_cannot_judge_instead_of_refusing(tiny_backbone, tmp_path, silva_home):
+    """A test split of a few images, or a release in force that reads other embeddings (the
+    demo's, another backbone), gives no number to judge by: the head is released, and the gate
+    says why. Before, both refused on a meaningless comparison."""
+    small = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 40)))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("hub_release", metadata={"test_spearman": 1.0, "release": "perfect"})
+    )
+    r = run(small, instance=instance)
+    gate = checks(r)["beats_last_release"]
+    assert r.success and gate.passed and "too few to judge" in gate.description
+
+    demo = resources(Path("unused"), kind="demo", demo_size=600)  # 1152-wide synthetic vectors
+    other = dg.DagsterInstance.ephemeral()
+    assert run(demo, instance=other).success
+    larger = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "more", 200)))
+    r = run(larger, instance=other)
+    gate = checks(r)["beats_last_release"]
+    assert r.success and gate.passed and "reads other embeddings" in gate.description
 
 
 def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):

@@ -59,7 +59,7 @@ def champion(silva_home: Path) -> str:
 def test_a_head_refused_by_the_gate_is_not_released_by_selecting_hub_release_alone(
     tiny_backbone, tmp_path, silva_home
 ):
-    res = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 60)))
+    res = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 200)))
     instance = dg.DagsterInstance.ephemeral()
     assert run(res, instance=instance).success
     instance.report_runless_asset_event(

@@ -12,6 +12,7 @@ from silva_model.evaluate import EvaluationReport, evaluate, format_report
 from silva_model.head import expected_rating, predict
 from silva_model.manifest import to_arrays
 from silva_model.metrics import paired_spearman_difference, spearman
+from silva_pipeline.assets.manifest import MIN_EVAL_ROWS
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table, plot_calibration, plot_score_histograms, png_markdown
 from silva_pipeline.resources import MlflowTracking
@@ -145,17 +146,18 @@ def last_release(instance: dg.DagsterInstance) -> dict | None:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _released_head_scores(last: dict, head: TrainedHead, x: np.ndarray) -> np.ndarray | None:
-    """The release in force, scored on these embeddings; None when it cannot be (its folder is gone,
-    or it reads another width or backbone), and the gate falls back to its recorded number."""
+def _released_head_scores(last: dict, head: TrainedHead, x: np.ndarray) -> np.ndarray | str:
+    """The release in force, scored on these embeddings; or why it cannot be: "gone" (its folder
+    cannot be read: the gate falls back to its recorded number) or "other embeddings" (it reads
+    another width or backbone: no number of it says anything about this head)."""
     try:
         released, _ = load_head(str(last.get("release", "")))
     except (FileNotFoundError, NotADirectoryError, ValueError):
-        return None
+        return "gone"
     if released.config.embed_dim != x.shape[1] or released.config.backbone.differences(
         head.head.config.backbone
     ):
-        return None
+        return "other embeddings"
     return predict(released, x)[0]
 
 
@@ -178,12 +180,18 @@ def beats_last_release(
     last = last_release(context.instance)
     x, y = to_arrays(manifest, dim=None).subset("test")
     new, old, interval = evaluation.heldout_spearman(), None, (float("nan"), float("nan"))
-    old_scores = _released_head_scores(last, head, x) if last and y.size > 1 else None
+    old_scores = _released_head_scores(last, head, x) if last and y.size >= MIN_EVAL_ROWS else None
     if new is None:
         passed, why = config.force, "no test split to compare on"
     elif last is None:
         passed, why = True, "first release"
-    elif old_scores is not None:
+    elif y.size < MIN_EVAL_ROWS:
+        passed = True
+        why = (
+            f"only {y.size} test image(s): too few to judge against the release in force (it takes "
+            f"{MIN_EVAL_ROWS}), so this head is released without a comparison; rate more images"
+        )
+    elif isinstance(old_scores, np.ndarray):
         new_scores = predict(head.head, x)[0]
         diff, low, high = paired_spearman_difference(y, new_scores, old_scores)
         new, old, interval = spearman(y, new_scores), spearman(y, old_scores), (low, high)
@@ -192,10 +200,21 @@ def beats_last_release(
             f"test spearman {new:.4f} vs released head {old:.4f} on the same {y.size} images: "
             f"difference {diff:+.4f}, 95 % CI [{low:+.4f}, {high:+.4f}]"
         )
-    else:  # the released head cannot score these embeddings: compare with its recorded number
+    elif old_scores == "other embeddings":
+        passed = True
+        why = (
+            "the release in force reads other embeddings (another backbone or width), so no number "
+            "of it compares with this head: released without a comparison"
+        )
+    else:  # the released head's folder is gone: compare with its recorded number
         old = last.get("test_spearman")
         passed = config.force or old is None or np.isnan(old) or new >= old
-        why = f"test spearman {new:.4f} vs last release {old:.4f} (recorded; not comparable on these images)"
+        why = f"test spearman {new:.4f} vs last release {old:.4f} (recorded; its folder is gone)"
+    if not passed:
+        context.log.error(
+            f"release gate: the new head was not released: {why}. To release it anyway, set "
+            "ops.evaluation_beats_last_release.config.force: true (silva-demo --force-release)"
+        )
     return dg.AssetCheckResult(
         passed=passed,
         description=why + (" (forced)" if config.force else ""),

@@ -65,7 +65,7 @@ def hub_release(
     release), so the previous release stays fully in force."""
     import mlflow as mlf
 
-    from silva_pipeline.mlflow_model import SilvaHeadModel, code_paths, pip_requirements, signature
+    from silva_pipeline.mlflow_model import code_paths, model_code, pip_requirements, signature
 
     _gate_verdict(context)
     model = head.head
@@ -98,7 +98,7 @@ def hub_release(
         with mlflow.run(run_id=run_id):
             info = mlf.pyfunc.log_model(
                 name="silva_head",
-                python_model=SilvaHeadModel(),
+                python_model=model_code(),
                 artifacts={"release": str(staging)},
                 signature=signature(model.config.embed_dim),
                 input_example=np.zeros((1, model.config.embed_dim), np.float32),
