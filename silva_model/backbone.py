@@ -402,30 +402,41 @@ class SiglipEmbedder:
         )
 
 
+# A small vision tower for trying silva without downloading the real one (`silva trial-backbone`):
+# every command and the pipeline run on it as on SO400M, in seconds on a CPU; its scores mean nothing.
+TRIAL_VISION_CONFIG = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    image_size=64,
+    patch_size=8,
+)
+
+
 def save_random_siglip(
     folder: str | os.PathLike[str], vision_config: dict, dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> Path:
     """A randomly initialised SigLIP with the given vision tower (and a token text tower),
     saved with `save_pretrained` so it loads through exactly the calls a Hub checkpoint does.
-    For tests and benchmarks on machines that cannot download the real weights."""
+    For trials, tests and benchmarks on machines that cannot download the real weights."""
     from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
 
-    cfg = SiglipConfig(
-        vision_config=vision_config,
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            vocab_size=100,
-            max_position_embeddings=16,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
-        ),
+    text = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=100,
+        max_position_embeddings=16,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
     )
-    torch.manual_seed(seed)
-    SiglipModel(cfg).to(dtype).save_pretrained(folder)
-    size = vision_config["image_size"]
-    SiglipImageProcessorPil(size={"height": size, "width": size}).save_pretrained(folder)
+    with _quiet_transformers():
+        cfg = SiglipConfig(vision_config=vision_config, text_config=text)
+        torch.manual_seed(seed)
+        SiglipModel(cfg).to(dtype).save_pretrained(folder)
+        size = vision_config["image_size"]
+        SiglipImageProcessorPil(size={"height": size, "width": size}).save_pretrained(folder)
     return Path(folder)

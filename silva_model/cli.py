@@ -4,6 +4,7 @@
     silva score-manifest MANIFEST (--repo-id ID | --head DIR) [--split S] [--out scores.parquet]
     silva train --manifest MANIFEST --out DIR [--config train.yaml] [--pairs pairs.csv]
     silva rate [--queue QUEUE] [--port 8765]
+    silva trial-backbone DIR
 
 Exit codes: 0 every image scored; 1 some images could not be read (each is reported on
 stderr and skipped); 2 nothing could be scored or the command was wrong.
@@ -143,6 +144,18 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trial_backbone(a: argparse.Namespace) -> int:
+    from silva_model.backbone import TRIAL_VISION_CONFIG, save_random_siglip
+
+    folder = save_random_siglip(a.folder, TRIAL_VISION_CONFIG)
+    width = TRIAL_VISION_CONFIG["hidden_size"]
+    print(
+        f"{folder}: a random SigLIP ({width}-wide embeddings) for trying silva offline; its scores mean "
+        f"nothing. Use it with SILVA_BACKBONE={folder} or --backbone {folder}"
+    )
+    return 0
+
+
 def _cmd_rate(a: argparse.Namespace) -> int:
     try:
         from silva_model import rating_page
@@ -212,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_args(t)
     t.set_defaults(func=_cmd_train)
+    b = sub.add_parser(
+        "trial-backbone",
+        help="save a small random SigLIP to try silva offline (no download; scores mean nothing)",
+        formatter_class=fmt,
+    )
+    b.add_argument("folder", help="where to save it (a save_pretrained folder)")
+    b.set_defaults(func=_cmd_trial_backbone)
     r = sub.add_parser(
         "rate",
         help="rate the rating queue in a local browser page (keys 1-5, arrows, u, s)",

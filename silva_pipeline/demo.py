@@ -41,12 +41,28 @@ def ensure_dagster_home() -> str:
     return home
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="silva-demo", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
+    """Everything, in order: ratings to release and the library's shards, each new shard
+    embedded, the library scored and the rating queue chosen. `silva-demo` on the built-in demo
+    set unless SILVA_* variables name other sources; `silva-run` on yours."""
+    description = (
+        "Materialize the whole graph on your configured sources (SILVA_SOURCE, SILVA_RATINGS, "
+        "SILVA_LIBRARY_SOURCE, SILVA_LIBRARY, SILVA_BACKBONE) and print a summary."
+        if prog == "silva-run"
+        else __doc__.split("\n\n")[0]
+    )
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--epochs", type=int, help="override the head's training epochs")
     p.add_argument("--force-release", action="store_true", help="release even if worse than the last release")
     p.add_argument("--verbose", action="store_true", help="Dagster's and MLflow's own logs as well")
     a = p.parse_args(argv)
+    if prog == "silva-run" and os.environ.get("SILVA_SOURCE", "demo") == "demo":
+        print(
+            "silva-run: runs on your own ratings: set SILVA_SOURCE (file, folder or pictoria) and "
+            "SILVA_RATINGS (see the README's 'Your own images'); `uv run silva-demo` runs the demo",
+            file=sys.stderr,
+        )
+        return 2
     home = ensure_dagster_home()
     if not a.verbose:
         quiet_libraries()
@@ -82,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
             if not result.success:
                 print(
-                    f"silva-demo: run {result.run_id} failed; see `dagster dev` (DAGSTER_HOME={home})",
+                    f"{prog}: run {result.run_id} failed; see `dagster dev` (DAGSTER_HOME={home})",
                     file=sys.stderr,
                 )
                 return None
@@ -118,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"data: {data_dir()}   Dagster runs: DAGSTER_HOME={home}   UI: uv run silva-ui")
     return 0
+
+
+def run_own(argv: list[str] | None = None) -> int:
+    """`uv run silva-run`: `silva-demo`'s one command, on the person's own sources."""
+    return main(argv, prog="silva-run")
 
 
 def quiet_libraries() -> None:

@@ -404,3 +404,12 @@ def test_a_changed_pairs_file_changes_the_ratings_fingerprint(tmp_path):
     first = src.fingerprint()
     pairs.write_text("a,b,winner\nimages/a.png,images/b.png,b\n")
     assert len({none_yet, first, src.fingerprint()}) == 3
+
+
+def test_silva_run_refuses_the_demo_source_and_names_what_to_set(monkeypatch, capsys):
+    from silva_pipeline.demo import run_own
+
+    monkeypatch.delenv("SILVA_SOURCE", raising=False)
+    assert run_own([]) == 2
+    err = capsys.readouterr().err
+    assert "SILVA_SOURCE" in err and "silva-demo" in err

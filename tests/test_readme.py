@@ -68,15 +68,24 @@ class World:
         (root / "dagster-home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         self.demo_done = False
 
-    def run(self, command: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    def run(
+        self, command: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        """`command` as a shell runs it: leading VAR=value words set the environment."""
         argv = shlex.split(command)
+        env = dict(env or self.env)
+        while argv and re.fullmatch(r"[A-Z_]+=.*", argv[0]):
+            name, value = argv.pop(0).split("=", 1)
+            env[name] = value
         argv[0] = UV if argv[0] == "uv" else argv[0]
         return subprocess.run(
-            argv, cwd=cwd or self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+            argv, cwd=cwd or self.cwd, env=env, capture_output=True, text=True, timeout=timeout
         )
 
-    def ok(self, command: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        out = self.run(command, cwd)
+    def ok(
+        self, command: str, cwd: Path | None = None, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        out = self.run(command, cwd, env=env)
         assert out.returncode == 0, f"{command}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
         return out
 
@@ -315,6 +324,41 @@ def evaluate_module(w: World, command: str) -> None:
     assert out.stdout.startswith("### test (n = ") and "| spearman |" in out.stdout
 
 
+def trial_backbone(w: World, command: str) -> None:
+    out = w.ok(command)
+    assert out.stderr == "" and "SILVA_BACKBONE=trial-siglip" in out.stdout
+    load = "from silva_model.backbone import SiglipEmbedder; print(SiglipEmbedder('trial-siglip', device='cpu').embed_dim)"
+    loaded = w.ok(f'uv run python -c "{load}"')
+    assert loaded.stdout.strip() == "64" and loaded.stderr == ""  # no warnings on load either
+
+
+def own_images(w: World, command: str) -> None:
+    """The person's own images, in a workspace of their own (not the demo's)."""
+    home, dagster_home = w.root / "own-home", w.root / "own-dagster"
+    dagster_home.mkdir(exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **w.env,
+        "SILVA_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
+    for rating in range(1, 6):
+        write_images(w.cwd / "my_ratings" / str(rating), 24, seed=rating)
+    write_images(w.cwd / "my_library", 40, seed=9)
+    if not (w.cwd / "trial-siglip").exists():
+        w.ok("uv run silva trial-backbone trial-siglip")
+    demo_releases = sorted((w.home / "releases").glob("*")) if (w.home / "releases").exists() else []
+    out = w.ok(command, env=env)
+    _no_warnings(out)
+    lines = (out.stdout + out.stderr).splitlines()
+    assert len(lines) <= 40, lines  # quiet by default
+    assert "library: 40 images scored" in out.stdout and "MLflow registry: silva-head v1" in out.stdout
+    assert len(list((home / "releases").glob("2*"))) == 1
+    now = sorted((w.home / "releases").glob("*")) if (w.home / "releases").exists() else []
+    assert now == demo_releases  # the demo's workspace is untouched
+
+
 RUNNERS: dict[str, Callable[..., None]] = {
     "uv run silva-demo": silva_demo,
     "uv run pytest": pytest_itself,
@@ -323,6 +367,9 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "pip install 'silva[pipeline,pictoria]'": pip_install,
     "uv run silva-ui": silva_ui,
     "uv run silva rate": silva_rate,
+    "uv run silva trial-backbone trial-siglip": trial_backbone,
+    "SILVA_SOURCE=folder SILVA_RATINGS=my_ratings/ SILVA_LIBRARY_SOURCE=folder SILVA_LIBRARY=my_library/ "
+    "SILVA_BACKBONE=trial-siglip uv run silva-run": own_images,
     "uv run silva-ui --postgres": silva_ui_postgres,
     "uv run dagster asset materialize --select head+ -m silva_pipeline": retrain_tail,
     "uv run dagster definitions validate -m silva_pipeline": definitions_validate,

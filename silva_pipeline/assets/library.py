@@ -137,7 +137,12 @@ def library_scores(
     scored. Metadata: the best and worst images, the score histogram, the out-of-domain count."""
     t0 = time.perf_counter()
     lib = pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"]))
-    parts = [t.select(["image_sha256", "embedding", "backbone"]) for t in library_embeddings.values()]
+    current = set(lib["shard"].unique().to_list())  # shards of libraries before this one are not read
+    parts = [
+        t.select(["image_sha256", "embedding", "backbone"])
+        for k, t in library_embeddings.items()
+        if k in current
+    ]
     unembedded = sorted(set(lib["shard"].unique().to_list()) - set(library_embeddings))
     emb_table = pa.concat_tables(parts) if parts else None
     if emb_table is not None and emb_table.num_rows:
