@@ -33,7 +33,12 @@ embed_images_job = dg.define_asset_job(
 )
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="retrains (job `retrain`) when the ratings change: source, ratings log or pairs file",
+)
 def new_ratings_sensor(context: dg.SensorEvaluationContext, ratings_source: RatingsSource):
     """Requests `raw_ratings+` when the ratings source's fingerprint changes. The first tick
     records the current fingerprint as the baseline."""

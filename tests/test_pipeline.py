@@ -413,3 +413,16 @@ def test_silva_run_refuses_the_demo_source_and_names_what_to_set(monkeypatch, ca
     assert run_own([]) == 2
     err = capsys.readouterr().err
     assert "SILVA_SOURCE" in err and "silva-demo" in err
+
+
+def test_every_asset_check_job_sensor_and_schedule_says_what_it_does():
+    """What the Dagster UI shows beside each name (a sensor's docstring is not its description)."""
+    from silva_pipeline.assets import ASSET_CHECKS
+    from silva_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assert not [k for k in graph.get_all_asset_keys() if not graph.get(k).description]
+    assert not [s.key for c in ASSET_CHECKS for s in c.check_specs if not s.description]
+    jobs = [j for j in defs.resolve_all_job_defs() if not j.name.startswith("__")]
+    assert jobs and not [j.name for j in jobs if not j.description]
+    assert not [s.name for s in [*defs.sensors, *defs.schedules] if not s.description]
