@@ -105,13 +105,14 @@ def pixel_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a0, b0 = np.nan_to_num(a), np.nan_to_num(b)
     mb = _mirrored(b0)
     theirs = {"as is": [b0[:, :half], mb[:, :half]], "stripped": [b0[:, half:], mb[:, half:]]}
+    both_framed = np.ix_(_framed(a0), _framed(b0))  # a mirror is framed when its original is
     best = np.full((len(a), len(b)), -1.0, np.float32)
     for mine_kind, mine in (("as is", a0[:, :half]), ("stripped", a0[:, half:])):
         for their_kind, views in theirs.items():
             for view in views:
                 sim = mine @ view.T
                 if mine_kind == their_kind == "as is":
-                    sim[np.ix_(_framed(a0), _framed(b0))] = -1.0
+                    sim[both_framed] = -1.0
                 np.maximum(best, sim, out=best)
     best[np.isnan(a).any(1)] = -1.0
     best[:, np.isnan(b).any(1)] = -1.0

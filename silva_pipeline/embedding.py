@@ -123,9 +123,10 @@ def embed_rows(
     index = {s: i for i, s in enumerate(cached_shas)}
 
     parts_sha = [pre["image_sha256"].to_list(), reuse["image_sha256"].to_list(), new_shas]
+    reused = [index[s] for s in parts_sha[1]]  # the cache rows of the reused images
     parts = [
         embeddings_from_arrow(pre.select("embedding").to_arrow().column(0)) if pre.height else None,
-        cached_emb[[index[s] for s in parts_sha[1]]] if parts_sha[1] else None,
+        cached_emb[reused] if reused else None,
         np.concatenate(new_emb) if new_shas else None,
     ]
     widths = {p.shape[1] for p in parts if p is not None}
@@ -135,7 +136,6 @@ def embed_rows(
             f"do not come from the configured backbone {embedder.model!r}"
         )
     emb = np.concatenate([p for p in parts if p is not None]) if widths else np.zeros((0, 0), np.float32)
-    reused = [index[s] for s in parts_sha[1]]
     signatures = np.concatenate([no_signatures(pre.height), cached_sig[reused], *new_sig])
     n_pre = pre.height
     table = pa.table(
