@@ -30,7 +30,8 @@ from silva_model.manifest import ManifestArrays, content_hash  # noqa: E402
 from silva_model.metrics import spearman  # noqa: E402
 from silva_model.splits import SPLITS  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
-from silva_model.train import TrainConfig, train  # noqa: E402
+from silva_model.train import train
+from silva_model.train_config import TrainConfig  # noqa: E402
 
 POOL, TEST = 20_000, 5_000
 

@@ -2,7 +2,7 @@
 
     uv run python bench/near_duplicates.py [--originals 300] [--backbone PATH]
 
-On illustration-like images (tests/copy_kinds.py) and every kind of copy there, prints the share of
+On illustration-like images (tests/support/copy_kinds.py) and every kind of copy there, prints the share of
 copies each signal misses (cosine alone, pixels alone, the rule), the distinct pairs it groups
 (random pairs and "series" pairs that share background and half their shapes), the largest group
 among distinct images, and where groups land (train share by group size) under the old anchor
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from copy_kinds import COPY_KINDS, illustration, similar_pair  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
     p.add_argument("--backbone", help="a SigLIP save_pretrained folder (default: the tiny test one)")
     a = p.parse_args()
     if a.backbone is None:
-        from conftest import save_tiny_siglip
+        from helpers import save_tiny_siglip
 
         a.backbone = str(save_tiny_siglip(Path(tempfile.mkdtemp()) / "tiny"))
     embedder = SiglipEmbedder(a.backbone, device="cpu")

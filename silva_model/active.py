@@ -1,25 +1,25 @@
 """What a person should rate next: uncertain, diverse library images, and rated images that a
 head which never saw them disagrees with (likely slips of the hand, worth a second look).
 
-Plain NumPy/PyTorch so the `rating_queue` asset and `bench/active.py` run the same rules.
+Plain NumPy/PyTorch so the pipeline's rating queue and `bench/active.py` run the same rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from silva_model.head import batch_tensor, normalize_embeddings
+from silva_model.head import batch_tensor, normalize_embeddings, predict
 from silva_model.manifest import ManifestArrays
 from silva_model.splits import SPLITS
-from silva_model.train import TrainConfig, train
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 
-# The rating queue's columns: what `rating_queue` writes and `silva rate` reads.
-QUEUE_COLUMNS = ("image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating")
 RULES = ("random", "entropy", "entropy-diverse", "disagreement-diverse")
 DEFAULT_RULE = "disagreement-diverse"  # bench/active.py: the only rule that kept up with random at 2,000
 
@@ -101,17 +101,22 @@ class OutOfFold:
 
     expected: np.ndarray  # (N,) in 1..5
     heads: list[nn.Module]
+    score: np.ndarray  # (N,) in [0, 1], uncalibrated: what the metrics take
+    pred: np.ndarray  # (N,) predicted class 1..5
 
 
-def out_of_fold(arrays: ManifestArrays, config: TrainConfig, folds: int = 5) -> OutOfFold:
+def out_of_fold(
+    arrays: ManifestArrays, config: TrainConfig, folds: int = 5, on_fold: Callable[[int], None] | None = None
+) -> OutOfFold:
     """K-fold over every rated row (fold = content hash mod K, so it is a pure function of the
     image): each fold's head trains on the other folds' train rows and selects its epoch on their
-    val rows, keeping the manifest's own split roles."""
+    val rows, keeping the manifest's own split roles. `on_fold(k)` after each fold (progress)."""
     if folds < 2:
         raise ValueError(f"out-of-fold predictions need at least 2 folds, got {folds}")
     hashes = arrays.content_hashes()
     fold = (hashes % np.uint64(folds)).astype(np.int64)
     expected = np.zeros(len(arrays), np.float64)
+    score, pred = np.zeros(len(arrays), np.float32), np.zeros(len(arrays), np.int64)
     heads = []
     test, val = SPLITS.index("test"), SPLITS.index("val")
     for k in range(folds):
@@ -127,8 +132,11 @@ def out_of_fold(arrays: ManifestArrays, config: TrainConfig, folds: int = 5) -> 
         res = train(part, dataclasses.replace(config, calibrate=False), progress=False)
         probs = class_probabilities(res.head, arrays.embeddings[held])
         expected[held] = expected_from_probs(probs)
+        score[held], pred[held] = predict(res.head, arrays.embeddings[held])
         heads.append(res.head)
-    return OutOfFold(expected, heads)
+        if on_fold is not None:
+            on_fold(k + 1)
+    return OutOfFold(expected, heads, score, pred)
 
 
 def disagreement(heads: list[nn.Module], x: np.ndarray) -> np.ndarray:
@@ -183,7 +191,7 @@ class LibraryScores:
 
 
 def score_library(head: nn.Module, x: np.ndarray, rated: np.ndarray, neighbours: int = 10) -> LibraryScores:
-    """Everything `library_scores` says about each library image (and what bench/speed.py times)."""
+    """Everything a head says about each library image (and what bench/speed.py times)."""
     from silva_model.head import predict
 
     score, _ = predict(head, x)

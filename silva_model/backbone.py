@@ -31,9 +31,10 @@ from tqdm.auto import tqdm
 
 from silva_model.copies import SIGNATURE_DIM, pixel_signature
 from silva_model.devices import resolve_device
+from silva_model.images import FastPixels, ImageFailure, load_rgb, to_rgb
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, weights_digest
 
-__all__ = ["DEFAULT_BACKBONE", "EmbedBatch", "ImageFailure", "SiglipEmbedder", "expand_image_paths"]
+__all__ = ["DEFAULT_BACKBONE", "EmbedBatch", "SiglipEmbedder", "check_backbone"]
 POOLING = "pooler_output"
 _PREPROCESS_KEYS = (
     "do_resize",
@@ -47,16 +48,6 @@ _PREPROCESS_KEYS = (
 )
 PREPROCESS_VARIANTS = ("exact", "draft")
 PREPROCESS_BACKEND = "pil"  # the same pixels with or without torchvision installed (see above)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
-# The vision tower of google/siglip2-so400m-patch14-384 (its config.json).
-SO400M_VISION_CONFIG = dict(
-    hidden_size=1152,
-    intermediate_size=4304,
-    num_hidden_layers=27,
-    num_attention_heads=16,
-    image_size=384,
-    patch_size=14,
-)
 _DTYPES = {
     "bf16": torch.bfloat16,
     "bfloat16": torch.bfloat16,
@@ -65,17 +56,6 @@ _DTYPES = {
     "fp32": torch.float32,
     "float32": torch.float32,
 }
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    """An image that could not be embedded, and why."""
-
-    path: str
-    error: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.error}"
 
 
 @dataclass
@@ -87,96 +67,6 @@ class EmbedBatch:
     embeddings: np.ndarray
     failures: list[ImageFailure] = field(default_factory=list)
     signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_DIM), np.float32))
-
-
-# The full-scale value of each single-channel high-bit-depth mode (16-bit PNGs open as I;16,
-# 16-bit TIFFs as I;16 or I, float TIFFs as F).
-_HIGH_DEPTH_TOP = {
-    "I;16": 65535.0,
-    "I;16L": 65535.0,
-    "I;16B": 65535.0,
-    "I;16N": 65535.0,
-    "I": 65535.0,
-    "F": 255.0,
-}
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any mode Pillow opens -> 8-bit RGB. Alpha is dropped, not composited (the colour under a
-    transparent pixel stays), because pictoria does the same before it embeds: its stored vectors
-    and silva's must agree. High-bit-depth modes are scaled to 8 bits first; a plain
-    `convert("RGB")` clips 16-bit values and turns the image white."""
-    if im.mode in _HIGH_DEPTH_TOP:
-        a = np.asarray(im, dtype=np.float64)
-        top = _HIGH_DEPTH_TOP[im.mode]
-        if im.mode == "F" and a.max() <= 1.0:
-            top = 1.0  # float images in [0, 1]
-        im = Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
-    elif im.mode in ("P", "PA"):
-        im = im.convert("RGBA")  # palette transparency, without Pillow's warning
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
-def load_rgb(path: str | os.PathLike[str], draft: tuple[int, int] | None = None) -> Image.Image:
-    """Open and fully decode an image (a truncated file fails here, not later). `draft`: let a
-    JPEG decode at the smallest 1/2, 1/4 or 1/8 scale still at least that (width, height)."""
-    with Image.open(path) as im:
-        if draft is not None and im.format == "JPEG":
-            im.draft("RGB", draft)
-        im.load()
-        return to_rgb(im)
-
-
-@dataclass(frozen=True)
-class FastPixels:
-    """The image processor's pixels for a fixed-size resize + rescale + normalise, computed with
-    one PIL resize and two NumPy operations: the same values (within float32 rounding) without
-    the processor's per-call conversions and checks."""
-
-    size: tuple[int, int]  # (width, height), as PIL takes it
-    resample: int
-    scale: np.float32
-    mean: np.ndarray  # (3, 1, 1) float32
-    std: np.ndarray
-
-    @classmethod
-    def of(cls, processor) -> FastPixels | None:
-        """For a processor whose steps are exactly these; None for any other (then it runs)."""
-        cfg = processor.to_dict()
-        size = cfg.get("size") or {}
-        plain = cfg.get("do_resize") and cfg.get("do_rescale") and cfg.get("do_normalize")
-        extra = any(cfg.get(k) for k in ("do_center_crop", "do_pad", "do_reduce_labels"))
-        if not plain or extra or set(size) != {"height", "width"}:
-            return None
-
-        def per_channel(v) -> np.ndarray:
-            return np.broadcast_to(np.asarray(v, np.float32).reshape(-1, 1, 1), (3, 1, 1)).copy()
-
-        return cls(
-            (int(size["width"]), int(size["height"])),
-            int(cfg.get("resample", Image.BICUBIC)),
-            np.float32(cfg["rescale_factor"]),
-            per_channel(cfg["image_mean"]),
-            per_channel(cfg["image_std"]),
-        )
-
-    def __call__(self, image: Image.Image) -> np.ndarray:
-        """RGB image -> (3, H, W) float32."""
-        resized = image.resize(self.size, self.resample)
-        x = np.asarray(resized, np.float32).transpose(2, 0, 1)
-        return (x * self.scale - self.mean) / self.std
-
-
-def expand_image_paths(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given; folders expanded recursively to their image files, sorted."""
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            out.append(p)
-    return out
 
 
 def check_backbone(model: str) -> None:
@@ -210,7 +100,7 @@ def check_backbone(model: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers' load chatter off while silva loads a backbone: the skipped text weights, a
     progress bar per load, and config notes about token ids of a text tower silva never runs."""
     from transformers.utils import logging as hf_logging
@@ -232,7 +122,7 @@ def _load_vision_tower(model_id: str, dtype: torch.dtype) -> torch.nn.Module:
     `SiglipModel.get_image_features`. Any other architecture loads whole, as before."""
     from transformers import AutoConfig, AutoModel, SiglipVisionModel
 
-    with _quiet_transformers():
+    with quiet_transformers():
         kind = getattr(AutoConfig.from_pretrained(model_id), "model_type", None)
         if kind not in ("siglip", "siglip_vision_model"):
             return AutoModel.from_pretrained(model_id, dtype=dtype, attn_implementation="sdpa")
@@ -271,7 +161,7 @@ class SiglipEmbedder:
         self.batch_size = int(batch_size)
         self.num_workers = max(1, int(num_workers))
         self.prefetch_batches = max(1, int(prefetch_batches))
-        with _quiet_transformers():
+        with quiet_transformers():
             self.processor = AutoImageProcessor.from_pretrained(self.model_id, backend=PREPROCESS_BACKEND)
         self.fast_pixels = FastPixels.of(self.processor)
         self.draft = self.fast_pixels.size if preprocess == "draft" and self.fast_pixels else None
@@ -400,43 +290,3 @@ class SiglipEmbedder:
             if batches
             else np.zeros((0, SIGNATURE_DIM), np.float32),
         )
-
-
-# A small vision tower for trying silva without downloading the real one (`silva trial-backbone`):
-# every command and the pipeline run on it as on SO400M, in seconds on a CPU; its scores mean nothing.
-TRIAL_VISION_CONFIG = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    image_size=64,
-    patch_size=8,
-)
-
-
-def save_random_siglip(
-    folder: str | os.PathLike[str], vision_config: dict, dtype: torch.dtype = torch.float32, seed: int = 0
-) -> Path:
-    """A randomly initialised SigLIP with the given vision tower (and a token text tower),
-    saved with `save_pretrained` so it loads through exactly the calls a Hub checkpoint does.
-    For trials, tests and benchmarks on machines that cannot download the real weights."""
-    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
-
-    text = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        vocab_size=100,
-        max_position_embeddings=16,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    with _quiet_transformers():
-        cfg = SiglipConfig(vision_config=vision_config, text_config=text)
-        torch.manual_seed(seed)
-        SiglipModel(cfg).to(dtype).save_pretrained(folder)
-        size = vision_config["image_size"]
-        SiglipImageProcessorPil(size={"height": size, "width": size}).save_pretrained(folder)
-    return Path(folder)

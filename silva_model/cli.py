@@ -3,7 +3,7 @@
     silva score IMG [IMG|DIR ...] (--repo-id ID | --head DIR) [--backbone ID|PATH] [--json]
     silva score-manifest MANIFEST (--repo-id ID | --head DIR) [--split S] [--out scores.parquet]
     silva train --manifest MANIFEST --out DIR [--config train.yaml] [--pairs pairs.csv]
-    silva rate [--queue QUEUE] [--port 8765]
+    silva rate [--queue QUEUE] [--port 8765] [--demo]     (added by silva_app: entry point silva.commands)
     silva trial-backbone DIR
 
 Exit codes: 0 every image scored; 1 some images could not be read (each is reported on
@@ -17,14 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from silva_model import __version__
+from silva_model.train_args import add_train_args
 
 if TYPE_CHECKING:
     from silva_model.scorer import Scorer
 
+# Subcommands other packages add (entry points: a function taking the subparsers and the formatter).
+COMMANDS_GROUP = "silva.commands"
 SPLITS = ("train", "val", "test")  # silva_model.splits.SPLITS, without importing numpy for --help
 
 
@@ -51,7 +54,7 @@ def _scorer(a: argparse.Namespace) -> Scorer:
 
 
 def _cmd_score(a: argparse.Namespace) -> int:
-    from silva_model.backbone import expand_image_paths
+    from silva_model.images import expand_image_paths
 
     paths = expand_image_paths(a.images)
     if not paths:
@@ -124,28 +127,13 @@ def _cmd_score_manifest(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    import dataclasses
+    from silva_model.train import train_from_args
 
-    from silva_model.pairs import manifest_keys, read_pairs
-    from silva_model.train import TrainConfig, train
-
-    cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
-    overrides = {
-        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
-    }
-    cfg = dataclasses.replace(cfg, **overrides)
-    pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
-    res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
-    m = res.best_metrics
-    print(
-        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
-        f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
-    )
-    return 0
+    return train_from_args(a)
 
 
 def _cmd_trial_backbone(a: argparse.Namespace) -> int:
-    from silva_model.backbone import TRIAL_VISION_CONFIG, save_random_siglip
+    from silva_model.random_siglip import TRIAL_VISION_CONFIG, save_random_siglip
 
     folder = save_random_siglip(a.folder, TRIAL_VISION_CONFIG)
     width = TRIAL_VISION_CONFIG["hidden_size"]
@@ -156,19 +144,6 @@ def _cmd_trial_backbone(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_rate(a: argparse.Namespace) -> int:
-    try:
-        from silva_model import rating_page
-    except ImportError as e:
-        raise OSError(f"silva rate needs the 'pipeline' extra (starlette, uvicorn): {e}") from e
-    from silva_model.paths import latest_queue
-    from silva_model.ratings_log import RatingsLog
-
-    log = RatingsLog(Path(a.log)) if a.log else RatingsLog.default()
-    rating_page.serve(Path(a.queue) if a.queue else latest_queue(), log, a.host, a.port, not a.show_scores)
-    return 0
-
-
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     """Each option's help ends with its default, unless it has none to show (unset, a flag)."""
 
@@ -176,18 +151,6 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or action.default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action) or ""
-
-
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    """`silva train` and `python -m silva_model.train` take the same options."""
-    p.add_argument("--manifest", required=True, help="manifest parquet (embedding, personal_score, split)")
-    p.add_argument("--out", required=True, help="folder for best.safetensors + best.json")
-    p.add_argument("--config", help="YAML file of TrainConfig options (default: the built-in defaults)")
-    p.add_argument("--pairs", help="CSV/Parquet of judged pairs: a, b, winner (a | b | tie)")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
-    p.add_argument("--seed", type=int, help="override the config's seed")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", help="write per-row scores to this parquet file")
     m.set_defaults(func=_cmd_score_manifest)
     t = sub.add_parser(
-        "train", help="train a head on a manifest (what the `head` asset runs)", formatter_class=fmt
+        "train", help="train a head on a manifest (what the pipeline runs)", formatter_class=fmt
     )
     add_train_args(t)
     t.set_defaults(func=_cmd_train)
+    for command in entry_points(group=COMMANDS_GROUP):  # `silva rate`, from silva_app
+        command.load()(sub, fmt)
     b = sub.add_parser(
         "trial-backbone",
         help="save a small random SigLIP to try silva offline (no download; scores mean nothing)",
@@ -232,17 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("folder", help="where to save it (a save_pretrained folder)")
     b.set_defaults(func=_cmd_trial_backbone)
-    r = sub.add_parser(
-        "rate",
-        help="rate the rating queue in a local browser page (keys 1-5, arrows, u, s)",
-        formatter_class=fmt,
-    )
-    r.add_argument("--queue", help="a rating_queue parquet (default: the newest the pipeline wrote)")
-    r.add_argument("--log", help="the ratings log (default: ratings-log.sqlite in silva's data folder)")
-    r.add_argument("--port", type=int, default=8765, help="the page's port on --host")
-    r.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
-    r.add_argument("--show-scores", action="store_true", help="show the model's view (blind by default)")
-    r.set_defaults(func=_cmd_rate)
     return p
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 SIDE = 8  # the thumbnail's side: coarse enough that a 10 % crop moves content under one cell
 SIGNATURE_DIM = 2 * SIDE * SIDE
-SIGNATURE_COLUMN = "copy_signature"  # in the embedding cache, `image_embeddings` and the manifest
+SIGNATURE_COLUMN = "copy_signature"  # in the embedding cache, embedding tables and the manifest
 _WORK_SIDE = 64  # the image is first reduced to this: about 2 ms for a 1.7 MP image, on one core
 _FRAME_TOLERANCE = 12  # grey levels a frame's pixels may differ from its corner
 

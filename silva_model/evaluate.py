@@ -6,27 +6,51 @@ python -m silva_model.evaluate --checkpoint DIR --manifest manifest.parquet --sp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from silva_model.checkpoint import load_head
+from silva_model.active import out_of_fold
 from silva_model.head import NUM_CLASSES, OrdinalHead, predict
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import bootstrap_intervals, compute_metrics, confusion_matrix, level_bias
+from silva_model.release import load_head
 from silva_model.tables import md_table
+from silva_model.train_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A head on one split: metrics with bootstrap intervals, per-level bias, the confusion
+    matrix, and the per-image scores behind them."""
+
+    split: str
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]]  # metric -> (low, high), 95 % percentile bootstrap
+    level_bias: dict[int, tuple[int, float]]  # given rating -> (n, mean expected rating)
+    confusion: list[list[int]]  # given x predicted, ratings 1..5
+    class_counts: dict[int, int]
+    score: np.ndarray
+    y_true: np.ndarray
+    pred_class: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the per-image arrays, as JSON takes it."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if not isinstance(v, np.ndarray)}
 
 
 def evaluate(
     head: OrdinalHead | str | Path,
     manifest: str | Path | pa.Table | ManifestArrays,
     split: str = "val",
-) -> dict[str, Any]:
+) -> Evaluation:
     if not isinstance(head, OrdinalHead):
         head, _ = load_head(head)
     arrays = (
@@ -38,37 +62,51 @@ def evaluate(
     if y.size == 0:
         raise ManifestError(f"split {split!r} is empty: nothing to evaluate")
     score, pred = predict(head, x)
+    return _evaluation(split, y, score, pred)
+
+
+def evaluate_out_of_fold(
+    arrays: ManifestArrays, config: TrainConfig, folds: int = 5, on_fold: Callable[[int], None] | None = None
+) -> Evaluation:
+    """K-fold out-of-fold metrics over every rating: each image scored by the fold head that never
+    saw it. What a small data set can say about its head, where a test split of a few images
+    cannot (bench/small_data.py)."""
+    oof = out_of_fold(arrays, config, folds, on_fold)
+    return _evaluation(f"{folds}-fold out-of-fold", arrays.scores, oof.score, oof.pred)
+
+
+def _evaluation(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> Evaluation:
     labels = np.arange(1, NUM_CLASSES + 1)
-    return {
-        "split": split,
-        "metrics": compute_metrics(y, score, pred),
-        "intervals": bootstrap_intervals(y, score, pred),
-        "level_bias": level_bias(y, score),
-        "confusion": confusion_matrix(y, pred, labels).tolist(),
-        "class_counts": {int(c): int((y == c).sum()) for c in labels},
-        "score": score,
-        "y_true": y,
-        "pred_class": pred,
-    }
+    return Evaluation(
+        split=split,
+        metrics=compute_metrics(y, score, pred),
+        intervals=bootstrap_intervals(y, score, pred),
+        level_bias=level_bias(y, score),
+        confusion=confusion_matrix(y, pred, labels).tolist(),
+        class_counts={int(c): int((y == c).sum()) for c in labels},
+        score=score,
+        y_true=y,
+        pred_class=pred,
+    )
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_report(result: Evaluation) -> str:
     """A plain-text (and valid Markdown) table of the metrics and the confusion matrix."""
-    m, ci = result["metrics"], result.get("intervals") or {}
+    m, ci = result.metrics, result.intervals
     keys = ("spearman", "pearson", "qwk", "mae", "rmse", "accuracy", "top1_precision", "top5_precision")
     labels = range(1, NUM_CLASSES + 1)
     rows = [(k, m[k], *ci.get(k, ("", ""))) for k in keys]
     bias = md_table(
         ["given rating", "n", "mean expected rating", "bias"],
-        [(c, n, mean, mean - c) for c, (n, mean) in sorted(result.get("level_bias", {}).items())],
+        [(c, n, mean, mean - c) for c, (n, mean) in sorted(result.level_bias.items())],
     )
     confusion = md_table(
         ["given \\ predicted", *map(str, labels), "n"],
-        [[c, *row, result["class_counts"][c]] for c, row in zip(labels, result["confusion"], strict=True)],
+        [[c, *row, result.class_counts[c]] for c, row in zip(labels, result.confusion, strict=True)],
     )
     return "\n".join(
         [
-            f"### {result['split']} (n = {m['n']})",
+            f"### {result.split} (n = {m['n']})",
             "",
             md_table(["metric", "value", "95 % CI low", "high"], rows),
             "",
@@ -80,24 +118,6 @@ def format_report(result: dict[str, Any]) -> str:
             bias,
         ]
     )
-
-
-@dataclass
-class EvaluationReport:
-    """What the `evaluation` asset hands downstream: metrics per split and the markdown report."""
-
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    markdown: str = ""
-    # split -> metric -> [low, high]: percentile bootstrap, 1,000 resamples of the split's rows
-    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-
-    def heldout_spearman(self) -> float | None:
-        """The number releases are compared on; None when the test split was empty."""
-        return (self.metrics.get("test") or {}).get("spearman")
-
-
-def jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ManifestError, FileNotFoundError, ValueError) as e:
         print(f"silva: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(jsonable(res), indent=2) if a.json else format_report(res))
+    print(json.dumps(res.summary(), indent=2) if a.json else format_report(res))
     return 0
 
 

@@ -14,8 +14,7 @@ Splits group copies of one illustration (by the embeddings' cosine and the pixel
 rule recorded in the schema metadata as `silva.copy_rule`): a re-encoded, resized, cropped,
 mirrored, recoloured or framed copy lands in its original's split.
 
-Embeddings move between Arrow and NumPy as one contiguous float32 buffer (fixed-size list
-<-> reshape), never row by row.
+How the columns are stored (and embeddings moved to NumPy without a per-row loop): `parquet.py`.
 """
 
 from __future__ import annotations
@@ -23,15 +22,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from silva_model.atomic import atomic_path
 from silva_model.copies import (
     DEFAULT_COPY_RULE,
     SIGNATURE_COLUMN,
@@ -41,6 +40,15 @@ from silva_model.copies import (
     signatures_to_arrow,
 )
 from silva_model.head import EMBED_DIM, NUM_CLASSES
+from silva_model.parquet import (
+    TableError,
+    backbone_column,
+    backbones_from_arrow,
+    embeddings_from_arrow,
+    embeddings_to_arrow,
+    name_rows,
+    read_streaming,
+)
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, common_backbone
 from silva_model.splits import (
     DEFAULT_FRACTIONS,
@@ -55,7 +63,7 @@ NEAR_DUPLICATE_KEY = b"silva.near_duplicate_cosine"  # what manifests before the
 COPY_RULE_KEY = b"silva.copy_rule"
 
 
-class ManifestError(ValueError):
+class ManifestError(TableError):
     """The manifest breaks the contract; the message names the first offending rows."""
 
 
@@ -95,7 +103,8 @@ class ManifestArrays:
         if self.backbone_codes is None or not self.backbones:
             return BackboneSpec()
         used = np.unique(self.backbone_codes)
-        where = [f"row(s) {_rows(np.flatnonzero(self.backbone_codes == u), self.post_id, 3)}" for u in used]
+        rows = [np.flatnonzero(self.backbone_codes == u) for u in used]
+        where = [f"row(s) {name_rows(r, self.post_id, 3)}" for r in rows]
         try:
             return common_backbone([self.backbones[u] for u in used], where)
         except BackboneMismatchError as e:
@@ -107,78 +116,6 @@ class ManifestArrays:
         rec["h"], rec["y"], rec["s"] = self.content_hashes(), self.scores, self.split_codes
         rec.sort(order=["h", "y", "s"])
         return hashlib.sha256(rec.tobytes()).hexdigest()
-
-
-def _rows(idx: np.ndarray, post_id: np.ndarray | None, limit: int = 5) -> str:
-    idx = np.asarray(idx).ravel()
-    shown = [f"{int(i)}" + (f" (post_id {post_id[i]})" if post_id is not None else "") for i in idx[:limit]]
-    more = f" (+{idx.size - limit} more)" if idx.size > limit else ""
-    return ", ".join(shown) + more
-
-
-def embeddings_to_arrow(embeddings: np.ndarray) -> pa.FixedSizeListArray:
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if x.ndim != 2:
-        raise ManifestError(f"embeddings must be 2-d (rows, dim), got shape {x.shape}")
-    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
-
-
-def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray | None = None) -> np.ndarray:
-    """Arrow list column -> (N, D) float32 without a per-row loop. Accepts fixed-size and
-    variable-size lists (what polars or pandas may write), and silva's stored float rows; every
-    row must have the same length."""
-    if pa.types.is_fixed_size_binary(col.type) and col.type.byte_width % 4 == 0:
-        # silva's parquet storage read by plain pyarrow: raw little-endian float32 rows
-        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-        col = pa.chunked_array([_float_rows(c, col.type.byte_width // 4) for c in chunks])
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if not (
-        pa.types.is_fixed_size_list(col.type)
-        or pa.types.is_list(col.type)
-        or pa.types.is_large_list(col.type)
-    ):
-        raise ManifestError(f"column 'embedding' must be a list of floats, got {col.type}")
-    if not (pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
-        raise ManifestError(f"column 'embedding' must hold floats, got {col.type}")
-    n = len(col)
-    if col.null_count:
-        raise ManifestError(f"embedding is null at row(s) {_rows(np.flatnonzero(col.is_null()), post_id)}")
-    if pa.types.is_fixed_size_list(col.type):
-        dim = col.type.list_size
-    else:
-        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-        dim = int(np.bincount(lengths).argmax()) if n else 0
-        bad = np.flatnonzero(lengths != dim)
-        if bad.size:
-            raise ManifestError(
-                f"embeddings have different lengths: most have {dim}, but row(s) "
-                f"{_rows(bad, post_id)} have {lengths[bad[:5]].tolist()}"
-            )
-    values = col.flatten()
-    if values.null_count:
-        row = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0] // max(dim, 1)
-        raise ManifestError(f"embedding has a null value at row {_rows(np.array([row]), post_id)}")
-    flat = values.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(flat, dtype=np.float32).reshape(n, dim)
-
-
-def backbone_column(codes: np.ndarray, specs: list[BackboneSpec]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.asarray(codes, dtype=np.int32)), pa.array([b.to_json() for b in specs], pa.string())
-    )
-
-
-def backbones_from_arrow(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[BackboneSpec]]:
-    """A `backbone` column (dictionary-encoded or plain strings) -> (codes, specs)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if not pa.types.is_dictionary(col.type):
-        col = col.dictionary_encode()
-    if col.null_count:
-        raise ManifestError(f"backbone is null at row(s) {_rows(np.flatnonzero(col.is_null()), None)}")
-    specs = [BackboneSpec.from_value(v) for v in col.dictionary.to_pylist()]
-    return col.indices.to_numpy(zero_copy_only=False).astype(np.int32), specs
 
 
 def build_table(
@@ -276,6 +213,17 @@ def near_duplicate_leaks(table: pa.Table, m: ManifestArrays) -> tuple[int, np.nd
     return int(leaks.size), (np.flatnonzero(groups == leaks[0]) if leaks.size else np.zeros(0, np.int64))
 
 
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """A column that cannot be decoded breaks the contract: its error is a ManifestError."""
+    try:
+        yield
+    except ManifestError:
+        raise
+    except TableError as e:
+        raise ManifestError(str(e)) from e
+
+
 def to_arrays(
     table: pa.Table, dim: int | None = EMBED_DIM, embeddings: np.ndarray | None = None
 ) -> ManifestArrays:
@@ -291,7 +239,10 @@ def to_arrays(
     post_id = None
     if "post_id" in table.column_names:
         post_id = table.column("post_id").to_numpy(zero_copy_only=False)
-    x = embeddings if embeddings is not None else embeddings_from_arrow(table.column("embedding"), post_id)
+    if embeddings is None:
+        with _decoding():
+            embeddings = embeddings_from_arrow(table.column("embedding"), post_id)
+    x = embeddings
     if dim is not None and x.shape[1] != dim:
         raise ManifestError(f"embeddings have length {x.shape[1]}, expected {dim} (rows 0.. all)")
 
@@ -300,7 +251,7 @@ def to_arrays(
         raise ManifestError(f"column 'personal_score' must be integers 1..5, got {score_col.type}")
     if score_col.null_count:
         raise ManifestError(
-            f"personal_score is null at row(s) {_rows(np.flatnonzero(score_col.is_null()), post_id)}"
+            f"personal_score is null at row(s) {name_rows(np.flatnonzero(score_col.is_null()), post_id)}"
         )
     scores = score_col.to_numpy().astype(np.int64)
 
@@ -313,10 +264,12 @@ def to_arrays(
     unknown = np.flatnonzero(np.isnan(codes.astype(np.float64)))
     if unknown.size:
         vals = split_col.take(pa.array(unknown[:5])).to_pylist()
-        raise ManifestError(f"unknown split {vals} at row(s) {_rows(unknown, post_id)}; expected {SPLITS}")
-    bb_codes, specs = (
-        backbones_from_arrow(table.column("backbone")) if "backbone" in table.column_names else (None, [])
-    )
+        where = name_rows(unknown, post_id)
+        raise ManifestError(f"unknown split {vals} at row(s) {where}; expected {SPLITS}")
+    bb_codes, specs = None, []
+    if "backbone" in table.column_names:
+        with _decoding():
+            bb_codes, specs = backbones_from_arrow(table.column("backbone"))
     return ManifestArrays(x, scores, codes.astype(np.int8), post_id, backbone_codes=bb_codes, backbones=specs)
 
 
@@ -336,17 +289,17 @@ def check_embedding_values(x: np.ndarray, pid: np.ndarray | None = None) -> None
     finite, peak = _row_peaks(x)
     nonfinite = np.flatnonzero(~finite)
     if nonfinite.size:
-        raise ManifestError(f"embedding has NaN or inf at row(s) {_rows(nonfinite, pid)}")
+        raise ManifestError(f"embedding has NaN or inf at row(s) {name_rows(nonfinite, pid)}")
     zero = np.flatnonzero(peak == 0)
     if zero.size:
         raise ManifestError(
-            f"embedding is all zeros at row(s) {_rows(zero, pid)}: it has no direction to score"
+            f"embedding is all zeros at row(s) {name_rows(zero, pid)}: it has no direction to score"
         )
     # The head L2-normalises in float32; beyond this its squared norm overflows to inf.
     huge = np.flatnonzero(peak * np.sqrt(x.shape[1]) > np.sqrt(np.finfo(np.float32).max))
     if huge.size:
         raise ManifestError(
-            f"embedding values up to {peak[huge[0]]:.3g} at row(s) {_rows(huge, pid)}: "
+            f"embedding values up to {peak[huge[0]]:.3g} at row(s) {name_rows(huge, pid)}: "
             "far beyond any image embedding (its norm overflows float32)"
         )
 
@@ -360,7 +313,7 @@ def validate_arrays(
     bad = np.flatnonzero((m.scores < 1) | (m.scores > NUM_CLASSES))
     if bad.size:
         raise ManifestError(
-            f"personal_score outside 1..5 at row(s) {_rows(bad, pid)}: {m.scores[bad[:5]].tolist()}"
+            f"personal_score outside 1..5 at row(s) {name_rows(bad, pid)}: {m.scores[bad[:5]].tolist()}"
         )
     _check_duplicates(m)
     counts: dict[str, dict[int, int]] = {}
@@ -390,137 +343,13 @@ def _check_duplicates(m: ManifestArrays) -> None:
         if m.split_codes[a] != m.split_codes[b]:
             raise ManifestError(
                 f"the same embedding is in two splits ({SPLITS[m.split_codes[pair[0]]]} and "
-                f"{SPLITS[m.split_codes[pair[1]]]}) at rows {_rows(pair, m.post_id)}"
+                f"{SPLITS[m.split_codes[pair[1]]]}) at rows {name_rows(pair, m.post_id)}"
             )
         if m.scores[a] != m.scores[b]:
             raise ManifestError(
                 f"the same embedding has two ratings ({m.scores[pair[0]]} and {m.scores[pair[1]]}) "
-                f"at rows {_rows(pair, m.post_id)}"
+                f"at rows {name_rows(pair, m.post_id)}"
             )
-
-
-def validate_manifest(
-    table: pa.Table, dim: int | None = EMBED_DIM, required_splits: tuple[str, ...] = ("train", "val")
-) -> dict[str, dict[int, int]]:
-    return validate_arrays(to_arrays(table, dim), required_splits)
-
-
-ROW_GROUP_ROWS = 65_536
-# A fixed-size list of float32 is stored in parquet as one fixed-length byte string per row (its
-# little-endian floats). Parquet writes a list with a repetition and a definition level per float,
-# which made the 1152-float column 10x slower to write and read than the bytes themselves; one
-# 4,608-byte value per row is plain copying. The field metadata says how to turn it back, and
-# `read_parquet` does, without copying.
-FLOAT_ROWS_KEY = b"silva.float32_per_row"
-
-
-def _to_storage(table: pa.Table) -> pa.Table:
-    fields, cols = [], []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        t = f.type
-        if pa.types.is_fixed_size_list(t) and pa.types.is_float32(t.value_type) and col.null_count == 0:
-            dim = t.list_size
-            chunks = []
-            for c in col.chunks:
-                values = c.flatten()  # honours the chunk's offset
-                chunks.append(
-                    pa.Array.from_buffers(
-                        pa.binary(4 * dim), len(c), [None, values.buffers()[1]], offset=values.offset // dim
-                    )
-                )
-            col = pa.chunked_array(chunks, pa.binary(4 * dim))
-            f = pa.field(f.name, pa.binary(4 * dim), f.nullable, {FLOAT_ROWS_KEY: str(dim).encode()})
-        fields.append(f)
-        cols.append(col)
-    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
-
-
-def _from_storage(table: pa.Table) -> pa.Table:
-    fields, cols = [], []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        meta = f.metadata or {}
-        if FLOAT_ROWS_KEY in meta and pa.types.is_fixed_size_binary(f.type):
-            dim = int(meta[FLOAT_ROWS_KEY])
-            col = pa.chunked_array([_float_rows(c, dim) for c in col.chunks], pa.list_(pa.float32(), dim))
-            f = pa.field(f.name, col.type, f.nullable)
-        fields.append(f)
-        cols.append(col)
-    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
-
-
-def _float_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeListArray:
-    """Fixed-length byte rows -> a fixed-size list of float32 over the same buffer (no copy)."""
-    values = pa.Array.from_buffers(
-        pa.float32(), len(chunk) * dim, [None, chunk.buffers()[1]], offset=chunk.offset * dim
-    )
-    return pa.FixedSizeListArray.from_arrays(values, dim)
-
-
-def write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Atomic parquet write in row groups of 64k rows. Embedding columns are stored as raw float
-    rows (see FLOAT_ROWS_KEY), uncompressed, without dictionary or statistics: float embeddings
-    barely compress (zstd saved 8 % for 3x the time), and dictionaries and statistics of random
-    floats only cost time. Other columns are snappy-compressed."""
-    path = Path(path)
-    stored = _to_storage(table)
-    raw = [f.name for f in stored.schema if FLOAT_ROWS_KEY in (f.metadata or {})]
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            stored,
-            tmp,
-            row_group_size=ROW_GROUP_ROWS,
-            compression={c: ("none" if c in raw else "snappy") for c in stored.column_names},
-            use_dictionary=[c for c in stored.column_names if c == "split"],
-            write_statistics=[c for c in stored.column_names if c not in raw and c != "embedding"],
-        )
-    return path
-
-
-def write_manifest(table: pa.Table, path: str | Path) -> Path:
-    return write_parquet(table, path)
-
-
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Memory-mapped read (the page cache is the buffer), only the `columns` asked for, with
-    embedding rows turned back into fixed-size lists of float32 without a copy."""
-    return _from_storage(pq.read_table(path, columns=columns, memory_map=True, pre_buffer=False))
-
-
-def read_manifest(path: str | Path) -> pa.Table:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"manifest not found: {path}")
-    try:
-        return read_parquet(path)
-    except pa.ArrowInvalid as e:
-        raise ManifestError(f"{path} is not a readable parquet file: {e}") from e
-
-
-def _read_streaming(path: str | Path) -> tuple[pa.Table, np.ndarray | None]:
-    """The manifest's small columns as a table, and its embeddings copied batch by batch into one
-    array: reading needs the array plus a few MB, not two copies of the column."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"manifest not found: {path}")
-    try:
-        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 23)  # stream pages, not whole chunks
-    except pa.ArrowInvalid as e:
-        raise ManifestError(f"{path} is not a readable parquet file: {e}") from e
-    names = pf.schema_arrow.names
-    table = _from_storage(pf.read(columns=[c for c in names if c != "embedding"]))
-    if "embedding" not in names:
-        return table, None
-    out: np.ndarray | None = None
-    at = 0
-    for batch in pf.iter_batches(batch_size=8_192, columns=["embedding"], use_threads=False):
-        part = embeddings_from_arrow(_from_storage(pa.Table.from_batches([batch])).column(0))
-        if out is None:
-            out = np.empty((pf.metadata.num_rows, part.shape[1]), np.float32)
-        elif part.shape[1] != out.shape[1]:
-            raise ManifestError(f"embeddings change length ({out.shape[1]} to {part.shape[1]}) at row {at}")
-        out[at : at + len(part)] = part
-        at += len(part)
-    return table, out if out is not None else np.zeros((0, 0), np.float32)
 
 
 def load_manifest(
@@ -532,7 +361,8 @@ def load_manifest(
     if isinstance(source, pa.Table):
         arrays = to_arrays(source, dim)
     else:
-        table, x = _read_streaming(source)
+        with _decoding():
+            table, x = read_streaming(source)
         arrays = to_arrays(table, dim, x)
     validate_arrays(arrays, required_splits)
     return arrays

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from silva_model.backbone import EmbedBatch, SiglipEmbedder
-from silva_model.checkpoint import load_head, resolve_pretrained, save_pretrained
 from silva_model.devices import resolve_device
 from silva_model.head import OrdinalHead, expected_rating, predict
 from silva_model.interop import SilvaScorerHead
 from silva_model.provenance import BackboneMismatchError
+from silva_model.release import load_head, resolve_pretrained, save_pretrained
 
 
 class Scorer:

@@ -60,13 +60,6 @@ def assign_split_codes(
     return np.searchsorted(edges, u, side="right").astype(np.int8)
 
 
-def assign_splits(
-    embeddings: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-) -> np.ndarray:
-    """(N, D) embeddings -> (N,) split names."""
-    return np.asarray(SPLITS, dtype=object)[assign_split_codes(content_hash(embeddings), fractions)]
-
-
 def group_split_codes(
     hashes: np.ndarray, groups: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
 ) -> np.ndarray:

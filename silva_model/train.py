@@ -10,6 +10,7 @@ is a handful of large matmuls. The best epoch by validation Spearman is written 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import math
@@ -19,108 +20,23 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
-import yaml
 from tqdm.auto import tqdm
 
-from silva_model.checkpoint import TrainedHead
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
 from silva_model.manifest import ManifestArrays, load_manifest
 from silva_model.metrics import compute_metrics
-from silva_model.pairs import Pairs, pair_loss, rank_loss
+from silva_model.pairs import Pairs, manifest_keys, pair_loss, rank_loss, read_pairs
 from silva_model.provenance import BackboneSpec
-
-# On the bench's family of tastes, reading 128 principal components instead of every standardised
-# dimension raised Spearman at 16,000 train ratings (20k rated) for every taste, was about even at
-# 8,000 and lower below (the README's "principal components at large sizes").
-AUTO_COMPONENTS = 128
-AUTO_COMPONENTS_FROM = 10_000
-
-
-def _opt(default: Any, help: str) -> Any:
-    """A training option with its help text: the pipeline's launchpad config is generated from
-    these fields, so the help lives here once."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters, the one training config (the Dagster config is derived from it).
-    Defaults were chosen on the synthetic taste benchmark (bench/quality.py)."""
-
-    lr: float = _opt(1e-3, "AdamW peak learning rate (warmup, then cosine)")
-    epochs: int = _opt(20, "epochs; the best by val Spearman is kept")
-    batch_size: int = _opt(512, "rows per optimizer step")
-    weight_decay: float = _opt(0.05, "AdamW weight decay")
-    hidden: tuple[int, ...] = _opt((1024, 512), "MLP hidden widths")
-    dropout: float = _opt(0.1, "dropout after each hidden layer")
-    members: int = _opt(1, "independent MLPs trained side by side on shared bars; latents averaged")
-    calibrate: bool = _opt(True, "bake a rank-preserving latent -> score table fitted to the train ratings")
-    # On the benchmark, balancing raised Spearman but lowered QWK.
-    class_balance: bool = _opt(False, "per-threshold class balancing of the loss")
-    standardize_inputs: bool = _opt(
-        True, "standardise inputs with train-split statistics (a head that reads every dimension)"
-    )
-    input_components: int = _opt(
-        -1,
-        "principal components of the train embeddings the head reads, one scale for all: 0 = every "
-        f"dimension; -1 = auto ({AUTO_COMPONENTS} from {AUTO_COMPONENTS_FROM:,} train ratings, else 0)",
-    )
-    ema_epochs: float = _opt(1.0, "span in epochs of the weight EMA that is evaluated and kept; 0 = off")
-    threshold_init: Literal["prior", "uniform"] = _opt(
-        "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
-    )
-    rank_weight: float = _opt(0.0, "weight of a RankNet loss over the batch's differently rated pairs")
-    pair_weight: float = _opt(1.0, "weight of one pairwise judgement against one rating (only with pairs)")
-    seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
-    device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
-
-    def __post_init__(self) -> None:
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.members < 1:
-            raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
-        if self.input_components < -1:
-            raise ValueError(f"input_components must be -1 (auto), 0 or more, got {self.input_components}")
-        hints = get_type_hints(TrainConfig)
-        for name in ("threshold_init", "device"):
-            allowed = get_args(hints[name])
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(names)}")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of training options")
-        return cls.from_dict(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    def components_for(self, n_train: int, dim: int) -> int:
-        """The principal components a head trained on `n_train` `dim`-d rows reads (0: all
-        dimensions): never more than the rows can span. Auto projects only when it reduces: a
-        narrower backbone keeps per-dimension standardisation."""
-        k = self.input_components
-        if k == -1:
-            k = AUTO_COMPONENTS if n_train >= AUTO_COMPONENTS_FROM and dim > AUTO_COMPONENTS else 0
-        return min(k, dim, max(n_train - 1, 1)) if k else 0
+from silva_model.release import TrainedHead
+from silva_model.train_args import add_train_args
+from silva_model.train_config import TrainConfig
 
 
 @dataclass
@@ -141,7 +57,7 @@ class TrainResult:
             self.head,
             self.best_epoch,
             self.best_metrics,
-            self.config.to_dict(),
+            self.config,
             self.manifest_fingerprint,
             self.n_train,
             self.n_val,
@@ -244,9 +160,9 @@ def train(
     def write_checkpoint(model: OrdinalHead, epoch: int, metrics: dict[str, float]) -> None:
         """best.safetensors + best.json whenever the best improves, so an interrupted run keeps it."""
         if out_dir is not None:
-            TrainedHead(
-                model, epoch, metrics, config.to_dict(), fingerprint, int(x.shape[0]), int(xv.shape[0])
-            ).save(out_dir)
+            TrainedHead(model, epoch, metrics, config, fingerprint, int(x.shape[0]), int(xv.shape[0])).save(
+                out_dir
+            )
 
     best: dict[str, Any] = {"epoch": -1, "metrics": {"spearman": -math.inf}, "state": None}
     history: list[dict[str, float]] = []
@@ -329,11 +245,32 @@ def train(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m silva_model.train ...` is `silva train ...`."""
-    from silva_model.cli import main as silva
+def train_from_args(a: argparse.Namespace) -> int:
+    """`silva train`: a head from a manifest, with a one-line summary."""
+    cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
+    overrides = {
+        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
+    }
+    cfg = dataclasses.replace(cfg, **overrides)
+    pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
+    res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
+    m = res.best_metrics
+    print(
+        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
+        f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
+    )
+    return 0
 
-    return silva(["train", *(sys.argv[1:] if argv is None else argv)])
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m silva_model.train ...`: what `silva train ...` runs."""
+    p = argparse.ArgumentParser(prog="python -m silva_model.train", description="Train a head on a manifest.")
+    add_train_args(p)
+    try:
+        return train_from_args(p.parse_args(argv))
+    except (FileNotFoundError, ValueError) as e:  # ManifestError and PairsError are ValueErrors
+        print(f"silva: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from silva_pipeline.dead_runs import in_process_executor
 from silva_pipeline.resources import (
     HubResource,
     LibrarySource,
-    MlflowTracking,
     RatingsSource,
     SiglipEmbedderResource,
     SilvaIOManager,
 )
+from silva_pipeline.tracking import MlflowTracking
 
 
 def default_resources() -> dict[str, object]:

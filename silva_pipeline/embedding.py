@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from silva_app.home import silva_home
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_to_arrow
-from silva_model.manifest import backbone_column, embeddings_from_arrow, embeddings_to_arrow
-from silva_model.paths import data_dir
+from silva_model.parquet import backbone_column, embeddings_from_arrow, embeddings_to_arrow
 from silva_model.provenance import BackboneSpec
 from silva_pipeline.embedding_cache import EmbeddingCache
 from silva_pipeline.records import EmbedWork
@@ -37,7 +37,7 @@ def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) ->
 
 
 def embedding_cache(embedder: SiglipEmbedderResource) -> EmbeddingCache:
-    return EmbeddingCache(data_dir() / "embeddings", embedder.cache_key())
+    return EmbeddingCache(silva_home().embeddings, embedder.cache_key())
 
 
 def log_quarantined(context: Context, cache: EmbeddingCache) -> None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from silva_model.atomic import atomic_write_text
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_of, signatures_to_arrow
-from silva_model.manifest import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
+from silva_model.parquet import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
 from silva_model.provenance import BackboneSpec
 
 _MAX_SHARDS = 32

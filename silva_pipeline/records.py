@@ -34,3 +34,17 @@ class EmbedWork:
             self.failures + other.failures,
             self.quarantined + other.quarantined,
         )
+
+
+@dataclass
+class EvaluationReport:
+    """What the `evaluation` asset hands downstream: metrics per split and the markdown report."""
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    markdown: str = ""
+    # split -> metric -> [low, high]: percentile bootstrap, 1,000 resamples of the split's rows
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def heldout_spearman(self) -> float | None:
+        """The number releases are compared on; None when the test split was empty."""
+        return (self.metrics.get("test") or {}).get("spearman")

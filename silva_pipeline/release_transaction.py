@@ -18,36 +18,9 @@ import shutil
 from pathlib import Path
 
 from silva_model.atomic import atomic_write_text
+from silva_pipeline.tracking.registry import champion, roll_back, versions
 
-REGISTERED_MODEL = "silva-head"
 JOURNAL = ".journal.json"
-
-
-def champion(client) -> str | None:
-    """The registry version the `champion` alias points to, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(REGISTERED_MODEL, "champion").version)
-    except MlflowException:
-        return None
-
-
-def _versions(client) -> list[int]:
-    return [int(v.version) for v in client.search_model_versions(f"name='{REGISTERED_MODEL}'")]
-
-
-def roll_back(client, previous: str | None, newer_than: int) -> list[str]:
-    """Put the registry back as it was: `champion` on `previous` (or unset), and every version
-    registered after `newer_than` deleted. Returns the versions deleted."""
-    if previous is not None:
-        client.set_registered_model_alias(REGISTERED_MODEL, "champion", previous)
-    elif champion(client) is not None:
-        client.delete_registered_model_alias(REGISTERED_MODEL, "champion")
-    orphans = [str(v) for v in _versions(client) if v > newer_than]
-    for version in orphans:
-        client.delete_model_version(REGISTERED_MODEL, version)
-    return orphans
 
 
 class ReleaseTransaction:
@@ -94,7 +67,7 @@ class ReleaseTransaction:
     def begin(self, folder: Path, run_id: str) -> Path:
         """Journal the release of `folder` and return the staging folder to write it in."""
         self.folder = folder
-        versions = _versions(self.client)
+        registered = versions(self.client)
         atomic_write_text(
             self.journal,
             json.dumps(
@@ -102,7 +75,7 @@ class ReleaseTransaction:
                     "folder": folder.name,
                     "run_id": run_id,
                     "previous": champion(self.client),
-                    "newer_than": max(versions, default=0),
+                    "newer_than": max(registered, default=0),
                 }
             ),
         )

@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny, randomly initialised SigLIP saved like a real checkpoint, image
-files (some broken), and a small synthetic rated set."""
+"""Fixtures for every test: its own data root, a tiny random SigLIP saved like a real
+checkpoint, a small synthetic rated set, the lean wheel and Chromium (helpers: support/)."""
 
 from __future__ import annotations
 
@@ -12,30 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, save_tiny_siglip
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the Hub
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-TINY_DIM = 48
 
-
-def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM, seed: int = 0) -> Path:
-    """A random SigLIP with the real architecture at toy size, saved with save_pretrained so it
-    loads through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
-    from silva_model.backbone import save_random_siglip
-
-    return save_random_siglip(
-        folder,
-        dict(
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-        ),
-        seed=seed,
-    )
+@pytest.fixture(autouse=True)
+def silva_home(tmp_path, monkeypatch) -> Path:
+    """Every test's own data root (one setting moves every file silva writes) and demo workspace.
+    The variables the demo's commands set in-process are restored after each test."""
+    for name in ("DAGSTER_HOME", "SILVA_SOURCE", "SILVA_LIBRARY_SOURCE", "SILVA_RATINGS", "SILVA_LIBRARY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SILVA_DEMO_HOME", str(tmp_path / "demo-home"))
+    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
+    return tmp_path / "silva-home"
 
 
 @pytest.fixture(autouse=True)
@@ -50,38 +41,11 @@ def tiny_backbone(tmp_path_factory) -> Path:
     return save_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
 
 
-def write_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int] = (40, 56)) -> list[Path]:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = folder / f"img_{seed}_{i:03d}.{'png' if i % 2 else 'jpg'}"
-        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(p)
-        paths.append(p)
-    return paths
-
-
 @pytest.fixture(scope="session")
 def taste_data():
     from silva_model.synthetic import make_taste_dataset
 
     return make_taste_dataset(3000, seed=0)
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """End a server started with `start_new_session=True`, and every process it spawned."""
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +100,25 @@ def browser():
         b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def copies(tiny_backbone):
+    """60 originals and a copy of each of every kind: {kind: (embeddings, signatures)}, and the
+    originals' own under "original"."""
+    from copy_kinds import COPY_KINDS, illustration
+    from PIL import Image
+
+    from silva_model.backbone import SiglipEmbedder
+    from silva_model.copies import pixel_signature
+
+    rng = np.random.default_rng(0)
+    originals = [illustration(rng) for _ in range(60)]
+    embedder = SiglipEmbedder(tiny_backbone, device="cpu")
+
+    def both(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        return embedder.embed_images(images), np.stack([pixel_signature(im) for im in images])
+
+    out = {kind: both([make(im) for im in originals]) for kind, make in COPY_KINDS.items()}
+    out["original"] = both(originals)
+    return out

@@ -1,3 +1,6 @@
+"""The head asset: the ordinal head trained on the manifest (and any pairs), its run in MLflow;
+its launchpad config is generated from `TrainConfig`."""
+
 import dataclasses
 import tempfile
 from typing import get_type_hints
@@ -6,13 +9,15 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field, create_model
 
-from silva_model.checkpoint import TrainedHead
 from silva_model.manifest import to_arrays
 from silva_model.pairs import PairsError, manifest_keys, read_pairs
-from silva_model.train import TrainConfig, train
+from silva_model.release import TrainedHead
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.report import md_table
-from silva_pipeline.resources import MlflowTracking, RatingsSource
+from silva_pipeline.resources import RatingsSource
+from silva_pipeline.tracking import MlflowTracking
 
 
 def _launchpad_config() -> type[dg.Config]:
@@ -42,8 +47,6 @@ def head(
     """The trained ordinal head (best epoch by validation Spearman), which records the backbone
     its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
     the checkpoint. The ratings source's optional pairs file adds pairwise judgements."""
-    import mlflow as mlf
-
     cfg = TrainConfig.from_dict(config.model_dump())
     arrays = to_arrays(manifest, dim=None)
     pairs_file = ratings_source.pairs_path()
@@ -56,19 +59,21 @@ def head(
     with mlflow.run(
         run_name=f"head-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "silva.stage": "head"}
     ) as run:
-        mlf.log_params({**cfg.to_dict(), "n_rows": len(arrays), "manifest_fingerprint": arrays.fingerprint()})
+        mlflow.log_params(
+            {**cfg.to_dict(), "n_rows": len(arrays), "manifest_fingerprint": arrays.fingerprint()}
+        )
 
         def log_epoch(rec: dict[str, float]) -> None:
-            mlf.log_metrics({k: float(v) for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
+            mlflow.log_metrics({k: float(v) for k, v in rec.items() if k != "epoch"}, step=int(rec["epoch"]))
             context.log.info(
                 f"epoch {int(rec['epoch'])}/{cfg.epochs}: val spearman {rec['val_spearman']:.4f}"
             )
 
         res = train(arrays, cfg, progress=False, on_epoch=log_epoch, pairs=pairs)
         trained = res.trained_head({"mlflow_run_id": run.info.run_id})
-        mlf.log_metrics({f"best_val_{k}": float(v) for k, v in res.best_metrics.items()})
+        mlflow.log_metrics({f"best_val_{k}": float(v) for k, v in res.best_metrics.items()})
         with tempfile.TemporaryDirectory() as tmp:
-            mlf.log_artifacts(str(trained.save(tmp)), artifact_path="checkpoint")
+            mlflow.log_folder(trained.save(tmp), artifact_path="checkpoint")
     m = res.best_metrics
     history = md_table(
         ["epoch", "train loss", "val spearman", "val qwk", "val mae"],
@@ -78,9 +83,9 @@ def head(
         trained,
         metadata={
             "best_epoch": res.best_epoch,
-            "val_spearman": m["spearman"],
-            "val_qwk": m["qwk"],
-            "val_mae": m["mae"],
+            "val_spearman": round(m["spearman"], 4),
+            "val_qwk": round(m["qwk"], 4),
+            "val_mae": round(m["mae"], 4),
             "backbone": trained.head.config.backbone.describe(),
             "inputs": trained.head.config.describe_inputs(),
             "mlflow_run_id": run.info.run_id,

@@ -14,18 +14,18 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
+from silva_app.previews import jpeg, preview
 from silva_model import active
-from silva_model.checkpoint import TrainedHead
-from silva_model.manifest import backbones_from_arrow, embeddings_from_arrow
 from silva_model.metrics import expected_rating
-from silva_model.previews import jpeg, preview
+from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.provenance import BackboneMismatchError, common_backbone
+from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
 from silva_pipeline.embedding import assign_shards, embed_rows
-from silva_pipeline.pictoria_export import export_scores
 from silva_pipeline.report import md_table, plot_histogram, png_markdown
 from silva_pipeline.resources import LibrarySource, RatingsSource, SiglipEmbedderResource
-from silva_pipeline.resources.io_manager import latest_uri
+from silva_pipeline.resources.io_manager import previous_table
+from silva_pipeline.sources.pictoria import export_scores
 
 LIBRARY_GROUP = "library"
 library_shards = dg.DynamicPartitionsDefinition(name="library_shards")
@@ -38,12 +38,8 @@ def library(
     """Every image of the library, rated or not, keyed by SHA-256, with its path or post id and
     its shard (plus the source's own vector when it has one). Unreadable files are listed."""
     load = library_source.load(ratings_source)
-    prev_path = latest_uri(context.instance, context.asset_key)
-    previous = (
-        dict(pl.read_parquet(prev_path, columns=["image_sha256", "shard"]).iter_rows())
-        if prev_path is not None and prev_path.exists()
-        else {}
-    )
+    prev = previous_table(context.instance, context.asset_key, ["image_sha256", "shard"])
+    previous = dict(pl.from_arrow(prev).iter_rows()) if prev is not None else {}
     shas = load.rows["image_sha256"].to_list()
     shards, new_keys = assign_shards(shas, previous, library_source.shard_size)
     if new_keys:

@@ -1,3 +1,5 @@
+"""The manifest asset and its checks: the contract, copies across splits, split sizes."""
+
 from collections.abc import Iterator
 
 import dagster as dg
@@ -9,22 +11,20 @@ from pydantic import Field
 from silva_model.copies import DEFAULT_COPY_RULE, CopyRule, signatures_of
 from silva_model.manifest import (
     ManifestError,
-    backbones_from_arrow,
     build_table,
     copy_rule_of,
-    embeddings_from_arrow,
     near_duplicate_leaks,
     split_codes_for,
     to_arrays,
     validate_arrays,
     with_copy_rule,
 )
+from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.splits import SPLITS, content_hash
 from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.release_gate import MIN_EVAL_ROWS
 from silva_pipeline.report import md_table
-from silva_pipeline.resources.io_manager import latest_uri
-
-MIN_EVAL_ROWS = 10
+from silva_pipeline.resources.io_manager import previous_table
 
 
 class ManifestConfig(dg.Config):
@@ -46,12 +46,10 @@ class ManifestConfig(dg.Config):
 
 def _moved_since(instance: dg.DagsterInstance, shas: list[str], codes: np.ndarray) -> int:
     """How many images sit in another split than in the previous manifest."""
-    prev = latest_uri(instance, dg.AssetKey("manifest"))
-    if prev is None or not prev.exists():
+    prev = previous_table(instance, dg.AssetKey("manifest"), ["image_sha256", "split"])
+    if prev is None:
         return 0
-    old = pl.read_parquet(prev, columns=["image_sha256", "split"]).with_columns(
-        pl.col("split").cast(pl.String)
-    )
+    old = pl.from_arrow(prev).with_columns(pl.col("split").cast(pl.String))
     now = pl.DataFrame({"image_sha256": shas, "now": np.asarray(SPLITS)[codes]})
     return now.join(old, on="image_sha256").filter(pl.col("now") != pl.col("split")).height
 

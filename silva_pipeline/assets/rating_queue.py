@@ -1,16 +1,21 @@
 """What the person should rate next (`silva rate` shows it): uncertain, diverse library images,
 and rated images that a head which never saw them disagrees with."""
 
+import dataclasses
+import sys
+
 import dagster as dg
 import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import Field
+from tqdm.auto import tqdm
 
+from silva_app.queue import QUEUE_COLUMNS
 from silva_model import active
-from silva_model.checkpoint import TrainedHead
-from silva_model.manifest import embeddings_from_arrow, to_arrays
-from silva_model.train import TrainConfig
+from silva_model.manifest import to_arrays
+from silva_model.parquet import embeddings_from_arrow
+from silva_model.release import TrainedHead
 from silva_pipeline.assets.library import LIBRARY_GROUP
 from silva_pipeline.report import md_table
 
@@ -42,8 +47,17 @@ def rating_queue(
     uncertain, spread over embedding space so the batch is not near-duplicates). Every fourth
     image is a re-rate while they last."""
     arrays = to_arrays(manifest, dim=None)
-    cfg = TrainConfig.from_dict({**head.train_config, "seed": config.seed})
-    oof = active.out_of_fold(arrays, cfg, config.folds)
+    cfg = dataclasses.replace(head.train_config, seed=config.seed)
+    progress = tqdm(
+        total=config.folds, desc="rating queue: fold heads", unit="fold", disable=None, file=sys.stderr
+    )
+
+    def on_fold(k: int) -> None:
+        progress.update()
+        context.log.info(f"fold head {k}/{config.folds} trained")
+
+    with progress:
+        oof = active.out_of_fold(arrays, cfg, config.folds, on_fold)
     given = arrays.scores
     candidates = active.rerate_candidates(given, oof.expected, config.rerate_margin)
     rerate_idx = candidates[: int(config.size * config.rerate_share)]
@@ -115,7 +129,7 @@ def rating_queue(
             ]
         )
         .sort("slot")
-        .select(list(active.QUEUE_COLUMNS))
+        .select(list(QUEUE_COLUMNS))
     )
     context.log.info(f"rating queue: {rerates.height} re-rates, {news.height} new images")
     return dg.Output(

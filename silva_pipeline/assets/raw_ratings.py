@@ -1,3 +1,6 @@
+"""The raw_ratings asset: the person's ratings from the configured source with silva's ratings
+log on top; bad rows listed, and dropped or fatal per its config."""
+
 from typing import Literal
 
 import dagster as dg

@@ -1,3 +1,5 @@
+"""The SigLIP2 embedder as a resource: one GPU leased per process, the backbone from SILVA_BACKBONE."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -5,9 +7,9 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from silva_app.home import silva_home
 from silva_model.backbone import DEFAULT_BACKBONE, SiglipEmbedder
 from silva_model.devices import lease_gpu
-from silva_model.paths import data_dir
 from silva_pipeline.resources.env import env_field
 
 
@@ -39,7 +41,7 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
 
         if self.device != "auto" or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
             return self.device
-        index, self._lease = lease_gpu(data_dir() / "gpu-leases", torch.cuda.device_count())
+        index, self._lease = lease_gpu(silva_home().gpu_leases, torch.cuda.device_count())
         return f"cuda:{index}"
 
     def cache_key(self) -> str:

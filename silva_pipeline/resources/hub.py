@@ -1,3 +1,5 @@
+"""The Hugging Face Hub as a resource: where releases are uploaded, when a repo id and a token are set."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,3 +1,6 @@
+"""Where assets' values live: one file per asset (partition) and run under the data root, in
+formats anything can read, and the latest stored value of an asset."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,14 +10,12 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
 
+from silva_app.home import silva_home
 from silva_model.atomic import atomic_write_text
-from silva_model.checkpoint import TrainedHead
-from silva_model.evaluate import EvaluationReport
-from silva_model.manifest import read_parquet, write_parquet
-from silva_model.paths import asset_dir
-from silva_pipeline.records import EmbedWork, Release
+from silva_model.parquet import read_parquet, write_parquet
+from silva_model.release import TrainedHead
+from silva_pipeline.records import EmbedWork, EvaluationReport, Release
 
 _JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EmbedWork, EvaluationReport, Release)}
 
@@ -29,6 +30,13 @@ def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | 
     mat = event.asset_materialization if event else None
     uri = mat.metadata.get("dagster/uri") if mat else None
     return Path(uri.value) if uri is not None else None
+
+
+def previous_table(instance: dg.DagsterInstance, key: dg.AssetKey, columns: list[str]) -> pa.Table | None:
+    """The `columns` of a table asset's latest stored value, read as the IO manager stored it:
+    what an asset compares its new value with (a manifest's splits, a library's shards)."""
+    path = latest_uri(instance, key)
+    return read_parquet(path, columns) if path is not None and path.exists() else None
 
 
 def store(obj: Any, stem: Path) -> Path:
@@ -54,19 +62,17 @@ def load(path: Path) -> Any:
 
 
 class SilvaIOManager(dg.ConfigurableIOManager):
-    """Stores each asset's value once per run, at `<base>/<asset key>[/<partition>]/<run id>.<kind>`:
-    tables as parquet, heads as safetensors + JSON, reports as JSON. Never a pickle, never
-    overwritten. A step reads what its own run produced upstream; an upstream asset (partition)
-    that this run did not materialize is read from its latest materialization. So two runs at once
-    never cross. Several partitions load as a dict keyed by partition, as Dagster's own do; one not
-    materialized yet is left out with a warning (the library is scored as far as it is embedded).
-    An op's output inside a graph asset (no asset key) goes to
-    `<base>/_steps/<run id>/<step>/<output>[/<mapping key>]/value.*`."""
-
-    base_dir: str = Field(default="", description="empty: <data>/assets")
+    """Stores each asset's value once per run, under the data root at `assets/<asset key>
+    [/<partition>]/<run id>.<kind>`: tables as parquet, heads as safetensors + JSON, reports as
+    JSON. Never a pickle, never overwritten. A step reads what its own run produced upstream; an
+    upstream asset (partition) that this run did not materialize is read from its latest
+    materialization. So two runs at once never cross. Several partitions load as a dict keyed by
+    partition, as Dagster's own do; one not materialized yet is left out with a warning (the
+    library is scored as far as it is embedded). An op's output inside a graph asset (no asset
+    key) goes to `assets/_steps/<run id>/<step>/<output>[/<mapping key>]/value.*`."""
 
     def _folder(self, key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*key.path) if self.base_dir else asset_dir(*key.path)
+        return silva_home().asset(*key.path)
 
     def _step_stem(self, identifier: list[str]) -> Path:
         run_id, *step = identifier

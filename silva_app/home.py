@@ -1,0 +1,101 @@
+"""The one data root: every file silva writes (assets, embedding cache, releases, ratings log,
+demo data, MLflow files, local services) lives under `Home.root`, so one setting moves it all.
+
+`SILVA_HOME` names it, else the project-local `.data`. It is read here and nowhere else; Dagster's
+own instance lives in DAGSTER_HOME (`dagster_home()`), which Dagster reads itself.
+
+The demo has a workspace of its own (`SILVA_DEMO_HOME`, else `.demo`: its data root and its
+Dagster instance), so nothing the demo writes is ever read by the person's runs, and the other way
+round. `use_demo_workspace()` points this process at it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HOME_VARIABLE = "SILVA_HOME"
+DEMO_VARIABLE = "SILVA_DEMO_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """Where each kind of file goes. Folders are made on first use."""
+
+    root: Path
+
+    def _dir(self, name: str) -> Path:
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def asset(self, *key: str) -> Path:
+        """Where the pipeline's IO manager stores an asset's values (one file per run)."""
+        return self._dir("assets").joinpath(*key)
+
+    @property
+    def embeddings(self) -> Path:
+        """The content-addressed embedding cache, one folder per backbone and preprocessing."""
+        return self._dir("embeddings")
+
+    @property
+    def releases(self) -> Path:
+        return self._dir("releases")
+
+    @property
+    def ratings_log(self) -> Path:
+        return self.root / "ratings-log.sqlite"
+
+    @property
+    def demo(self) -> Path:
+        """The synthetic demo's embeddings and library."""
+        return self._dir("demo")
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self._dir("mlartifacts")
+
+    @property
+    def mlflow_server_artifacts(self) -> Path:
+        return self._dir("mlflow-server-artifacts")
+
+    @property
+    def postgres(self) -> Path:
+        """pgserver's cluster when the pipeline runs on a local PostgreSQL."""
+        return self.root / "postgres"
+
+    @property
+    def gpu_leases(self) -> Path:
+        return self._dir("gpu-leases")
+
+
+def silva_home() -> Home:
+    root = Path(os.environ.get(HOME_VARIABLE) or PROJECT_ROOT / ".data").expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return Home(root)
+
+
+def dagster_home() -> Path:
+    """The Dagster instance silva's commands use: DAGSTER_HOME, else the project-local one."""
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+
+
+def demo_root() -> Path:
+    """The demo's workspace: `data/` (its data root) and `dagster/` (its Dagster instance)."""
+    return Path(os.environ.get(DEMO_VARIABLE) or PROJECT_ROOT / ".demo").expanduser().resolve()
+
+
+def use_demo_workspace() -> Path:
+    """Point this process (and what it starts) at the demo's workspace instead of the person's:
+    its data root, its Dagster instance and its MLflow store (the SQLite file in its data root)."""
+    root = demo_root()
+    os.environ[HOME_VARIABLE] = str(root / "data")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return root

@@ -1,0 +1,174 @@
+"""The rating page's server: a local page that shows the rating queue one image at a time and appends each
+rating to silva's ratings log the moment it is given.
+
+Keys: 1-5 rate, left/right move, u undo, s skip. Blind by default: the model's view (expected
+rating, why an image was picked, the earlier rating of a re-rate) stays hidden so it cannot
+anchor the person. Everything is served from this process (no CDN), on 127.0.0.1 unless another
+host is asked for. Only queue items are ever served, by position: the page cannot read any other
+file. A vanished or undecodable image is shown as such and skipped; the page does not crash.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from silva_app.previews import jpeg, preview
+from silva_app.queue import read_queue
+from silva_app.ratings_log import RatingsLog
+
+
+def _public(item: dict[str, Any], i: int, blind: bool) -> dict[str, Any]:
+    out = {"i": i, "kind": item["kind"], "name": Path(item["path"]).name if item["path"] else None}
+    if not blind:
+        out |= {k: item[k] for k in ("reason", "expected_rating", "given_rating")}
+    return out
+
+
+PAGE = Path(__file__).with_name("page.html")  # the HTML, CSS and script, served as is
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+TOKEN_HEADER = "x-silva-token"
+
+
+class OwnPageOnly(BaseHTTPMiddleware):
+    """Every request, to every route: the Host must be one this server answers to (so a DNS
+    rebinding page cannot read the queue or the images); a write must also come from the page's
+    own origin, as `application/json`, carrying the token embedded in the page (so no other
+    website can write through a form or a no-cors fetch)."""
+
+    def __init__(self, app, hosts: tuple[str, ...], token: str) -> None:
+        super().__init__(app)
+        self.hosts, self.token = hosts, token
+
+    async def dispatch(self, request: Request, call_next):
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name not in self.hosts:
+            return JSONResponse({"error": f"this server does not answer to Host {host!r}"}, status_code=403)
+        if request.method not in ("GET", "HEAD"):
+            origin = request.headers.get("origin")
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if origin != f"http://{host}":
+                return JSONResponse({"error": f"writes come from this page only, not {origin!r}"}, 403)
+            if kind != "application/json" or not secrets.compare_digest(
+                request.headers.get(TOKEN_HEADER, ""), self.token
+            ):
+                return JSONResponse({"error": "writes need application/json and this page's token"}, 403)
+        return await call_next(request)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; {} for anything else (empty, not JSON, not an object)."""
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def build_app(
+    queue: list[dict[str, Any]],
+    log: RatingsLog,
+    blind: bool = True,
+    size: int = 1600,
+    host: str = "127.0.0.1",
+) -> Starlette:
+    token = secrets.token_urlsafe(32)
+    html = (
+        PAGE.read_text(encoding="utf-8")
+        .replace("__BLIND__", json.dumps(blind))
+        .replace("__TOKEN__", json.dumps(token))
+    )
+    queued = pa.array(sorted({q["image_sha256"] for q in queue}), pa.string())
+
+    def item_at(request: Request) -> tuple[int, dict[str, Any]] | None:
+        try:
+            i = int(request.path_params["i"])
+        except ValueError:
+            return None
+        return (i, queue[i]) if 0 <= i < len(queue) else None
+
+    def standing() -> dict[str, dict[str, int]]:
+        """The latest standing log rating of each queued image (so a reload resumes)."""
+        rows = log.entries()
+        rows = rows.filter(pc.is_in(rows["image_sha256"], value_set=queued))
+        return {r["image_sha256"]: {"id": r["id"], "rating": r["rating"]} for r in rows.to_pylist()}
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    async def items(request: Request) -> JSONResponse:
+        done = standing()
+        return JSONResponse(
+            {
+                "blind": blind,
+                "items": [
+                    _public(q, i, blind) | {"rated": done.get(q["image_sha256"])} for i, q in enumerate(queue)
+                ],
+            }
+        )
+
+    async def image(request: Request) -> Response:
+        found = item_at(request)
+        if found is None:
+            return JSONResponse({"error": "no such queue item"}, status_code=404)
+        _, q = found
+        try:
+            return Response(jpeg(preview(q["path"], q["image_sha256"], size)), media_type="image/jpeg")
+        except FileNotFoundError:
+            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
+        except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
+            return JSONResponse({"error": f"cannot decode {q['path']}: {e}"}, status_code=422)
+
+    async def rate(request: Request) -> JSONResponse:
+        found = item_at(request)
+        rating = (await _json_body(request)).get("rating")
+        if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
+            return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
+        _, q = found
+        if q["path"] and not Path(q["path"]).is_file():  # no path: a vector-only item, shown as a swatch
+            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
+        rerate = q["kind"] == "rerate" or q["image_sha256"] in standing()
+        rid = log.append(q["image_sha256"], rating, q["path"], q["post_id"], rerate=rerate)
+        return JSONResponse({"id": rid})
+
+    async def undo(request: Request) -> JSONResponse:
+        rid = (await _json_body(request)).get("id")
+        if type(rid) is not int:
+            return JSONResponse({"error": "expected the id of a rating"}, status_code=400)
+        try:
+            log.undo(rid)
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        return JSONResponse({"undone": rid})
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/items", items),
+            Route("/api/image/{i}", image),
+            Route("/api/rate/{i}", rate, methods=["POST"]),
+            Route("/api/undo", undo, methods=["POST"]),
+        ],
+        middleware=[Middleware(OwnPageOnly, hosts=tuple({*LOCAL_HOSTS, host}), token=token)],
+    )
+
+
+def serve(queue_path: Path, log: RatingsLog, host: str, port: int, blind: bool) -> None:
+    import uvicorn
+
+    queue = read_queue(queue_path)
+    print(f"silva rate: {len(queue)} images from {queue_path}; ratings go to {log.path}")
+    print(f"open http://{host}:{port}/  (Ctrl+C stops)")
+    uvicorn.run(build_app(queue, log, blind, host=host), host=host, port=port, log_level="warning")

@@ -1,0 +1,132 @@
+"""The ratings log: an append-only record of ratings given in silva (the rating page), owned by
+silva and kept with its data, never in pictoria's or anyone else's files.
+
+One SQLite file in WAL mode with `synchronous=FULL`: each rating is durable the moment `append`
+returns, several writers (two pages open at once) serialise on SQLite's lock instead of
+corrupting anything, and rows are only ever inserted. The ratings sources read the log on top of
+their own ratings: per image, the latest rating wins. Undoing a rating (the page's `u`) appends to
+`undos`; an undone rating no longer counts, and nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from silva_app.home import silva_home
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL CHECK (length(image_sha256) = 64),
+    path TEXT,
+    post_id INTEGER,
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    rerate INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS undos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    rating_id INTEGER NOT NULL UNIQUE REFERENCES ratings(id)
+)"""
+
+
+def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """WAL mode, which is stored in the file: set once. SQLite answers "database is locked" at once,
+    without waiting on the busy timeout, when two new connections race to switch the mode, so
+    the switch is retried."""
+    deadline = time.monotonic() + timeout
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class RatingsLog:
+    path: Path
+
+    @classmethod
+    def default(cls) -> RatingsLog:
+        return cls(silva_home().ratings_log)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=30)) as conn:
+            _wal(conn)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            yield conn
+
+    def append(
+        self,
+        image_sha256: str,
+        rating: int,
+        path: str | None = None,
+        post_id: int | None = None,
+        rerate: bool = False,
+    ) -> int:
+        """Record one rating durably; returns its id. Bad values raise and record nothing."""
+        if not 1 <= int(rating) <= 5:
+            raise ValueError(f"rating {rating!r} is outside 1..5")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with self._connect() as conn, conn:
+            cur = conn.execute(
+                "INSERT INTO ratings (at, image_sha256, path, post_id, rating, rerate) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (now, image_sha256, path, post_id, int(rating), int(rerate)),
+            )
+            return int(cur.lastrowid)
+
+    def undo(self, rating_id: int) -> None:
+        """Withdraw a rating (recorded, not deleted). Undoing one twice is harmless."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with self._connect() as conn, conn:
+            if conn.execute("SELECT 1 FROM ratings WHERE id = ?", (int(rating_id),)).fetchone() is None:
+                raise ValueError(f"no rating with id {rating_id} in {self.path}")
+            conn.execute("INSERT OR IGNORE INTO undos (at, rating_id) VALUES (?, ?)", (now, int(rating_id)))
+
+    def entries(self) -> pa.Table:
+        """Every rating that stands (not undone), in the order given."""
+        schema = pa.schema(
+            [
+                ("id", pa.int64()),
+                ("at", pa.string()),
+                ("image_sha256", pa.string()),
+                ("path", pa.string()),
+                ("post_id", pa.int64()),
+                ("rating", pa.int8()),
+                ("rerate", pa.bool_()),
+            ]
+        )
+        if not self.path.exists():
+            return schema.empty_table()
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(schema.names)} FROM ratings "
+                "WHERE id NOT IN (SELECT rating_id FROM undos) ORDER BY id"
+            ).fetchall()
+        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in schema]
+        cols[-1] = [bool(v) for v in cols[-1]]
+        return pa.table([pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
+
+    def fingerprint(self) -> str:
+        """Changes with every rating appended: part of the ratings source's fingerprint."""
+        if not self.path.exists():
+            return "log:empty"
+        with self._connect() as conn:
+            n, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM ratings").fetchone()
+            undone = conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0]
+        return f"log:{n}:{last}:{undone}"

@@ -1,0 +1,216 @@
+"""Ratings and libraries from files and folders: a CSV/Parquet ratings file, a folder tree
+`<rating>/**/image`, library folders and path lists."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import polars as pl
+
+from silva_model.images import IMAGE_EXTENSIONS
+from silva_model.provenance import sha256_file
+from silva_pipeline.sources.base import (
+    BadRow,
+    LibraryLoad,
+    RatingsLoad,
+    Settings,
+    from_candidates,
+    library_from_paths,
+    readable,
+)
+
+
+def _csv_problem(path: Path) -> str | None:
+    """What polars will not say: a header naming one column twice (polars renames the second
+    silently) or the first line with more fields than the header, by line number."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if twice:
+            return f"its header names column(s) {twice} more than once: keep one of each"
+        for fields in reader:
+            if len(fields) > len(header):
+                return (
+                    f"line {reader.line_num} has {len(fields)} fields but the header has {len(header)} "
+                    "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+                )
+    return None
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    """The ratings table, with errors that name the file (and the line) and say what to do."""
+    if path.suffix.lower() == ".parquet":
+        df = pl.read_parquet(path)
+        if len(set(df.columns)) < len(df.columns):
+            raise ValueError(f"{path} names a column more than once: {df.columns}")
+        return df
+    try:
+        df = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.NoDataError as e:
+        raise ValueError(
+            f"{path} is empty: expected a header line `image,rating` and one row per image"
+        ) from e
+    except pl.exceptions.ComputeError as e:
+        if "utf-8" in str(e).lower():
+            raise ValueError(
+                f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
+            ) from e
+        raise ValueError(f"{path}: {_csv_problem(path) or e}") from e
+    problem = _csv_problem(path) if any(c.endswith("_duplicated_0") for c in df.columns) else None
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return df
+
+
+def read_ratings_file(path: str | Path) -> RatingsLoad:
+    """CSV or Parquet with columns `image`, `rating`, optional `post_id`. Image paths are relative
+    to the file and must stay inside its folder: an absolute path or one that climbs out with
+    `..` is a bad row, so a ratings file can never make silva read files elsewhere."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ratings file not found: {path}")
+    df = _read_table(path)
+    missing = [c for c in ("image", "rating") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}; it has {df.columns}")
+    images = df["image"].cast(pl.String).to_list()
+    root = path.parent.resolve()
+    paths = [str((root / p).resolve()) if p else "" for p in images]
+    post_ids = (
+        df["post_id"].cast(pl.Int64, strict=False).to_list()
+        if "post_id" in df.columns
+        else [None] * df.height
+    )
+    refs = [
+        f"{path.name} row {i + 2 if path.suffix.lower() == '.csv' else i} ({img})"
+        for i, img in enumerate(images)
+    ]
+    outside = [i for i, p in enumerate(paths) if p and not Path(p).is_relative_to(root)]
+    bad = [BadRow(refs[i], f"image path leaves the ratings file's folder {root}") for i in outside]
+    keep = sorted(set(range(len(images))) - set(outside))
+    ratings = df["rating"].to_list()
+    load = from_candidates(
+        [refs[i] for i in keep],
+        [paths[i] for i in keep],
+        [ratings[i] for i in keep],
+        [post_ids[i] for i in keep],
+        f"file:{path.name}",
+    )
+    load.bad[:0] = bad
+    return load
+
+
+def read_ratings_folder(root: str | Path) -> RatingsLoad:
+    """`root/<rating>/**/image`: the first-level folder name is the rating."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ratings folder not found: {root}")
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    refs, paths, ratings, bad = [], [], [], []
+    for f in files:
+        rel = f.relative_to(root)
+        if readable(str(rel)) != str(rel):
+            bad.append(BadRow(readable(str(rel)), "file name is not valid UTF-8: rename the file"))
+            continue
+        refs.append(str(rel))
+        paths.append(str(f))
+        ratings.append(rel.parts[0] if len(rel.parts) > 1 else None)
+    load = from_candidates(refs, paths, ratings, [None] * len(paths), f"folder:{root.name}")
+    load.bad[:0] = bad
+    return load
+
+
+def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
+    """Every image file under the given folders (recursively)."""
+    refs, paths, bad = [], [], []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise FileNotFoundError(f"library folder not found: {root}")
+        for f in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS):
+            if readable(str(f)) != str(f):
+                bad.append(BadRow(readable(str(f)), "file name is not valid UTF-8: rename the file"))
+                continue
+            refs.append(str(f))
+            paths.append(str(f))
+    load = library_from_paths(refs, paths, [None] * len(paths))
+    load.bad[:0] = bad
+    return load
+
+
+def read_library_list(path: str | Path) -> LibraryLoad:
+    """A text file with one image path per line, or a CSV/Parquet with an `image` column; relative
+    paths resolve against the list's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"library list not found: {path}")
+    if path.suffix.lower() in (".csv", ".parquet"):
+        df = _read_table(path)
+        if "image" not in df.columns:
+            raise ValueError(f"{path} lacks column 'image'; it has {df.columns}")
+        images = [str(v) for v in df["image"].drop_nulls().to_list()]
+    else:
+        text = path.read_text(encoding="utf-8")
+        images = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    paths = [str((path.parent / p).resolve()) for p in images]
+    refs = [f"{path.name}: {p}" for p in images]
+    return library_from_paths(refs, paths, [None] * len(paths))
+
+
+def fingerprint_file(path: Path) -> str:
+    return "file:" + sha256_file(path)
+
+
+def fingerprint_folder(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+            st = f.stat()
+            h.update(
+                f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+            )
+    return "folder:" + h.hexdigest()
+
+
+class RatingsFile:
+    """`file`: a CSV or Parquet of image, rating."""
+
+    def ratings(self, settings: Settings) -> RatingsLoad:
+        return read_ratings_file(settings.file("file"))
+
+    def library(self, settings: Settings) -> LibraryLoad:
+        raise ValueError("a ratings file is no library: set SILVA_LIBRARY_SOURCE (folder or list)")
+
+    def fingerprint(self, settings: Settings) -> str:
+        return fingerprint_file(settings.file("file"))
+
+
+class Folders:
+    """`folder`: ratings as `<rating>/**/image`; a library as every image under one or more
+    folders (os.pathsep-separated)."""
+
+    def ratings(self, settings: Settings) -> RatingsLoad:
+        return read_ratings_folder(settings.file("folder"))
+
+    def library(self, settings: Settings) -> LibraryLoad:
+        settings.file("folder")
+        return read_library_folders(settings.path.split(os.pathsep))
+
+    def fingerprint(self, settings: Settings) -> str:
+        return fingerprint_folder(settings.file("folder"))
+
+
+class PathList:
+    """`list`: a library given as a text file of paths, or a CSV/Parquet with an `image` column."""
+
+    def ratings(self, settings: Settings) -> RatingsLoad:
+        raise ValueError("a path list is no ratings source: use kind `file` (image, rating)")
+
+    def library(self, settings: Settings) -> LibraryLoad:
+        return read_library_list(settings.file("list"))
+
+    def fingerprint(self, settings: Settings) -> str:
+        return fingerprint_file(settings.file("list"))

@@ -1,0 +1,235 @@
+"""The rating page in real Chromium and over HTTP: keys, undo, protections."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from browser_support import start_page
+from helpers import (
+    stop_process_group,
+    write_images,
+)
+
+from silva_app.ratings_log import RatingsLog
+from silva_model.provenance import sha256_file
+
+
+def write_queue(path: Path, rows: list[dict]) -> Path:
+    cols = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
+    table = pa.table(
+        {c: [r.get(c) for r in rows] for c in cols},
+        schema=pa.schema(
+            [
+                ("image_sha256", pa.string()),
+                ("path", pa.string()),
+                ("post_id", pa.int64()),
+                ("kind", pa.string()),
+                ("reason", pa.string()),
+                ("expected_rating", pa.float32()),
+                ("given_rating", pa.int8()),
+            ]
+        ),
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:
+    images = write_images(tmp_path / "lib", 4, size=(300, 200))
+    gone = tmp_path / "lib" / "gone.png"
+    shutil.copy(images[0], gone)
+    broken = tmp_path / "lib" / "broken.png"
+    broken.write_bytes(images[1].read_bytes()[:60])  # a PNG cut short
+    rows = [
+        {"path": str(images[0]), "kind": "new", "reason": "SECRET-REASON-0", "expected_rating": 3.2},
+        {"path": str(images[1]), "kind": "rerate", "reason": "SECRET-REASON-1", "given_rating": 5},
+        {"path": str(gone), "kind": "new", "reason": "r"},
+        {"path": str(broken), "kind": "new", "reason": "r"},
+        {"path": str(images[2]), "kind": "new", "reason": "r"},
+    ]
+    for r in rows:
+        r["image_sha256"] = sha256_file(r["path"])
+    gone.unlink()  # vanished after the queue was made
+    return write_queue(tmp_path / "queue.parquet", rows), [Path(r["path"]) for r in rows]
+
+
+def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
+    queue, paths = _queue_of_images(tmp_path)
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(queue, log_path)
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        assert page.inner_text("#total") == "5" and page.inner_text("#pos") == "1"
+        assert "SECRET-REASON" not in page.content()  # blind: the model's view stays hidden
+        page.keyboard.press("3")
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        page.keyboard.press("5")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.keyboard.press("u")  # withdraws the 5, back on image 2
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        page.keyboard.press("4")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.wait_for_selector("#problem:has-text('gone')")  # the vanished image says so
+        page.keyboard.press("2")  # a rating on it is not recorded: the page moves on
+        page.wait_for_function("document.getElementById('pos').textContent === '4'")
+        page.wait_for_selector("#problem:has-text('cannot decode')")
+        page.keyboard.press("s")
+        page.wait_for_function("document.getElementById('pos').textContent === '5'")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("1")
+        page.wait_for_function("document.getElementById('rated').textContent === '3'")
+        shot = tmp_path / "rating-page.png"  # the last image, stays put, its 1 lit
+        assert page.inner_text("#pos") == "5" and page.inner_text("#stars span.on") == "1"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 5_000
+        assert proc.poll() is None  # bad images did not bring the server down
+    finally:
+        stop_process_group(proc)
+
+    log = RatingsLog(log_path).entries().to_pylist()
+    got = [(r["image_sha256"], r["rating"], r["rerate"]) for r in log]
+    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[4])]
+    assert got == [(sha[0], 3, False), (sha[1], 4, True), (sha[2], 1, False)]
+    with sqlite3.connect(log_path) as conn:  # the withdrawn 5 is recorded as undone, not deleted
+        assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 4
+        assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
+
+
+def test_two_pages_on_one_log_lose_nothing(tmp_path, browser):
+    images = write_images(tmp_path / "lib", 12)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    queue = write_queue(tmp_path / "queue.parquet", rows)
+    log_path = tmp_path / "ratings-log.sqlite"
+    a, url_a = start_page(queue, log_path)
+    b, url_b = start_page(queue, log_path, "--show-scores")
+    try:
+        pages = [browser.new_page(), browser.new_page()]
+        for page, url in zip(pages, (url_a, url_b), strict=True):
+            page.goto(url)
+            page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        for _ in range(6):  # interleaved, each key straight after the other
+            pages[0].keyboard.press("2")
+            pages[1].keyboard.press("4")
+        for page in pages:
+            page.wait_for_function("document.getElementById('pos').textContent === '7'")
+    finally:
+        stop_process_group(a)
+        stop_process_group(b)
+    entries = RatingsLog(log_path).entries()
+    assert entries.num_rows == 12
+    assert sorted(entries["rating"].to_pylist()) == [2] * 6 + [4] * 6
+    with sqlite3.connect(log_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
+    bogus = tmp_path / "not-a-queue.parquet"
+    pq.write_table(pa.table({"x": [1]}), bogus)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("silva")), "rate", "--queue", str(bogus)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
+
+
+def _client(tmp_path: Path):
+    from starlette.testclient import TestClient
+
+    from silva_app.queue import read_queue
+    from silva_app.rating_page import build_app
+
+    images = write_images(tmp_path / "lib", 2)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    log = RatingsLog(tmp_path / "log.sqlite")
+    client = TestClient(
+        build_app(read_queue(write_queue(tmp_path / "q.parquet", rows)), log), "http://127.0.0.1:8765"
+    )
+    token = re.search(r'const token = "([^"]+)"', client.get("/").text).group(1)
+    return client, log, images, token
+
+
+def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
+    client, log, images, token = _client(tmp_path)
+    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    assert client.get("/api/items").status_code == 200
+    for path in ("/", "/api/items", "/api/image/0"):  # DNS rebinding: another name for this address
+        assert client.get(path, headers={"host": "evil.example:8765"}).status_code == 403
+    body = json.dumps({"rating": 4})
+    refused = [
+        {**own, "origin": "http://127.0.0.1:9999"},  # another local website
+        {k: v for k, v in own.items() if k != "origin"},
+        {**own, "content-type": "text/plain"},  # a form or a no-cors fetch
+        {k: v for k, v in own.items() if k != "x-silva-token"},
+        {**own, "x-silva-token": "guess"},
+        {**own, "host": "evil.example:8765", "origin": "http://evil.example:8765"},
+    ]
+    for headers in refused:
+        assert client.post("/api/rate/0", content=body, headers=headers).status_code == 403, headers
+    assert log.entries().num_rows == 0
+    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}'):
+        assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
+    assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
+    images[1].unlink()  # a vanished image cannot be rated through the API either
+    assert client.post("/api/rate/1", content=body, headers=own).status_code == 404
+    assert client.post("/api/rate/0", content=body, headers=own).status_code == 200
+    assert log.entries()["rating"].to_pylist() == [4]
+
+
+def test_another_website_cannot_write_ratings_in_chromium(tmp_path, browser):
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    images = write_images(tmp_path / "lib", 3)
+    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(write_queue(tmp_path / "queue.parquet", rows), log_path)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "index.html").write_text(f"""<!doctype html><body>
+<iframe name="sink" id="sink"></iframe>
+<form id="f" action="{url}api/rate/0" method="POST" enctype="text/plain" target="sink">
+<input name='{{"rating": 1, "x": "' value='"}}'></form>
+<script>
+fetch("{url}api/rate/1", {{method: "POST", mode: "no-cors", headers: {{"content-type": "text/plain"}},
+                          body: JSON.stringify({{rating: 2}})}}).then(() => document.title += "fetch;");
+document.getElementById("sink").addEventListener("load", () => document.title += "form;");
+document.getElementById("f").submit();
+</script></body>""")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k) -> None:
+            super().__init__(*a, directory=str(evil), **k)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        page.wait_for_function("document.title.includes('fetch;') && document.title.includes('form;')")
+        assert RatingsLog(log_path).entries().num_rows == 0  # both attacks reached the server, neither wrote
+        own = browser.new_page()  # the page itself still rates
+        own.goto(url)
+        own.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        own.keyboard.press("3")
+        own.wait_for_function("document.getElementById('rated').textContent === '1'")
+    finally:
+        server.shutdown()
+        server.server_close()
+        stop_process_group(proc)
+    assert RatingsLog(log_path).entries()["rating"].to_pylist() == [3]

@@ -1,0 +1,80 @@
+"""The loop: demo, rate on the page, the sensor retrains."""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+from browser_support import start_page
+from helpers import (
+    stop_process_group,
+)
+
+from silva_app.queue import latest_queue
+from silva_app.ratings_log import RatingsLog
+
+
+@pytest.mark.slow
+def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatch, browser):
+    monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster-home"))
+    monkeypatch.setenv("SILVA_DEMO_SIZE", "800")
+    monkeypatch.setenv("SILVA_DEMO_LIBRARY_SIZE", "2000")
+    from silva_pipeline import definitions
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.commands import main
+    from silva_pipeline.resources import RatingsSource
+
+    defs = importlib.reload(definitions).defs  # resources read the environment when built
+    assert main(["--epochs", "3"]) == 0
+
+    queue = pq.read_table(latest_queue()).to_pylist()
+    assert len(queue) == 200 and {q["kind"] for q in queue} == {"new", "rerate"}
+
+    with dg.DagsterInstance.get() as instance:
+
+        def tick(cursor):
+            ctx = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"ratings_source": RatingsSource()}
+            )
+            return new_ratings_sensor(ctx), ctx.cursor
+
+        out, cursor = tick(None)  # the baseline, before any rating
+        assert isinstance(out, dg.SkipReason)
+
+        proc, url = start_page(latest_queue(), RatingsLog.default().path)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+            for key in "54321":
+                page.keyboard.press(key)
+            page.wait_for_function("document.getElementById('rated').textContent === '5'")
+        finally:
+            stop_process_group(proc)
+        logged = RatingsLog.default().entries().to_pylist()
+        assert [r["rating"] for r in logged] == [5, 4, 3, 2, 1]
+        assert [r["image_sha256"] for r in logged] == [q["image_sha256"] for q in queue[:5]]
+        new_ones = sum(q["kind"] == "new" for q in queue[:5])
+        assert new_ones >= 3  # every fourth is a re-rate
+
+        request, _ = tick(cursor)
+        assert isinstance(request, dg.RunRequest)
+        job = defs.resolve_job_def("retrain")
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"head": {"config": {"epochs": 3}}}},
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        assert result.success
+        raw = result.asset_materializations_for_node("raw_ratings")[0].metadata
+        assert raw["dagster/row_count"].value == 800 + new_ones  # library images rated in the page
+        rows = pq.read_table(raw["dagster/uri"].value).to_pydict()
+        rating = dict(zip(rows["image_sha256"], rows["rating"], strict=True))
+        assert [rating[q["image_sha256"]] for q in queue[:5]] == [5, 4, 3, 2, 1]
+        manifest = result.asset_materializations_for_node("manifest")[0].metadata
+        assert manifest["dagster/row_count"].value == 800 + new_ones
+        assert result.asset_materializations_for_node("rating_queue")  # and a fresh queue

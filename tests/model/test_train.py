@@ -1,0 +1,161 @@
+"""Training: learning the planted taste, determinism, config, calibration, mixed inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import (
+    FAST_TRAIN,
+    SMALL_TRAIN,
+)
+
+from silva_model import Scorer
+from silva_model import evaluate as evaluate_mod
+from silva_model import train_config as train_mod
+from silva_model.head import OrdinalHead
+from silva_model.manifest import ManifestError, build_manifest, build_table, load_manifest
+from silva_model.metrics import spearman
+from silva_model.provenance import BackboneSpec
+from silva_model.release import load_head, save_pretrained
+from silva_model.splits import assign_split_codes, content_hash
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
+
+
+def test_trained_head_learns_the_planted_taste(manifest_path, tmp_path):
+    res = train(manifest_path, TrainConfig(**FAST_TRAIN), tmp_path, progress=False)
+    # chance is 0; the oracle (noiseless taste) reaches ~0.87 on this data. A broken head (wrong
+    # target direction, crossed thresholds, no learning) lands near 0 or below.
+    assert res.best_metrics["spearman"] > 0.6
+    assert res.best_metrics["qwk"] > 0.5
+    assert 1 <= res.best_epoch <= FAST_TRAIN["epochs"] and len(res.history) == FAST_TRAIN["epochs"]
+    meta = json.loads((tmp_path / "best.json").read_text())
+    assert meta["epoch"] == res.best_epoch
+    assert meta["manifest_fingerprint"] == load_manifest(manifest_path).fingerprint()
+    assert meta["val_metrics"]["spearman"] == pytest.approx(res.best_metrics["spearman"])
+    # the checkpoint on disk is the best epoch, not the last one
+    head, _ = load_head(tmp_path)
+    rep = evaluate_mod.evaluate(head, manifest_path, "val")
+    assert rep.metrics["spearman"] == pytest.approx(res.best_metrics["spearman"], abs=1e-6)
+
+
+def test_shuffled_labels_do_not_learn(manifest_path, taste_data, tmp_path):
+    """The bound above is meaningful: the same trainer on permuted ratings stays near chance."""
+    y = np.random.default_rng(0).permutation(taste_data.ratings)
+    res = train(build_manifest(taste_data.embeddings, y), TrainConfig(**FAST_TRAIN), progress=False)
+    test = load_manifest(build_manifest(taste_data.embeddings, y), required_splits=())
+    x, yt = test.subset("test")
+    s = Scorer(res.head, device="cpu").score_embeddings(x)
+    assert abs(spearman(yt, s)) < 0.2
+
+
+def test_training_is_deterministic_on_cpu(manifest_path):
+    cfg = TrainConfig(**{**FAST_TRAIN, "epochs": 2})
+    a = train(manifest_path, cfg, progress=False)
+    b = train(manifest_path, cfg, progress=False)
+    for (k, va), vb in zip(a.head.state_dict().items(), b.head.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+    assert a.history == b.history
+
+
+def test_unknown_config_option_is_named(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 0.01\nepoch: 3\n")
+    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['epoch'\]"):
+        TrainConfig.from_yaml(p)
+
+
+def test_absent_class_in_train_warns_but_trains(taste_data):
+    keep = taste_data.ratings != 5
+    t = build_manifest(taste_data.embeddings[keep], taste_data.ratings[keep])
+    with pytest.warns(UserWarning, match=r"no examples of rating\(s\) \[5\]"):
+        res = train(t, TrainConfig(**{**FAST_TRAIN, "epochs": 2}), progress=False)
+    assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_calibration_spreads_expected_ratings_without_reordering_anything(taste_data, tmp_path):
+    """Histogram specification onto the train ratings: the same ranking (Spearman and QWK equal to
+    the last digit), but rated-1 images get a lower and rated-5 images a higher expected rating."""
+    from silva_model.head import predict
+    from silva_model.manifest import build_manifest, to_arrays
+    from silva_model.metrics import compute_metrics, level_bias
+    from silva_model.release import load_head
+
+    arrays = to_arrays(build_manifest(taste_data.embeddings, taste_data.ratings))
+    xt, yt = arrays.subset("test")
+    cfg = {**FAST_TRAIN, "epochs": 6}
+    raw = train(arrays, TrainConfig(**cfg, calibrate=False), progress=False).head
+    cal = train(arrays, TrainConfig(**cfg, calibrate=True), progress=False).head
+    (s0, p0), (s1, p1) = predict(raw, xt), predict(cal, xt)
+    m0, m1 = compute_metrics(yt, s0, p0), compute_metrics(yt, s1, p1)
+    assert m1["spearman"] == pytest.approx(m0["spearman"], abs=1e-12) and m1["qwk"] == m0["qwk"]
+    b0, b1 = level_bias(yt, s0), level_bias(yt, s1)
+    assert b1[1][1] < b0[1][1] and b1[5][1] > b0[5][1]
+    assert np.allclose(predict(cal, xt[:1])[0], s1[:1], atol=1e-6)  # one image scores as in a batch
+    # the table travels in the weights; heads saved before calibration still load, uncalibrated
+    folder = save_pretrained(cal, tmp_path / "cal")
+    np.testing.assert_allclose(predict(load_head(folder)[0], xt)[0], s1, atol=1e-6)
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v for k, v in load_file(folder / "model.safetensors").items() if not k.startswith("cal_")}
+    save_file(state, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["files"]  # a head released before calibration recorded no digests either
+    (folder / "config.json").write_text(json.dumps(config))
+    old = load_head(folder)[0]
+    assert isinstance(old, OrdinalHead) and not bool(old.cal_fitted)
+    with torch.no_grad():
+        out = old(torch.from_numpy(xt))
+    np.testing.assert_allclose(out.score.numpy(), torch.sigmoid(out.logits).mean(-1).numpy(), atol=1e-7)
+
+
+def test_auto_input_components_follow_the_train_size():
+    auto = TrainConfig()
+    assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM - 1, 1152) == 0
+    assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM, 1152) == train_mod.AUTO_COMPONENTS
+    assert auto.components_for(train_mod.AUTO_COMPONENTS_FROM, 128) == 0  # auto only projects to reduce
+    assert TrainConfig(input_components=64).components_for(5000, 48) == 48  # never more than the dimensions
+    assert TrainConfig(input_components=0).components_for(50_000, 1152) == 0
+    assert TrainConfig(input_components=64).components_for(30, 1152) == 29  # nor than the rows span
+    with pytest.raises(ValueError, match="input_components"):
+        TrainConfig(input_components=-2)
+
+
+def test_a_projected_head_learns_and_its_release_scores_the_same(manifest_path, tmp_path):
+    res = train(manifest_path, TrainConfig(**FAST_TRAIN, input_components=32), progress=False)
+    assert res.head.config.input_components == 32 and res.head.mlp.weights[0].shape[1] == 32
+    assert res.best_metrics["spearman"] > 0.5  # chance is 0; at 2,400 train ratings it trails the default
+    release = Scorer(res.head, device="cpu").save_pretrained(tmp_path / "release")
+    assert json.loads((release / "config.json").read_text())["head_config"]["input_components"] == 32
+    assert "32 principal components" in (release / "README.md").read_text()
+    x, _ = load_manifest(manifest_path).subset("test")
+    np.testing.assert_allclose(
+        Scorer.from_pretrained(release, device="cpu").score_embeddings(x),
+        Scorer(res.head, device="cpu").score_embeddings(x),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_a_manifest_mixing_norms_trains_as_well_as_a_unit_norm_one(taste_data):
+    x, y = taste_data.embeddings, taste_data.ratings
+    mixed = x.copy()
+    mixed[::2] *= 15.0  # half the rows as raw pooler_output, half L2-normalised
+    codes = assign_split_codes(content_hash(x))  # the same splits for both, to compare like for like
+    unit = train(build_table(x, y, codes), TrainConfig(**SMALL_TRAIN), progress=False)
+    mix = train(build_table(mixed, y, codes), TrainConfig(**SMALL_TRAIN), progress=False)
+    assert mix.best_metrics["spearman"] == pytest.approx(unit.best_metrics["spearman"], abs=0.01)
+
+
+def test_training_on_a_manifest_that_mixes_backbones_fails_naming_rows(taste_data):
+    n = 400
+    codes = (np.arange(n) >= 300).astype(np.int32)
+    specs = [BackboneSpec(model="google/siglip2-so400m-patch14-384"), BackboneSpec(model="openai/clip-vit")]
+    x, y = taste_data.embeddings[:n], taste_data.ratings[:n]
+    table = build_table(x, y, assign_split_codes(content_hash(x)), np.arange(n) + 1000, (codes, specs))
+    with pytest.raises(ManifestError, match="mixes backbones") as err:
+        train(table, TrainConfig(**SMALL_TRAIN), progress=False)
+    assert "clip-vit" in str(err.value) and "post_id 1300" in str(err.value)

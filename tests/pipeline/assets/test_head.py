@@ -1,0 +1,32 @@
+"""The head asset: pairs reach training."""
+
+from __future__ import annotations
+
+from pipeline_support import (
+    make_ratings_file,
+    meta,
+    resources,
+    run,
+)
+
+
+def test_a_pairs_file_reaches_training_and_a_bad_row_is_named(tiny_backbone, tmp_path):
+    """SILVA_PAIRS names images by their path relative to the pairs file, as a ratings file does;
+    the head trains with them, and a pair naming an unrated image fails the head naming its line."""
+    csv = make_ratings_file(tmp_path / "rated", 30)
+    images = sorted(p.relative_to(csv.parent) for p in (csv.parent / "images").iterdir())
+    pairs = csv.parent / "pairs.csv"
+    pairs.write_text(
+        "a,b,winner\n" + "".join(f"{a},{b},a\n" for a, b in zip(images[:15], images[15:], strict=True))
+    )
+    res = resources(tiny_backbone, kind="file", path=str(csv), pairs=str(pairs))
+    r = run(res, selection=["raw_ratings", "image_embeddings", "manifest", "head"])
+    assert r.success
+    assert 0 < meta(r, "head", "pairs") <= 15  # pairs outside the train split are dropped in training
+    pairs.write_text(f"a,b,winner\n{images[0]},{images[1]},a\n{images[0]},images/missing.png,b\n")
+    r = run(res, selection=["raw_ratings", "image_embeddings", "manifest", "head"])
+    assert not r.success
+    failure = next(e for e in r.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "pairs.csv: line 3: image b='images/missing.png' is not rated (path)" in str(
+        failure.event_specific_data.error
+    )

@@ -1,0 +1,52 @@
+"""The new-ratings sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pipeline_support import (
+    append_ratings,
+    make_ratings_file,
+)
+
+from silva_app.ratings_log import RatingsLog
+
+
+def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.resources import RatingsSource
+
+    csv = make_ratings_file(tmp_path / "rated", 5)
+    src = RatingsSource(kind="file", path=str(csv))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
+        return new_ratings_sensor(ctx), ctx.cursor
+
+    out, cursor = tick(None)
+    assert isinstance(out, dg.SkipReason) and "baseline" in out.skip_message
+    out, cursor2 = tick(cursor)
+    assert isinstance(out, dg.SkipReason) and cursor2 == cursor
+    append_ratings(csv, 1, seed=3)
+    out, cursor3 = tick(cursor2)
+    assert isinstance(out, dg.RunRequest) and out.run_key == cursor3 != cursor2
+    out, _ = tick(cursor3)
+    assert isinstance(out, dg.SkipReason)
+
+
+def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.resources import RatingsSource
+
+    src = RatingsSource(kind="file", path=str(make_ratings_file(tmp_path / "rated", 5)))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
+        return new_ratings_sensor(ctx), ctx.cursor
+
+    out, cursor = tick(None)
+    assert isinstance(out, dg.SkipReason)
+    RatingsLog.default().append("d" * 64, 5, path=str(tmp_path / "anything.png"))
+    out, _ = tick(cursor)
+    assert isinstance(out, dg.RunRequest) and out.job_name in (None, "retrain")

@@ -1,0 +1,91 @@
+"""Helpers every test directory uses: the tiny SigLIP, image files, quick training settings,
+images in every mode, and stopping a server's process group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_DIM = 48
+# Training settings small enough for a test: one for learning checks, one for contract checks.
+FAST_TRAIN = dict(epochs=6, batch_size=128, hidden=(128, 64), seed=3, device="cpu")
+SMALL_TRAIN = dict(epochs=4, hidden=(64,), batch_size=128, device="cpu")
+
+
+def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM, seed: int = 0) -> Path:
+    """A random SigLIP with the real architecture at toy size, saved with save_pretrained so it
+    loads through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
+    from silva_model.random_siglip import save_random_siglip
+
+    return save_random_siglip(
+        folder,
+        dict(
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
+        seed=seed,
+    )
+
+
+def write_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int] = (40, 56)) -> list[Path]:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"img_{seed}_{i:03d}.{'png' if i % 2 else 'jpg'}"
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """End a server started with `start_new_session=True`, and every process it spawned."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def image_modes(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    """Files in each mode, with the RGB pixels they must decode to."""
+    rng = np.random.default_rng(0)
+    gray16 = rng.integers(0, 256, (48, 40)).astype(np.uint16) * 257
+    rgb = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (48, 40), dtype=np.uint8)
+    out = {}
+    Image.fromarray(gray16).save(tmp_path / "gray16.png")
+    out["I;16"] = (tmp_path / "gray16.png", np.repeat((gray16 >> 8).astype(np.uint8)[..., None], 3, 2))
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "rgba.png")
+    out["RGBA"] = (tmp_path / "rgba.png", rgb)
+    Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA").save(tmp_path / "la.png")
+    out["LA"] = (tmp_path / "la.png", np.repeat(rgb[..., :1], 3, 2))
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.info["transparency"] = 0
+    pal.save(tmp_path / "palette.png", transparency=0)
+    out["P"] = (tmp_path / "palette.png", np.asarray(pal.convert("RGB")))
+    return out
+
+
+def populate_hub_cache(cache, repo_id, src, commit="0123456789abcdef0123456789abcdef01234567"):
+    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<commit>/...}."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for f in src.iterdir():
+        (snap / f.name).write_bytes(f.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
