@@ -20,6 +20,7 @@ from silva_app.ratings_log import RatingsLog
 def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatch, browser):
     monkeypatch.setenv("SILVA_HOME", str(tmp_path / "silva-home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster-home"))
+    monkeypatch.setenv("SILVA_DEMO_HOME", str(tmp_path / "demo-home"))
     monkeypatch.setenv("SILVA_DEMO_SIZE", "800")
     monkeypatch.setenv("SILVA_DEMO_LIBRARY_SIZE", "2000")
     from silva_pipeline import definitions
@@ -28,7 +29,17 @@ def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatc
     from silva_pipeline.resources import RatingsSource
 
     defs = importlib.reload(definitions).defs  # resources read the environment when built
-    assert main(["--epochs", "3"]) == 0
+    # The demo, as `uv run silva-demo --reset` runs it: the person's own sources and tracking
+    # server set (pointing nowhere) change nothing, and its workspace is made anew.
+    monkeypatch.setenv("SILVA_SOURCE", "folder")
+    monkeypatch.setenv("SILVA_RATINGS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    demo = tmp_path / "demo-home"
+    (demo / "data").mkdir(parents=True)
+    (demo / "data" / "left-over").write_text("from an earlier demo")
+    assert main(["--reset", "--epochs", "3"]) == 0
+    assert not (demo / "data" / "left-over").exists() and not (tmp_path / "silva-home" / "releases").exists()
+    assert len(list((demo / "data" / "releases").glob("2*/model.safetensors"))) == 1
 
     queue = pq.read_table(latest_queue()).to_pylist()
     assert len(queue) == 200 and {q["kind"] for q in queue} == {"new", "rerate"}

@@ -89,3 +89,15 @@ def populate_hub_cache(cache, repo_id, src, commit="0123456789abcdef0123456789ab
         (snap / f.name).write_bytes(f.read_bytes())
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
+
+
+# Folders a checkout has besides what silva writes: tools and caches.
+IGNORED = {".git", ".venv", ".pytest_cache", ".ruff_cache", "__pycache__", "node_modules"}
+
+
+def files_under(root: Path) -> set[Path]:
+    out = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in IGNORED]
+        out.update(Path(folder, f) for f in files)
+    return out

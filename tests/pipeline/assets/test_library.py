@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from helpers import (
+    ROOT,
+    files_under,
     write_images,
 )
 from pipeline_support import (
@@ -21,6 +23,8 @@ from pipeline_support import (
     run,
 )
 
+from silva_app import home as layout
+from silva_app.ratings_log import RatingsLog
 from silva_pipeline.assets import MODEL_ASSETS, library_shards
 from silva_pipeline.embedding import assign_shards
 
@@ -52,6 +56,7 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
 ):
     from silva_pipeline.resources import LibrarySource
 
+    before = files_under(ROOT)  # and every file it writes lands under SILVA_HOME
     csv = make_ratings_file(tmp_path / "rated", 30)
     lib = tmp_path / "lib"
     write_images(lib, 20, seed=9)
@@ -98,6 +103,13 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     assert (
         len(instance.fetch_materializations(dg.AssetKey("library_embeddings"), limit=100).records) == n_embeds
     )
+    RatingsLog.default().append("a" * 64, 4, None, None)
+    home = layout.silva_home()
+    assert home.root == silva_home.resolve()
+    for folder in (home.asset("rating_queue"), home.embeddings, home.releases, home.mlflow_artifacts):
+        assert any(folder.iterdir()), folder
+    assert home.ratings_log.is_file() and home.mlflow_db.is_file()
+    assert files_under(ROOT) == before  # nothing written into the project (no .data, mlruns, ...)
 
 
 @pytest.mark.slow
