@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     import dagster as dg
 
     from silva_pipeline.assets import MODEL_ASSETS, library_shards
+    from silva_pipeline.assets.evaluation import OUT_OF_FOLD, OUT_OF_FOLDS
     from silva_pipeline.definitions import defs
 
     run_config: dict = {"ops": {}}
@@ -109,20 +110,19 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         if loop is None:
             return 1
         ev = model.output_for_node("evaluation")
+        n_train = model.output_for_node("head").n_train
         release = model.output_for_node("hub_release")
         queue = loop.output_for_node("rating_queue")
         scores = loop.output_for_node("library_scores")
     print()
     for split, m in ev.metrics.items():
-        split = "5-fold out-of-fold" if split == "oof" else split
+        split = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
     print(f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images")
-    n = release_n_train(model)
-    verdict = "enough" if n >= USEFUL_RATINGS else "too few"
-    print(
-        f"head: {n:,} train ratings, {verdict}: a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
-    )
+    verdict = "enough" if n_train >= USEFUL_RATINGS else "too few"
+    useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
+    print(f"head: {n_train:,} train ratings, {verdict}: {useful}")
     flag = " --demo" if demo else ""
     print(f"workspace: {silva_home().root} (Dagster: {home})")
     print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")
@@ -133,11 +133,6 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
 # the taste allows; at 500 ratings it reaches about 0.8 of the oracle.
 USEFUL_RATINGS = 500
 SMALL_DATA_DOC = "docs/benchmarks.md#small-data"
-
-
-def release_n_train(model) -> int:
-    """The train ratings of the head this run trained."""
-    return int(model.output_for_node("head").n_train)
 
 
 # The demo's sources and tracking store, whatever the person's SILVA_* and MLFLOW_TRACKING_URI say.

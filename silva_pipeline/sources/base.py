@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from silva_app.home import Home
-from silva_model.provenance import BackboneSpec, sha256_file
+from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Settings:
     path: str  # the ratings file or folder, the library folder(s) or list, the pictoria database
     home: Home  # where the demo keeps its generated data
     library_root: str = ""  # pictoria: the folder posts.full_path is relative to
-    precomputed_backbone: str = ""  # pictoria: the backbone its stored vectors came from
+    precomputed_backbone: str = DEFAULT_BACKBONE  # pictoria: the backbone its stored vectors came from
     demo_size: int = 4000
     demo_library_size: int = 0
     demo_seed: int = 0

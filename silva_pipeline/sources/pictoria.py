@@ -169,14 +169,14 @@ class Pictoria:
         return read_pictoria(
             settings.file("pictoria"),
             settings.library_root or None,
-            vectors_backbone=settings.precomputed_backbone or DEFAULT_BACKBONE,
+            vectors_backbone=settings.precomputed_backbone,
         )
 
     def library(self, settings: Settings) -> LibraryLoad:
         return read_pictoria_library(
             settings.file("pictoria"),
             settings.library_root or None,
-            settings.precomputed_backbone or DEFAULT_BACKBONE,
+            settings.precomputed_backbone,
         )
 
     def fingerprint(self, settings: Settings) -> str:
