@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from silva_model.active import out_of_fold
 from silva_model.head import NUM_CLASSES, OrdinalHead, predict
@@ -87,6 +88,73 @@ def _evaluation(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray) 
         score=score,
         y_true=y,
         pred_class=pred,
+    )
+
+
+@dataclass(frozen=True)
+class JudgeShare:
+    """How a head started from a judge stands against the judge alone on the same images."""
+
+    split: str
+    judge: dict[str, float]  # the judge alone: its own score and bars
+    head: dict[str, float]  # the personal head (judge inside)
+    weight: float  # the learned weight, per sd of the judge's latent on the train split
+    share: float  # the judge's part of the personal latent's variance on these images
+
+
+@torch.no_grad()
+def judge_share(head: OrdinalHead, x: np.ndarray, result: Evaluation) -> JudgeShare:
+    """The judge alone on the images `result` scored (`x`, in its order), and its share."""
+    score, pred = predict(head.judge, x)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(head.judge_weight.device)
+    head.eval()
+    part = (head.judge_weight * head.judge_input(xt)).float()
+    latent = head.latent(xt).float()
+    share = float(part.var() / latent.var().clamp_min(1e-12)) if len(x) > 1 else float("nan")
+    return JudgeShare(
+        result.split,
+        compute_metrics(result.y_true, score, pred),
+        result.metrics,
+        head.learned_judge_weight,
+        share,
+    )
+
+
+def format_judge(shares: list[JudgeShare], source: str) -> str:
+    """The judge alone against the personal head, split by split, as the report shows it."""
+    rows = [
+        (
+            s.split,
+            s.head["n"],
+            s.judge["spearman"],
+            s.head["spearman"],
+            s.judge["qwk"],
+            s.head["qwk"],
+            s.share,
+        )
+        for s in shares
+    ]
+    weight = shares[0].weight if shares else float("nan")
+    return "\n".join(
+        [
+            f"### The judge ({source}) against the personal head",
+            "",
+            f"Learned weight of the judge: {weight:.3f} per sd of its latent on the train split "
+            "(0 would mean the ratings gave it no say).",
+            "",
+            md_table(
+                [
+                    "split",
+                    "n",
+                    "Spearman, judge alone",
+                    "Spearman, personal head",
+                    "QWK, judge alone",
+                    "QWK, personal head",
+                    "judge's share of the latent's variance",
+                ],
+                rows,
+            ),
+        ]
     )
 
 

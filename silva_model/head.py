@@ -7,6 +7,10 @@ current pictoria), and the head must score c·x exactly as x for any c > 0. A he
 many ratings may read only the leading principal components of its train embeddings instead
 of every standardised dimension (`input_components`), a projection held in the weights.
 
+A head may start from a published judge (`prior`, see `prior.py`): the judge's latent,
+standardised on the train split, is added to the personal latent with a learned weight, and the
+judge's weights are held inside the head (frozen), so the released folder scores alone.
+
 The thresholds are strictly increasing *by construction* (first threshold plus cumulative
 softplus gaps), so the cumulative probabilities P(y > k) = sigmoid(f(x) - theta_k) can never
 cross, whatever values the parameters take. The score is the mean of those probabilities: the
@@ -45,6 +49,9 @@ class HeadConfig:
     members: int = 1  # independent MLPs whose latents are averaged (an ensemble in one file)
     input_components: int = 0  # > 0: the MLP reads this many principal components, not every dimension
     backbone: BackboneSpec = field(default_factory=lambda: BackboneSpec(model=DEFAULT_BACKBONE))
+    # the judge the personal latent is offset by: its kind, its config and where it came from
+    # (source, revision, file digests); None: a head from scratch
+    prior: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -77,6 +84,8 @@ class HeadConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["backbone"] = self.backbone.to_dict()
+        if d["prior"] is None:
+            del d["prior"]  # a head from scratch writes the config it always did
         return d
 
     @classmethod
@@ -115,6 +124,35 @@ class OrdinalHead(nn.Module):
         self.register_buffer("cal_latent", torch.zeros(CAL_KNOTS))
         self.register_buffer("cal_score", torch.zeros(CAL_KNOTS))
         self.register_buffer("cal_fitted", torch.zeros((), dtype=torch.bool))
+        if c.prior is not None:
+            from silva_model.prior import judge_module
+
+            self.judge = judge_module(c.prior).requires_grad_(False).eval()
+            # judge latent -> (latent - mean) * scale, from the train split; weight: learned
+            self.register_buffer("judge_mean", torch.zeros(()))
+            self.register_buffer("judge_scale", torch.ones(()))
+            self.judge_weight = nn.Parameter(torch.zeros(()))
+
+    @property
+    def has_judge(self) -> bool:
+        return self.config.prior is not None
+
+    def train(self, mode: bool = True) -> OrdinalHead:
+        """The judge is frozen: its dropout stays off while the personal part trains."""
+        super().train(mode)
+        if self.has_judge:
+            self.judge.eval()
+        return self
+
+    @property
+    def learned_judge_weight(self) -> float:
+        """How much the judge counts, per sd of its latent on the train split."""
+        return float(self.judge_weight.detach())
+
+    @torch.no_grad()
+    def judge_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) the judge's latent, standardised on the train split."""
+        return (self.judge(x).latent.float() - self.judge_mean) * self.judge_scale
 
     @property
     def num_thresholds(self) -> int:
@@ -191,7 +229,10 @@ class OrdinalHead(nn.Module):
         h = normalize_embeddings(x) - self.input_mean
         if self.config.input_components:
             h = h @ self.input_projection
-        return self.mlp(h * self.input_scale)
+        f = self.mlp(h * self.input_scale)
+        if self.has_judge:
+            f = f + self.judge_weight * self.judge_input(x)
+        return f
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_latents(x).mean(0)

@@ -78,7 +78,23 @@ def save_checkpoint(head: OrdinalHead, directory: str | Path, meta: dict[str, An
     return directory
 
 
-def _model_card(config: dict[str, Any]) -> str:
+def _prior_section(prior: dict[str, Any] | None, weight: float | None) -> str:
+    """Where the judge inside the head came from, and how much it counts."""
+    if not prior:
+        return "None: this head was trained from the person's ratings alone."
+    lines = [
+        f"This head starts from a published judge ({prior['kind']} head) whose weights are held inside "
+        f"`{WEIGHTS_NAME}` (frozen). Its latent, standardised on the train split, is added to the "
+        f"personal latent with a learned weight of {weight:.3f}.",
+        "",
+        f"- source: `{prior['source']}`",
+        f"- revision: `{prior['revision'] or 'a local folder'}`",
+        *(f"- sha256 of its `{name}`: `{digest}`" for name, digest in sorted(prior["files"].items())),
+    ]
+    return "\n".join(lines)
+
+
+def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> str:
     metrics, intervals = config.get("metrics") or {}, config.get("intervals") or {}
     keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
 
@@ -148,6 +164,10 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 {data_lines}
 
+## Prior
+
+{_prior_section(hc.get("prior"), judge_weight)}
+
 ## Backbone the training embeddings came from
 
 {provenance or "- not recorded"}
@@ -184,7 +204,8 @@ def save_pretrained(
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         config["files"] = {WEIGHTS_NAME: _write_weights(head, tmp / WEIGHTS_NAME)}
-        (tmp / CARD_NAME).write_text(_model_card(config), encoding="utf-8")
+        weight = head.learned_judge_weight if getattr(head, "has_judge", False) else None
+        (tmp / CARD_NAME).write_text(_model_card(config, weight), encoding="utf-8")
         config["files"][CARD_NAME] = sha256_file(tmp / CARD_NAME)
         (tmp / CONFIG_NAME).write_text(_dumps(config), encoding="utf-8")
         old = directory.with_name(f".{directory.name}.old")

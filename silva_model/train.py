@@ -33,6 +33,7 @@ from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_class
 from silva_model.manifest import ManifestArrays, load_manifest
 from silva_model.metrics import compute_metrics
 from silva_model.pairs import Pairs, manifest_keys, pair_loss, rank_loss, read_pairs
+from silva_model.prior import load_prior, start_from_judge
 from silva_model.provenance import BackboneSpec
 from silva_model.release import TrainedHead
 from silva_model.train_args import add_train_args
@@ -79,7 +80,8 @@ def build_head(
     config: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, backbone: BackboneSpec
 ) -> OrdinalHead:
     """A fresh head whose input statistics and thresholds come from the train split, and which
-    records the backbone its training embeddings came from."""
+    records the backbone its training embeddings came from (and its judge, with a prior)."""
+    prior, judge = load_prior(config.prior, backbone, x_train.shape[1]) if config.prior else (None, None)
     head = OrdinalHead(
         HeadConfig(
             embed_dim=x_train.shape[1],
@@ -89,14 +91,17 @@ def build_head(
             members=config.members,
             input_components=config.components_for(*x_train.shape),
             backbone=backbone,
+            prior=prior,
         )
-    )
+    ).to(x_train.device)
     if head.config.input_components:
         head.fit_input_projection(x_train)
     elif config.standardize_inputs:
         xn = normalize_embeddings(x_train)
-        head.set_input_stats(xn.mean(0).cpu(), xn.std(0).cpu())
-    if config.threshold_init == "prior":
+        head.set_input_stats(xn.mean(0), xn.std(0))
+    if judge is not None:
+        start_from_judge(head, judge.to(x_train.device), x_train, y_train)
+    elif config.threshold_init == "prior":
         counts = class_counts(y_train.cpu(), NUM_CLASSES).double()
         head.init_thresholds(1 - torch.cumsum(counts, 0)[:-1] / counts.sum())
     return head
@@ -140,7 +145,8 @@ def train(
     else:
         warn_missing_classes(y.cpu())
         loss_fn = CumulativeBCELoss().to(device)
-    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trainable = [p for p in head.parameters() if p.requires_grad]  # not a judge's
+    opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(x.shape[0] / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = max(1, total // 20)
@@ -249,12 +255,16 @@ def train_from_args(a: argparse.Namespace) -> int:
     """`silva train`: a head from a manifest, with a one-line summary."""
     cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
     overrides = {
-        k: v for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed}.items() if v is not None
+        k: v
+        for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed, "prior": a.prior}.items()
+        if v is not None
     }
     cfg = dataclasses.replace(cfg, **overrides)
     pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
     res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
     m = res.best_metrics
+    if res.head.has_judge:
+        print(f"judge {cfg.prior}: learned weight {res.head.learned_judge_weight:.3f}")
     print(
         f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
         f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"

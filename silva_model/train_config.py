@@ -52,6 +52,11 @@ class TrainConfig:
     )
     rank_weight: float = _opt(0.0, "weight of a RankNet loss over the batch's differently rated pairs")
     pair_weight: float = _opt(1.0, "weight of one pairwise judgement against one rating (only with pairs)")
+    prior: str = _opt(
+        "",
+        "a published judge to start from: a Hub id or folder of a silva-scorer head or a silva release "
+        "(its latent joins the personal one with a weight fitted to the ratings); empty: from scratch",
+    )
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 

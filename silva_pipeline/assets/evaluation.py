@@ -9,7 +9,14 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from silva_model.evaluate import Evaluation, evaluate, evaluate_out_of_fold, format_report
+from silva_model.evaluate import (
+    Evaluation,
+    evaluate,
+    evaluate_out_of_fold,
+    format_judge,
+    format_report,
+    judge_share,
+)
 from silva_model.head import expected_rating
 from silva_model.manifest import to_arrays
 from silva_model.metrics import spearman
@@ -124,6 +131,13 @@ def evaluation(
             "",
             _disagreements(res, shas[rows], raw_ratings),
         ]
+    judge: dict[str, float] = {}
+    if head.head.has_judge:
+        shares = [judge_share(head.head, arrays.embeddings[rows], res) for _, res, rows in results]
+        sections.append(format_judge(shares, head.train_config.prior))
+        for (split, _, _), share in zip(results, shares, strict=True):
+            metrics[f"{split}_judge_alone"] = share.judge
+        judge = {"judge_weight": round(shares[0].weight, 4)} if shares else {}
     consistency, rater = _consistency(raw_ratings)
     sections += ["### Your own consistency (the ceiling for any model)", consistency]
     report = EvaluationReport(metrics, "\n\n".join(sections), intervals)
@@ -149,4 +163,6 @@ def evaluation(
         if k in ("spearman", "qwk", "mae", "rmse", "top5_precision")
     }
     context.log.info(", ".join(f"{k} {v:.4f}" for k, v in flat.items()))
-    return dg.Output(report, metadata={**flat, **rater, "report": dg.MetadataValue.md(report.markdown)})
+    return dg.Output(
+        report, metadata={**flat, **judge, **rater, "report": dg.MetadataValue.md(report.markdown)}
+    )

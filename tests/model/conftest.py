@@ -1,6 +1,9 @@
-"""Fixtures the model tests share: an embedder on the tiny SigLIP, a release on it, a manifest."""
+"""Fixtures the model tests share: an embedder on the tiny SigLIP, a release on it, a manifest,
+and the real silva-scorer package."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from helpers import TINY_DIM
@@ -28,3 +31,44 @@ def tiny_release(tiny_backbone, tmp_path_factory):
 def manifest_path(taste_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("m") / "manifest.parquet"
     return write_parquet(build_manifest(taste_data.embeddings, taste_data.ratings), path)
+
+
+SILVA_SCORER = "silva-scorer==0.4.0"
+
+
+@pytest.fixture(scope="session")
+def silva_scorer(tmp_path_factory):
+    """The real `silva-scorer` package, installed beside (not into) this environment: it ships a
+    console script also named `silva`, which would shadow silva's own CLI in the project's venv."""
+    import shutil
+    import subprocess
+    import sys
+
+    target = tmp_path_factory.mktemp("silva-scorer")
+    uv = os.environ.get("UV") or shutil.which("uv")
+    out = subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--no-deps",
+            "--target",
+            str(target),
+            "--python",
+            sys.executable,
+            SILVA_SCORER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    sys.path.insert(0, str(target))
+    try:
+        from silva.models.aesthetic import N_CAL_KNOTS, EmbeddingAestheticModel
+
+        yield N_CAL_KNOTS, EmbeddingAestheticModel
+    finally:
+        sys.path.remove(str(target))
+        for name in [m for m in sys.modules if m == "silva" or m.startswith("silva.")]:
+            del sys.modules[name]

@@ -3,53 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from silva_model import Scorer
-
-SILVA_SCORER = "silva-scorer==0.4.0"
-
-
-@pytest.fixture(scope="session")
-def silva_scorer(tmp_path_factory):
-    """The real `silva-scorer` package, installed beside (not into) this environment: it ships a
-    console script also named `silva`, which would shadow silva's own CLI in the project's venv."""
-    import shutil
-    import subprocess
-    import sys
-
-    target = tmp_path_factory.mktemp("silva-scorer")
-    uv = os.environ.get("UV") or shutil.which("uv")
-    out = subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--no-deps",
-            "--target",
-            str(target),
-            "--python",
-            sys.executable,
-            SILVA_SCORER,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    sys.path.insert(0, str(target))
-    try:
-        from silva.models.aesthetic import N_CAL_KNOTS, EmbeddingAestheticModel
-
-        yield N_CAL_KNOTS, EmbeddingAestheticModel
-    finally:
-        sys.path.remove(str(target))
-        for name in [m for m in sys.modules if m == "silva" or m.startswith("silva.")]:
-            del sys.modules[name]
 
 
 @pytest.mark.parametrize("calibrated", [False, True])

@@ -1,0 +1,106 @@
+"""A published judge as the starting point of a personal head (`TrainConfig.prior`).
+
+A judge is a head someone else trained (a silva-scorer head such as `Jannchie/silva-aesthetic`,
+or any silva release), named by a Hub id or a local folder. The personal head's latent is the
+judge's latent, standardised on the person's train split, times a learned weight, plus the
+personal MLP's latent. The MLP starts at zero and the weight and bars start where a one-input
+ordinal fit on the train split puts them, so training begins from "the judge, rescaled to this
+person's ratings" and learns only what the person adds; a judge unrelated to the person gets a
+weight near zero from the person's own ratings. The judge's weights travel inside the head,
+frozen, with where they came from (source, revision, file digests) in `config.json`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
+from silva_model.loss import CumulativeBCELoss
+from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
+
+SILVA_SCORER = "silva-scorer"
+SILVA = "silva"
+
+
+class PriorError(ValueError):
+    """The judge named as a prior cannot start this head (wrong width or backbone)."""
+
+
+def judge_module(prior: dict[str, Any]) -> nn.Module:
+    """An empty judge of the recorded shape; its weights arrive with the personal head's."""
+    from silva_model.head import HeadConfig, OrdinalHead
+
+    if prior["kind"] == SILVA_SCORER:
+        return SilvaScorerHead(prior["config"])
+    return OrdinalHead(HeadConfig.from_dict(prior["config"]))
+
+
+def _revision(folder: Path) -> str:
+    """The commit of a Hub snapshot (`.../snapshots/<commit>/`); "" for a local folder."""
+    return folder.name if folder.parent.name == "snapshots" else ""
+
+
+def load_prior(source: str, backbone: BackboneSpec, embed_dim: int) -> tuple[dict[str, Any], nn.Module]:
+    """The judge named by `source` (Hub id or folder), verified, and its provenance record.
+    Refuses a judge that reads other embeddings than the person's: its opinion of them would be
+    a number without meaning."""
+    from silva_model.release import CONFIG_NAME, WEIGHTS_NAME, load_head, resolve_pretrained
+
+    folder = resolve_pretrained(source)
+    judge, meta = load_head(folder)
+    if judge.config.embed_dim != embed_dim:
+        raise PriorError(
+            f"the prior {source} reads {judge.config.embed_dim}-d embeddings, but these are "
+            f"{embed_dim}-d: a judge must be trained on the same backbone as the person's head"
+        )
+    diffs = judge.config.backbone.differences(backbone)
+    if diffs:
+        raise BackboneMismatchError(
+            f"the prior {source} was trained on embeddings of {judge.config.backbone.describe()}, "
+            f"but these come from {backbone.describe()} ({'; '.join(diffs)}): use a judge of the "
+            "same backbone, or re-embed"
+        )
+    kind = SILVA_SCORER if is_silva_scorer_config(meta) else SILVA
+    prior = {
+        "kind": kind,
+        "source": str(source),
+        "revision": _revision(folder),
+        "files": {name: sha256_file(folder / name) for name in (CONFIG_NAME, WEIGHTS_NAME)},
+        "config": meta if kind == SILVA_SCORER else meta["head_config"],
+    }
+    return prior, judge
+
+
+@torch.no_grad()
+def _judge_latents(judge: nn.Module, x: torch.Tensor, batch: int = 16_384) -> torch.Tensor:
+    return torch.cat([judge(x[s : s + batch]).latent.float() for s in range(0, x.shape[0], batch)])
+
+
+def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Put the judge into `head` and start the head at the judge: its latent standardised on the
+    train split `x`, the weight and the bars from a one-input ordinal fit to the ratings `y`, and
+    the personal MLP's last layer at zero, so the personal part starts from nothing."""
+    head.judge.load_state_dict(judge.state_dict())
+    head.judge.eval()
+    z = _judge_latents(head.judge, x)
+    with torch.no_grad():
+        head.judge_mean.copy_(z.mean())
+        head.judge_scale.copy_(1.0 / z.std().clamp_min(1e-6) if z.numel() > 1 else torch.ones(()))
+        head.mlp.weights[-1].zero_()
+        head.mlp.biases[-1].zero_()
+    zs = ((z - head.judge_mean) * head.judge_scale).detach()
+    params = [head.judge_weight, head.theta_first, head.theta_gaps]
+    loss_fn = CumulativeBCELoss(head.config.num_classes).to(x.device)
+    opt = torch.optim.LBFGS(params, lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn(head.judge_weight * zs.unsqueeze(-1) - head.thresholds(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)

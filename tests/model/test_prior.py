@@ -1,0 +1,141 @@
+"""A published judge as the starting point: baked into the release, fitted to the person's ratings,
+and refused when it reads other embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import FAST_TRAIN
+
+from silva_model.head import HeadConfig, OrdinalHead, predict
+from silva_model.manifest import build_manifest, to_arrays
+from silva_model.metrics import spearman
+from silva_model.prior import PriorError
+from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
+from silva_model.release import IntegrityError, load_head, save_pretrained
+from silva_model.synthetic import make_taste_dataset
+from silva_model.train import main as train_main
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
+
+DIM = 64
+TASTE = dict(dim=DIM, world_seed=5)
+
+
+def arrays_of(n: int, seed: int, backbone: BackboneSpec | None = None, **taste):
+    d = make_taste_dataset(n, seed=seed, **{**TASTE, **taste})
+    return to_arrays(build_manifest(d.embeddings, d.ratings, dim=DIM, backbone=backbone), dim=DIM)
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """Images none of the heads trained on, rated by the person."""
+    return make_taste_dataset(2000, seed=99, **TASTE)
+
+
+@pytest.fixture(scope="module")
+def silva_judge(tmp_path_factory):
+    """A silva release trained on 3,000 ratings of the person's own taste (a related judge)."""
+    res = train(arrays_of(3000, seed=1), TrainConfig(**FAST_TRAIN), progress=False)
+    return save_pretrained(res.head, tmp_path_factory.mktemp("judge") / "related")
+
+
+def test_a_silva_scorer_judge_is_baked_into_the_release_with_its_provenance(tmp_path, silva_scorer, fresh):
+    _, EmbeddingAestheticModel = silva_scorer  # noqa: N806 - silva-scorer's own name
+    torch.manual_seed(0)
+    EmbeddingAestheticModel(DIM, dropout=0.1, hidden_dims=[32], n_residual_blocks=1).save_pretrained(
+        tmp_path / "published"
+    )
+    published = load_head(tmp_path / "published")[0].state_dict()
+    digests = {
+        name: sha256_file(tmp_path / "published" / name) for name in ("config.json", "model.safetensors")
+    }
+    res = train(
+        arrays_of(200, seed=2), TrainConfig(**FAST_TRAIN, prior=str(tmp_path / "published")), progress=False
+    )
+    assert res.head.has_judge
+    before = predict(res.head, fresh.embeddings)[0]
+    save_pretrained(res.head, tmp_path / "release")
+    for f in (tmp_path / "published").iterdir():
+        f.unlink()  # the release must score alone, without the judge's folder
+
+    head, meta = load_head(tmp_path / "release")
+    np.testing.assert_allclose(predict(head, fresh.embeddings)[0], before, atol=1e-6)
+    prior = meta["head_config"]["prior"]
+    assert (prior["kind"], prior["source"], prior["revision"]) == (
+        "silva-scorer",
+        str(tmp_path / "published"),
+        "",
+    )
+    assert prior["files"] == digests
+    card = (tmp_path / "release" / "README.md").read_text()
+    assert digests["model.safetensors"] in card and "learned weight" in card
+    # the judge is frozen: training changed none of its weights
+    judge = head.judge.state_dict()
+    assert judge.keys() == published.keys()
+    for name, value in published.items():
+        torch.testing.assert_close(judge[name], value, rtol=0, atol=0)
+
+
+def test_a_related_judge_lifts_a_small_head_and_an_unrelated_one_gets_little_weight(
+    tmp_path, silva_judge, fresh
+):
+    person = arrays_of(80, seed=3)
+    scratch = train(person, TrainConfig(**FAST_TRAIN), progress=False).head
+    judged = train(person, TrainConfig(**FAST_TRAIN, prior=str(silva_judge)), progress=False).head
+    other = train(arrays_of(3000, seed=1, world_seed=77), TrainConfig(**FAST_TRAIN), progress=False).head
+    unrelated = train(
+        person,
+        TrainConfig(**FAST_TRAIN, prior=str(save_pretrained(other, tmp_path / "other"))),
+        progress=False,
+    ).head
+
+    def rho(head: OrdinalHead) -> float:
+        return spearman(fresh.ratings, predict(head, fresh.embeddings)[0])
+
+    assert rho(judged) > rho(scratch) + 0.05
+    assert judged.learned_judge_weight > 0.5
+    assert abs(unrelated.learned_judge_weight) < 0.5 * judged.learned_judge_weight
+
+
+def test_silva_train_takes_a_prior_and_says_its_weight(tmp_path, silva_judge, capsys):
+    from silva_model.manifest import build_manifest
+    from silva_model.parquet import write_parquet
+
+    d = make_taste_dataset(120, seed=4, **TASTE)
+    manifest = write_parquet(build_manifest(d.embeddings, d.ratings, dim=DIM), tmp_path / "m.parquet")
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in FAST_TRAIN.items()}))
+    argv = ["--manifest", str(manifest), "--out", str(tmp_path / "out"), "--config", str(config), "--quiet"]
+    assert train_main([*argv, "--prior", str(silva_judge)]) == 0
+    assert "learned weight" in capsys.readouterr().out
+    head, meta = load_head(tmp_path / "out")
+    assert head.has_judge and meta["train_config"]["prior"] == str(silva_judge)
+
+
+def test_a_judge_of_another_width_or_backbone_is_a_named_error(tmp_path, capsys):
+    narrow = save_pretrained(OrdinalHead(HeadConfig(embed_dim=32, hidden=(8,))), tmp_path / "narrow")
+    with pytest.raises(PriorError, match=r"reads 32-d embeddings, but these are 64-d"):
+        train(arrays_of(60, seed=0), TrainConfig(**FAST_TRAIN, prior=str(narrow)), progress=False)
+
+    elsewhere = save_pretrained(
+        OrdinalHead(HeadConfig(embed_dim=DIM, hidden=(8,), backbone="someone/else")), tmp_path / "elsewhere"
+    )
+    ours = arrays_of(60, seed=0, backbone=BackboneSpec(model="our/backbone"))
+    with pytest.raises(BackboneMismatchError, match=r"someone/else.*our/backbone"):
+        train(ours, TrainConfig(**FAST_TRAIN, prior=str(elsewhere)), progress=False)
+
+
+def test_a_tampered_judge_is_refused(tmp_path, silva_judge):
+    import shutil
+
+    copy = shutil.copytree(silva_judge, tmp_path / "judge")
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="model.safetensors"):
+        train(arrays_of(60, seed=0), TrainConfig(**FAST_TRAIN, prior=str(copy)), progress=False)
