@@ -77,7 +77,13 @@ def run_rule(
 ) -> list[float]:
     rng = np.random.default_rng(seed)
     rated = np.zeros(POOL, bool)
-    rated[rng.choice(POOL, start, replace=False)] = True
+    if start:
+        rated[rng.choice(POOL, start, replace=False)] = True
+    else:  # from zero: the first batch has nothing to go on
+        first = (
+            rng.choice(POOL, step, replace=False) if rule == "random" else active.first_batch(w.x, step, seed)
+        )
+        rated[first] = True
     curve = []
     while True:
         idx = np.flatnonzero(rated)
@@ -93,6 +99,55 @@ def run_rule(
             dis = active.disagreement(oof.heads, w.x[pool])
         pick = active.select_new(rule, step, probs, w.x[pool], dis, seed=seed * 1000 + len(idx))
         rated[pool[pick]] = True
+
+
+def from_zero(seeds: int, step: int, stop: int, cfg: TrainConfig, rho: float, judge_n: int) -> str:
+    """The queue from zero ratings, with and without a judge of relatedness rho (bench/judges.py):
+    Spearman / oracle per round for random and the default rule, each from scratch and with the
+    judge as prior, and the ratings each needs to match random-from-scratch at `stop`."""
+    import tempfile
+
+    from judges import publish_judge
+    from tastes import TASTES
+
+    from silva_model.release import load_head
+
+    rule = active.DEFAULT_RULE
+    with tempfile.TemporaryDirectory() as tmp:
+        judge = publish_judge(TASTES["default"], rho, judge_n, cfg, Path(tmp) / "judge")
+        with_judge = dataclasses.replace(cfg, prior=str(judge))
+        runs = {
+            "random": ("random", cfg),
+            rule: (rule, cfg),
+            "random + judge": ("random", with_judge),
+            f"{rule} + judge": (rule, with_judge),
+        }
+        curves = {name: [] for name in runs}
+        alone = []
+        for s in range(seeds):
+            w = make_world(s)
+            alone.append(quality(w, load_head(judge)[0]))
+            for name, (r, c) in runs.items():
+                curves[name].append(run_rule(w, r, s, 0, step, stop, c))
+                print(f"from zero, seed {s} {name}", file=sys.stderr, flush=True)
+    mean = {name: np.mean(np.array(c), axis=0) for name, c in curves.items()}
+    sizes = [step * (i + 1) for i in range(len(mean["random"]))]
+    rows = [[n, *(float(mean[name][i]) for name in runs)] for i, n in enumerate(sizes)]
+    out = [
+        f"Judge: rho = {rho}, silva's default on {judge_n:,} of its rater's ratings; the judge alone: "
+        f"{np.mean(alone):.3f} of the oracle. First batch: random, or spread over the library (k-center).\n",
+        table(["ratings", *runs], rows),
+    ]
+    target = float(mean["random"][-1])
+    need = [[name, matched_at(list(mean[name]), target, step, step)] for name in runs]
+    out += [
+        f"\nRatings needed to match random from scratch at {stop} (Spearman / oracle {target:.3f}):\n",
+        table(
+            ["rule", "ratings needed", "label efficiency"],
+            [[n, v, f"{stop / int(v):.2f}x" if v.isdigit() else "< 1x"] for n, v in need],
+        ),
+    ]
+    return "\n".join(out)
 
 
 def matched_at(curve: list[float], target: float, start: int, step: int) -> str:
@@ -128,7 +183,21 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--rules", nargs="+", default=list(active.RULES), choices=active.RULES)
     p.add_argument("--margin", type=float, default=1.5, help="re-rate margin (expected vs given rating)")
+    p.add_argument(
+        "--from-zero", action="store_true", help="only the queue from zero ratings, with and without a judge"
+    )
+    p.add_argument("--rho", type=float, default=0.6, help="--from-zero: the judge's relatedness")
+    p.add_argument("--judge-ratings", type=int, default=20_000, help="--from-zero: the judge's ratings")
     a = p.parse_args()
+    if a.from_zero:
+        t0 = time.perf_counter()
+        stop = 500 if a.quick else 1000
+        print(f"# The queue from zero ({machine()})\n")
+        print(
+            from_zero(1 if a.quick else a.seeds, 100, stop, TrainConfig(device="cpu"), a.rho, a.judge_ratings)
+        )
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        return
     start, step, stop = (200, 100, 600) if a.quick else (200, 100, 2000)
     seeds = 1 if a.quick else a.seeds
     cfg = TrainConfig(device="cpu")

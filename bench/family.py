@@ -22,6 +22,10 @@ from tastes import TASTES  # noqa: E402
 
 from silva_model.train_config import TrainConfig  # noqa: E402
 
+# Below 1,000 ratings the rows are scored on 4,000 fresh images of the taste instead of the test
+# split (10 % of the ratings: 10 images at 100, where chance would pick the winner).
+FRESH_TEST_BELOW, FRESH_TEST = 1000, 4000
+
 
 def _family_unit(
     unit: tuple[str, int, int], methods: tuple[str, ...], cfg: TrainConfig, device: str, threads: int
@@ -30,7 +34,7 @@ def _family_unit(
     common.DEVICE = torch.device(device)
     torch.set_num_threads(threads)
     name, n, seed = unit
-    data = make_data(n, seed, **TASTES[name])
+    data = make_data(n, seed, fresh=FRESH_TEST if n < FRESH_TEST_BELOW else 0, **TASTES[name])
     out = []
     for method in methods:
         with Timer() as t:

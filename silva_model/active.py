@@ -66,6 +66,15 @@ def k_center(embeddings: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
     return order[np.array(picked)]
 
 
+def first_batch(embeddings: np.ndarray, n: int, seed: int = 0, sample: int = 5000) -> np.ndarray:
+    """Indices of the first n images to rate when nothing is rated yet: no head, so no
+    uncertainty to go on; the batch is spread over the library (farthest points among a random
+    sample of it), so the first ratings cover its styles instead of its most common one."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(embeddings))[:sample]
+    return k_center(embeddings, order, min(n, len(order)))
+
+
 def select_new(
     rule: str,
     n: int,
