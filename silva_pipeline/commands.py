@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     )
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--epochs", type=int, help="override the head's training epochs")
+    p.add_argument(
+        "--prior", metavar="JUDGE", help="start the head from a published judge: a Hub id or a folder"
+    )
     p.add_argument("--force-release", action="store_true", help="release even if worse than the last release")
     p.add_argument("--verbose", action="store_true", help="Dagster's and MLflow's own logs as well")
     if prog == "silva-demo":
@@ -61,8 +64,9 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     run_config: dict = {"ops": {}}
     if not a.verbose:  # one line per step from here, not Dagster's event stream
         run_config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
-    if a.epochs:
-        run_config["ops"]["head"] = {"config": {"epochs": a.epochs}}
+    head_config = {k: v for k, v in {"epochs": a.epochs, "prior": a.prior}.items() if v}
+    if head_config:
+        run_config["ops"]["head"] = {"config": head_config}
     if a.force_release:
         run_config["ops"] |= force_release()["ops"]
     if demo:  # the resources were built when the definitions loaded, from the person's SILVA_*
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         if loop is None:
             return 1
         ev = model.output_for_node("evaluation")
-        n_train = model.output_for_node("head").n_train
+        trained = model.output_for_node("head")
         release = model.output_for_node("hub_release")
         queue = loop.output_for_node("rating_queue")
         scores = loop.output_for_node("library_scores")
@@ -120,9 +124,11 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
     print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
     print(f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images")
-    verdict = "enough" if n_train >= USEFUL_RATINGS else "too few"
+    verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
     useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
-    print(f"head: {n_train:,} train ratings, {verdict}: {useful}")
+    print(f"head: {trained.n_train:,} train ratings, {verdict}: {useful}")
+    if trained.head.has_judge:
+        print(f"judge: {trained.train_config.prior}, learned weight {trained.head.learned_judge_weight:.3f}")
     flag = " --demo" if demo else ""
     print(f"workspace: {silva_home().root} (Dagster: {home})")
     print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")

@@ -2,6 +2,7 @@
 its launchpad config is generated from `TrainConfig`."""
 
 import dataclasses
+import os
 import tempfile
 from typing import get_type_hints
 
@@ -11,7 +12,9 @@ from pydantic import Field, create_model
 
 from silva_model.manifest import to_arrays
 from silva_model.pairs import PairsError, manifest_keys, read_pairs
-from silva_model.release import TrainedHead
+from silva_model.prior import PriorError
+from silva_model.provenance import BackboneMismatchError
+from silva_model.release import IntegrityError, TrainedHead
 from silva_model.train import train
 from silva_model.train_config import TrainConfig
 from silva_pipeline.assets.raw_ratings import GROUP
@@ -22,11 +25,14 @@ from silva_pipeline.tracking import MlflowTracking
 
 def _launchpad_config() -> type[dg.Config]:
     """The launchpad's training config, generated from `TrainConfig` (the one source of truth):
-    same names, types, defaults and help."""
+    same names, types, defaults and help. `SILVA_PRIOR` sets the judge every run starts from
+    (the sensor's and the schedule's too) unless a run's config says otherwise."""
     hints = get_type_hints(TrainConfig)
     fields = {}
     for f in dataclasses.fields(TrainConfig):
         kind, default = hints[f.name], f.default
+        if f.name == "prior":
+            default = os.environ.get("SILVA_PRIOR", default)
         if isinstance(default, tuple):  # Dagster config has lists, not tuples
             kind, default = list[int], list(default)
         fields[f.name] = (kind, Field(default=default, description=f.metadata.get("help")))
@@ -69,7 +75,10 @@ def head(
                 f"epoch {int(rec['epoch'])}/{cfg.epochs}: val spearman {rec['val_spearman']:.4f}"
             )
 
-        res = train(arrays, cfg, progress=False, on_epoch=log_epoch, pairs=pairs)
+        try:
+            res = train(arrays, cfg, progress=False, on_epoch=log_epoch, pairs=pairs)
+        except (PriorError, BackboneMismatchError, IntegrityError, FileNotFoundError) as e:
+            raise dg.Failure(description=f"the head could not start from its prior: {e}") from e
         trained = res.trained_head({"mlflow_run_id": run.info.run_id})
         mlflow.log_metrics({f"best_val_{k}": float(v) for k, v in res.best_metrics.items()})
         with tempfile.TemporaryDirectory() as tmp:
@@ -93,5 +102,10 @@ def head(
             "history": dg.MetadataValue.md(history),
             "train_seconds": round(res.seconds, 2),
             "pairs": len(pairs) if pairs is not None else 0,
+            **(
+                {"prior": cfg.prior, "judge_weight": round(trained.head.learned_judge_weight, 4)}
+                if trained.head.has_judge
+                else {}
+            ),
         },
     )

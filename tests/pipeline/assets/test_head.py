@@ -1,8 +1,9 @@
-"""The head asset: pairs reach training."""
+"""The head asset: pairs reach training; a judge that cannot start the head fails it by name."""
 
 from __future__ import annotations
 
 from pipeline_support import (
+    FAST_HEAD,
     make_ratings_file,
     meta,
     resources,
@@ -30,3 +31,35 @@ def test_a_pairs_file_reaches_training_and_a_bad_row_is_named(tiny_backbone, tmp
     assert "pairs.csv: line 3: image b='images/missing.png' is not rated (path)" in str(
         failure.event_specific_data.error
     )
+
+
+def test_a_judge_of_another_width_fails_the_head_by_name_and_silva_prior_sets_the_default(
+    tiny_backbone, tmp_path, monkeypatch
+):
+    import importlib
+
+    from helpers import TINY_DIM
+
+    from silva_model.head import HeadConfig, OrdinalHead
+    from silva_model.release import save_pretrained
+
+    narrow = save_pretrained(
+        OrdinalHead(HeadConfig(embed_dim=TINY_DIM // 2, hidden=(8,))), tmp_path / "narrow"
+    )
+    config = {"ops": {"head": {"config": {**FAST_HEAD["ops"]["head"]["config"], "prior": str(narrow)}}}}
+    csv = make_ratings_file(tmp_path / "rated", 30)
+    r = run(
+        resources(tiny_backbone, kind="file", path=str(csv)),
+        selection=["raw_ratings", "image_embeddings", "manifest", "head"],
+        run_config=config,
+    )
+    assert not r.success
+    failure = next(e for e in r.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"could not start from its prior: the prior {narrow} reads {TINY_DIM // 2}-d embeddings" in str(
+        failure.event_specific_data
+    )
+    head_module = importlib.import_module("silva_pipeline.assets.head")  # the package names the asset `head`
+    monkeypatch.setenv("SILVA_PRIOR", "someone/judge")
+    assert head_module._launchpad_config()().prior == "someone/judge"
+    monkeypatch.delenv("SILVA_PRIOR")
+    assert head_module._launchpad_config()().prior == ""
