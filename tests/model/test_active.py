@@ -48,3 +48,13 @@ def test_rerate_list_finds_planted_mistakes_and_diverse_batches_avoid_copies():
     probs[30:] = [0.1, 0.2, 0.4, 0.2, 0.1]  # the 30 copies are the most uncertain
     assert set(active.select_new("entropy", 10, probs, x)) <= set(range(30))
     assert len(set(active.select_new("entropy-diverse", 10, probs, x)) & set(range(30))) == 1
+
+
+def test_the_first_batch_from_zero_covers_more_styles_than_a_random_one():
+    """With nothing rated there is no head to be unsure: the first batch is spread over the
+    library, so a rare style is in it more often than chance puts it there."""
+    d = make_taste_dataset(4000, seed=1, n_clusters=24)
+    first = active.first_batch(d.embeddings, 40, seed=0)
+    assert len(np.unique(first)) == 40
+    random = np.random.default_rng(0).choice(4000, 40, replace=False)
+    assert len(np.unique(d.style[first])) > len(np.unique(d.style[random]))
