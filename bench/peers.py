@@ -77,10 +77,12 @@ def silva_on(
 
 
 def _standardize(data: Data, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train, val and test rows of `features` (one row per manifest row; the embeddings by
-    default), standardised with train statistics."""
+    """Train, val and test rows of `features` (one row per manifest row; the embeddings, and the
+    test rows `data.test`, fresh images where the data has them, by default), standardised with
+    train statistics."""
     f = data.arrays.embeddings if features is None else features
-    tr, va, te = (f[data.arrays.mask(s)] for s in ("train", "val", "test"))
+    tr, va = (f[data.arrays.mask(s)] for s in ("train", "val"))
+    te = data.test[0] if features is None else f[data.arrays.mask("test")]
     mu, sd = tr.mean(0), tr.std(0) + 1e-6
     return tuple(((x - mu) / sd).astype(np.float32) for x in (tr, va, te))
 
@@ -89,9 +91,9 @@ def _regression_classes(pred: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(pred), 1, 5).astype(np.int64)
 
 
-def select_ridge(data: Data, features: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
-    """Test predictions of a ridge fit on standardised train features (one row per manifest row),
-    its alpha picked by val Spearman."""
+def select_ridge(data: Data, features: np.ndarray | None, alphas: tuple[float, ...]) -> np.ndarray:
+    """Test predictions of a ridge fit on standardised train features (one row per manifest row;
+    None: the embeddings), its alpha picked by val Spearman."""
     from sklearn.linear_model import Ridge
 
     xtr, xva, xte = _standardize(data, features)
@@ -100,7 +102,7 @@ def select_ridge(data: Data, features: np.ndarray, alphas: tuple[float, ...]) ->
 
 
 def ridge(data: Data, seed: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    p = select_ridge(data, data.arrays.embeddings, (1.0, 10.0, 100.0, 1000.0, 10000.0))
+    p = select_ridge(data, None, (1.0, 10.0, 100.0, 1000.0, 10000.0))
     return p, _regression_classes(p)
 
 
