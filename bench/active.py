@@ -134,8 +134,9 @@ def from_zero(seeds: int, step: int, stop: int, cfg: TrainConfig, rho: float, ju
     sizes = [step * (i + 1) for i in range(len(mean["random"]))]
     rows = [[n, *(float(mean[name][i]) for name in runs)] for i, n in enumerate(sizes)]
     out = [
-        f"{seeds} seed(s). Judge: rho = {rho}, silva's default on {judge_n:,} of its rater's ratings; the judge alone: "
-        f"{np.mean(alone):.3f} of the oracle. First batch: random, or spread over the library (k-center).\n",
+        f"{seeds} seed(s). Judge: rho = {rho}, silva's default on {judge_n:,} of its rater's ratings; "
+        f"the judge alone: {np.mean(alone):.3f} of the oracle. First batch: random, or spread over the "
+        "library (k-center).\n",
         table(["ratings", *runs], rows),
     ]
     target = float(mean["random"][-1])
