@@ -11,9 +11,17 @@ from pipeline_support import (
 )
 
 
-def test_a_pairs_file_reaches_training_and_a_bad_row_is_named(tiny_backbone, tmp_path):
+def test_a_pairs_file_reaches_training_and_bad_input_is_named(tiny_backbone, tmp_path, monkeypatch):
     """SILVA_PAIRS names images by their path relative to the pairs file, as a ratings file does;
-    the head trains with them, and a pair naming an unrated image fails the head naming its line."""
+    the head trains with them, and a pair naming an unrated image fails the head naming its line;
+    so does a judge of another width as the prior. SILVA_PRIOR sets the launchpad's default."""
+    import importlib
+
+    from helpers import TINY_DIM
+
+    from silva_model.head import HeadConfig, OrdinalHead
+    from silva_model.release import save_pretrained
+
     csv = make_ratings_file(tmp_path / "rated", 30)
     images = sorted(p.relative_to(csv.parent) for p in (csv.parent / "images").iterdir())
     pairs = csv.parent / "pairs.csv"
@@ -31,28 +39,12 @@ def test_a_pairs_file_reaches_training_and_a_bad_row_is_named(tiny_backbone, tmp
     assert "pairs.csv: line 3: image b='images/missing.png' is not rated (path)" in str(
         failure.event_specific_data.error
     )
-
-
-def test_a_judge_of_another_width_fails_the_head_by_name_and_silva_prior_sets_the_default(
-    tiny_backbone, tmp_path, monkeypatch
-):
-    import importlib
-
-    from helpers import TINY_DIM
-
-    from silva_model.head import HeadConfig, OrdinalHead
-    from silva_model.release import save_pretrained
-
     narrow = save_pretrained(
         OrdinalHead(HeadConfig(embed_dim=TINY_DIM // 2, hidden=(8,))), tmp_path / "narrow"
     )
+    pairs.write_text(f"a,b,winner\n{images[0]},{images[1]},a\n")
     config = {"ops": {"head": {"config": {**FAST_HEAD["ops"]["head"]["config"], "prior": str(narrow)}}}}
-    csv = make_ratings_file(tmp_path / "rated", 30)
-    r = run(
-        resources(tiny_backbone, kind="file", path=str(csv)),
-        selection=["raw_ratings", "image_embeddings", "manifest", "head"],
-        run_config=config,
-    )
+    r = run(res, selection=["raw_ratings", "image_embeddings", "manifest", "head"], run_config=config)
     assert not r.success
     failure = next(e for e in r.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"could not start from its prior: the prior {narrow} reads {TINY_DIM // 2}-d embeddings" in str(
