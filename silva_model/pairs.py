@@ -4,7 +4,9 @@ A pairs file is CSV or Parquet with columns `a`, `b` and `winner` (`a`, `b` or `
 name rated images by a key the manifest's rows carry (`image_sha256`, `path` or `post_id`).
 Training adds a Bradley-Terry loss on the latent difference (`pair_loss`), each judgement weighing
 like one rating times `pair_weight`. Pairs are used only where both images are
-in the train split, so a judgement never leaks a val or test image into training.
+in the train split, so a judgement never leaks a val or test image into training. Judged images
+that no rating has (pictoria's compared posts) come as `extra` embeddings; they train only where
+they are not a copy of a val or test image (`clear_of`).
 """
 
 from __future__ import annotations
@@ -31,22 +33,61 @@ class PairsError(ValueError):
 
 @dataclass
 class Pairs:
-    """Judged pairs as manifest row indices."""
+    """Judged pairs as indices: below N (the manifest's rows) a manifest row, N + j row j of
+    `extra`, the embeddings of judged images that no rating has."""
 
     a: np.ndarray  # (P,) int64
     b: np.ndarray  # (P,) int64
     outcome: np.ndarray  # (P,) float32: 1 a is better, -1 b is better, 0 a tie
+    extra: np.ndarray | None = None  # (E, D) float32
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
 
-    def within(self, rows: np.ndarray) -> Pairs:
-        """The pairs whose two images are both among `rows` (sorted manifest indices), re-indexed
-        into that subset."""
-        pos = np.full(int(max(rows.max(initial=-1), self.a.max(initial=-1), self.b.max(initial=-1))) + 1, -1)
+    def within(self, rows: np.ndarray, n_rows: int) -> Pairs:
+        """The pairs whose two images are among `rows` (sorted indices of the N = `n_rows`
+        manifest rows) or the extras, re-indexed into [those rows; the extras]."""
+        n_extra = 0 if self.extra is None else len(self.extra)
+        pos = np.full(n_rows + n_extra, -1, dtype=np.int64)
         pos[rows] = np.arange(len(rows))
+        pos[n_rows:] = len(rows) + np.arange(n_extra)
         keep = (pos[self.a] >= 0) & (pos[self.b] >= 0)
-        return Pairs(pos[self.a[keep]], pos[self.b[keep]], self.outcome[keep])
+        return Pairs(pos[self.a[keep]], pos[self.b[keep]], self.outcome[keep], self.extra)
+
+    def keep_extras(self, keep: np.ndarray, n_rows: int) -> Pairs:
+        """Without the extra images where `keep` is False and every pair that names one."""
+        if self.extra is None:
+            return self
+        pos = np.concatenate([np.arange(n_rows), np.where(keep, n_rows + np.cumsum(keep) - 1, -1)])
+        ok = (pos[self.a] >= 0) & (pos[self.b] >= 0)
+        extra = self.extra[keep] if keep.any() else None
+        return Pairs(pos[self.a[ok]], pos[self.b[ok]], self.outcome[ok], extra)
+
+    def plus(self, other: Pairs) -> Pairs:
+        """Both sets of judgements; only the second may bring extras (they stay after the rows)."""
+        if self.extra is not None:
+            raise ValueError("only the last set of pairs may bring extra images")
+        return Pairs(
+            np.concatenate([self.a, other.a]),
+            np.concatenate([self.b, other.b]),
+            np.concatenate([self.outcome, other.outcome]),
+            other.extra,
+        )
+
+
+def clear_of(extra: np.ndarray, held_out: np.ndarray, cosine: float, block: int = 4096) -> np.ndarray:
+    """Which extra images are no copy of a held-out (val or test) image: their embeddings'
+    cosine stays at or below the copy rule's, whatever the vectors' norms. Without pixels this
+    is the embedding half of the manifest's rule, so extras that are a crop of a test image can
+    still pass: they carry a comparison, never a rating."""
+    ok = np.ones(len(extra), dtype=bool)
+    if len(extra) == 0 or len(held_out) == 0:
+        return ok
+    h = held_out / np.maximum(np.linalg.norm(held_out, axis=1, keepdims=True), 1e-12)
+    e = extra / np.maximum(np.linalg.norm(extra, axis=1, keepdims=True), 1e-12)
+    for s in range(0, len(e), block):
+        ok[s : s + block] = (e[s : s + block] @ h.T).max(1) <= cosine
+    return ok
 
 
 def read_pairs(path: str | Path, keys: dict[str, pa.Array | np.ndarray]) -> Pairs:

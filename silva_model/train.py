@@ -128,7 +128,9 @@ def train(
     x = torch.from_numpy(x_np).to(device)
     y = torch.from_numpy(y_np).to(device)
     xv = torch.from_numpy(xv_np).to(device)
-    train_pairs = pairs.within(np.flatnonzero(arrays.mask("train"))) if pairs is not None else None
+    train_pairs = (
+        pairs.within(np.flatnonzero(arrays.mask("train")), len(arrays)) if pairs is not None else None
+    )
     if train_pairs is not None and len(train_pairs) == 0:
         warnings.warn(f"none of the {len(pairs)} pairs has both images in the train split", stacklevel=2)
         train_pairs = None
@@ -136,6 +138,11 @@ def train(
         pa_, pb_, po_ = (
             torch.from_numpy(v).to(device) for v in (train_pairs.a, train_pairs.b, train_pairs.outcome)
         )
+        xp = x  # the images pairs name: the train rows, then the judged images no rating has
+        if train_pairs.extra is not None:
+            xp = torch.cat(
+                [x, torch.from_numpy(np.ascontiguousarray(train_pairs.extra, np.float32)).to(device)]
+            )
         pair_batch = math.ceil(len(train_pairs) / math.ceil(x.shape[0] / config.batch_size))  # once an epoch
         pair_share = config.pair_weight * len(train_pairs) / x.shape[0]
 
@@ -189,7 +196,7 @@ def train(
             if train_pairs is not None:
                 j = torch.randint(len(train_pairs), (pair_batch,), generator=gen).to(device)
                 with amp:
-                    fa, fb = head.member_latents(x[pa_[j]]), head.member_latents(x[pb_[j]])
+                    fa, fb = head.member_latents(xp[pa_[j]]), head.member_latents(xp[pb_[j]])
                 # a judgement weighs like one rating: the pair mean is scaled by pairs per rating
                 loss = loss + pair_share * pair_loss(fa.float(), fb.float(), po_[j])
             opt.zero_grad(set_to_none=True)

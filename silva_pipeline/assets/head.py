@@ -11,13 +11,14 @@ import pyarrow as pa
 from pydantic import Field, create_model
 
 from silva_model.manifest import to_arrays
-from silva_model.pairs import PairsError, manifest_keys, read_pairs
+from silva_model.pairs import PairsError
 from silva_model.prior import PriorError
 from silva_model.provenance import BackboneMismatchError
 from silva_model.release import IntegrityError, TrainedHead
 from silva_model.train import train
 from silva_model.train_config import TrainConfig
 from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.judged_pairs import judged_pairs
 from silva_pipeline.report import md_table
 from silva_pipeline.resources import RatingsSource
 from silva_pipeline.tracking import MlflowTracking
@@ -52,16 +53,19 @@ def head(
 ) -> dg.Output[TrainedHead]:
     """The trained ordinal head (best epoch by validation Spearman), which records the backbone
     its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
-    the checkpoint. The ratings source's optional pairs file adds pairwise judgements."""
+    the checkpoint. Pairwise judgements (the source's pairs file, pictoria's pairwise and ranking
+    annotations) add a pair loss; annotations it cannot use are listed in the metadata."""
     cfg = TrainConfig.from_dict(config.model_dump())
     arrays = to_arrays(manifest, dim=None)
-    pairs_file = ratings_source.pairs_path()
     try:
-        pairs = read_pairs(pairs_file, manifest_keys(manifest)) if pairs_file else None
+        judged = judged_pairs(manifest, arrays, ratings_source)
     except PairsError as e:
         raise dg.Failure(description=str(e)) from e
+    pairs = judged.pairs
+    for b in judged.bad[:20]:
+        context.log.warning(f"judgement left out: {b.where}: {b.reason}")
     if pairs is not None:
-        context.log.info(f"{len(pairs)} pairwise judgement(s) from {pairs_file}")
+        context.log.info(f"{len(pairs)} pairwise judgement(s)")
     with mlflow.run(
         run_name=f"head-{context.run_id[:8]}", tags={"dagster_run_id": context.run_id, "silva.stage": "head"}
     ) as run:
@@ -102,6 +106,13 @@ def head(
             "history": dg.MetadataValue.md(history),
             "train_seconds": round(res.seconds, 2),
             "pairs": len(pairs) if pairs is not None else 0,
+            "judgements": dg.MetadataValue.md(md_table(["judgements", "count"], judged.counts.items())),
+            "bad_judgements_count": len(judged.bad),
+            "bad_judgements": dg.MetadataValue.md(
+                md_table(["where", "problem"], [(b.where, b.reason) for b in judged.bad])
+                if judged.bad
+                else "none"
+            ),
             **(
                 {"prior": cfg.prior, "judge_weight": round(trained.head.learned_judge_weight, 4)}
                 if trained.head.has_judge

@@ -33,7 +33,9 @@ def raw_ratings(
 ) -> dg.Output[pa.Table]:
     """The person's 1-5 ratings, one row per distinct image keyed by the SHA-256 of its bytes,
     with its path and provenance (and its SigLIP2 embedding when the source has one).
-    Bad rows (missing file, rating outside 1..5, one image rated twice differently) are listed
+    pictoria's 5-point absolute annotations count as ratings, per the source's settings, and
+    the metadata says how many were read and used. Bad rows (missing file, rating outside 1..5,
+    one image rated twice differently) are listed
     in the metadata and dropped, or fail the run, per config: never silently."""
     load = ratings_source.load()
     bad_rows = [(b.where, b.reason) for b in load.bad]
@@ -67,5 +69,10 @@ def raw_ratings(
             "bad_rows": dg.MetadataValue.md(bad_md),
             "merged_duplicates": load.merged_duplicates,
             "precomputed_embeddings": n_pre,
+            **(
+                {"annotations": dg.MetadataValue.md(md_table(["annotations", "count"], load.notes.items()))}
+                if load.notes
+                else {}
+            ),
         },
     )

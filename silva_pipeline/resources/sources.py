@@ -44,6 +44,18 @@ class RatingsSource(_SourceOptions):
     pairs: str = env_field(
         "SILVA_PAIRS", "", "optional pairwise judgements: CSV/Parquet of a, b, winner (a | b | tie)"
     )
+    pictoria_dimension: str = env_field(
+        "SILVA_PICTORIA_DIMENSION",
+        "overall",
+        "pictoria: the annotated dimension that is the person's taste (overall, color, finish, "
+        "composition); posts.score is read for overall only",
+    )
+    pictoria_absolute: Literal["over_score", "under_score", "ignore"] = env_field(
+        "SILVA_PICTORIA_ABSOLUTE",
+        "over_score",
+        "pictoria: a post's latest 5-point absolute annotation replaces its posts.score "
+        "(over_score), rates only unscored posts (under_score), or is not read (ignore)",
+    )
 
     def _settings(self) -> sources.Settings:
         return sources.Settings(
@@ -54,12 +66,19 @@ class RatingsSource(_SourceOptions):
             self.demo_size,
             self.demo_library_size,
             self.demo_seed,
+            self.pictoria_dimension,
+            self.pictoria_absolute,
         )
 
     def load(self) -> sources.RatingsLoad:
         """The source's ratings, with silva's own ratings log on top (the latest rating wins)."""
         load = sources.RATINGS_ORIGINS[self.kind].ratings(self._settings())
         return sources.with_log(load, RatingsLog.default().entries())
+
+    def judgements(self) -> sources.Judgements | None:
+        """The comparisons the source itself records (pictoria's annotations), if it records any."""
+        origin = sources.RATINGS_ORIGINS[self.kind]
+        return origin.judgements(self._settings()) if isinstance(origin, sources.Judging) else None
 
     def pairs_path(self) -> Path | None:
         return Path(self.pairs).expanduser() if self.pairs else None

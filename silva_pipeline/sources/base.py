@@ -11,12 +11,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
 
 from silva_app.home import Home
+
+if TYPE_CHECKING:
+    from silva_pipeline.sources.pictoria_annotations import Judgements
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
 
 
@@ -36,6 +39,7 @@ class RatingsLoad:
     # unrated posts, the demo's library pool), by post_id: an image first rated in silva's log
     # takes its vector from here instead of being embedded.
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)  # what the source read, used and did not use
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Settings:
     demo_size: int = 4000
     demo_library_size: int = 0
     demo_seed: int = 0
+    pictoria_dimension: str = "overall"  # pictoria: which annotated dimension is the person's taste
+    pictoria_absolute: str = "over_score"  # pictoria: a 5-point annotation over or under posts.score
 
     def file(self, kind: str) -> Path:
         if not self.path:
@@ -76,6 +82,13 @@ class Origin(Protocol):
     def library(self, settings: Settings) -> LibraryLoad: ...
 
     def fingerprint(self, settings: Settings) -> str: ...
+
+
+@runtime_checkable
+class Judging(Protocol):
+    """An origin that also records comparisons (pictoria's pairwise and ranking annotations)."""
+
+    def judgements(self, settings: Settings) -> Judgements: ...
 
 
 def hash_files(paths: list[str], workers: int = 8) -> list[str | BaseException]:

@@ -1,7 +1,8 @@
-"""Everything silva knows of pictoria, read-only but for one table: rated posts (`posts.score`),
-every canonical post as the library, the SigLIP2 vectors pictoria stored, and, on request, silva's
-scores written into `post_aesthetic_scores` (rows whose `scorer` is silva's name only, in one
-transaction; no other table and no other scorer is touched)."""
+"""Everything silva knows of pictoria, read-only but for one table: rated posts (`posts.score`
+and 5-point absolute annotations), pairwise and ranking annotations as judgements, every canonical
+post as the library, the SigLIP2 vectors pictoria stored, and, on request, silva's scores written
+into `post_aesthetic_scores` (rows whose `scorer` is silva's name only, in one transaction; no
+other table and no other scorer is touched)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,33 @@ import hashlib
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
 from silva_pipeline.sources.base import (
+    BadRow,
     LibraryLoad,
     RatingsLoad,
     Settings,
     from_candidates,
     library_from_paths,
 )
+from silva_pipeline.sources.pictoria_annotations import (
+    Judgements,
+    absolute_ratings,
+    annotations_digest,
+    canonical_posts,
+    check_dimension,
+    read_judgements,
+)
 
 # The person's rated posts: score 0 means unrated; a set canonical_post_id marks a duplicate.
 _RATED_POSTS = "FROM posts WHERE score != 0 AND canonical_post_id IS NULL ORDER BY id"
+# Where a post has both a 5-point absolute annotation and posts.score: which one is its rating.
+Absolute = Literal["over_score", "under_score", "ignore"]
 
 
 def _connect_ro(db_path: Path) -> sqlite3.Connection:
@@ -37,32 +50,81 @@ def read_pictoria(
     library_root: str | Path | None = None,
     use_vectors: bool = True,
     vectors_backbone: str = DEFAULT_BACKBONE,
+    dimension: str = "overall",
+    absolute: Absolute = "over_score",
 ) -> RatingsLoad:
-    """Rated posts (score 1..5; 0 = unrated) of a pictoria library, read-only; duplicates
-    (`canonical_post_id` set) are skipped. SigLIP2 vectors from `post_vectors_siglip2` come
-    along when the `pictoria` extra (sqlite-vec, apsw) is installed; pictoria makes them with
-    `vectors_backbone`'s pooled output and records neither weights nor preprocessing."""
+    """Rated posts of a pictoria library, read-only: `posts.score` (1..5; 0 = unrated; the
+    `overall` rating, so read for that dimension only) and the latest 5-point absolute annotation
+    of `dimension`, which replaces the score (`over_score`), fills only unscored posts
+    (`under_score`) or is not read (`ignore`). Duplicates (`canonical_post_id` set) are skipped
+    and their annotations count for their canonical post. SigLIP2 vectors from
+    `post_vectors_siglip2` come along when the `pictoria` extra (sqlite-vec, apsw) is installed;
+    pictoria makes them with `vectors_backbone`'s pooled output and records neither weights nor
+    preprocessing."""
     db_path = Path(db_path)
+    check_dimension(dimension)
     root = Path(library_root) if library_root else db_path.parent
-    with _connect_ro(db_path) as conn:
-        posts = conn.execute(f"SELECT id, full_path, sha256, score {_RATED_POSTS}").fetchall()
+    with closing(_connect_ro(db_path)) as conn:
+        posts = {
+            pid: (fp, sha)
+            for pid, fp, sha in conn.execute(
+                "SELECT id, full_path, sha256 FROM posts WHERE canonical_post_id IS NULL ORDER BY id"
+            )
+        }
+        scores = (
+            dict(conn.execute(f"SELECT id, score {_RATED_POSTS}").fetchall())
+            if dimension == "overall"
+            else {}
+        )
+        annotated, bad, counts = (
+            ({}, [], {}) if absolute == "ignore" else absolute_ratings(conn, dimension, canonical_posts(conn))
+        )
+    ratings: dict[int, object] = dict(scores)
+    counts["absolute_used"] = counts["absolute_over_score"] = 0
+    for pid, (value, _) in annotated.items():
+        if pid in scores and absolute == "under_score":
+            continue
+        counts["absolute_used"] += 1
+        counts["absolute_over_score"] += pid in scores and scores[pid] != value
+        ratings[pid] = value
+    ids = sorted(p for p in ratings if p in posts)
+    bad += [
+        BadRow(f"post {p}", "its duplicates form a loop (canonical_post_id)")
+        for p in ratings
+        if p not in posts
+    ]
     vectors = pictoria_vectors(db_path) if use_vectors else {}
-    refs = [f"post {pid} ({fp})" for pid, fp, _, _ in posts]
-    paths = [str(root / fp) for _, fp, _, _ in posts]
-    shas = [sha or None for _, _, sha, _ in posts]
     load = from_candidates(
-        refs,
-        paths,
-        [s for *_, s in posts],
-        [pid for pid, *_ in posts],
+        [f"post {pid} ({posts[pid][0]})" for pid in ids],
+        [str(root / posts[pid][0]) for pid in ids],
+        [ratings[pid] for pid in ids],
+        ids,
         f"pictoria:{db_path.name}",
-        known_sha=shas,
+        known_sha=[posts[pid][1] or None for pid in ids],
     )
+    load.bad[:0] = bad
+    load.notes = counts
     if vectors:
         load.rows = _attach_embeddings(load.rows, vectors)
         load.backbone = BackboneSpec(model=vectors_backbone, pooling="pooler_output")
         load.vectors = vectors
     return load
+
+
+def read_pictoria_judgements(db_path: str | Path, dimension: str = "overall") -> Judgements:
+    """The pairwise and ranking annotations of `dimension`, with pictoria's vectors of the posts
+    they name (a compared post needs no rating when pictoria has its vector)."""
+    db_path = Path(db_path)
+    check_dimension(dimension)
+    with closing(_connect_ro(db_path)) as conn:
+        judgements = read_judgements(conn, dimension, canonical_posts(conn))
+        named = set(judgements.pairs["a"].to_list()) | set(judgements.pairs["b"].to_list())
+        judgements.shas = {
+            p: sha for p, sha in conn.execute("SELECT id, sha256 FROM posts WHERE sha256 != ''") if p in named
+        }
+    if named:
+        judgements.vectors = {p: v for p, v in pictoria_vectors(db_path).items() if p in named}
+    return judgements
 
 
 def pictoria_vectors(db_path: Path) -> dict[int, np.ndarray]:
@@ -128,10 +190,12 @@ def read_pictoria_library(
 
 
 def fingerprint_pictoria(db_path: Path) -> str:
+    """Changes with the rated posts and with every annotation (edits too)."""
     h = hashlib.sha256()
-    with _connect_ro(db_path) as conn:
+    with closing(_connect_ro(db_path)) as conn:
         for row in conn.execute(f"SELECT id, score, sha256 {_RATED_POSTS}"):
             h.update(repr(row).encode())
+        h.update(annotations_digest(conn).encode())
     return "pictoria:" + h.hexdigest()
 
 
@@ -170,7 +234,12 @@ class Pictoria:
             settings.file("pictoria"),
             settings.library_root or None,
             vectors_backbone=settings.precomputed_backbone,
+            dimension=settings.pictoria_dimension,
+            absolute=settings.pictoria_absolute,
         )
+
+    def judgements(self, settings: Settings) -> Judgements:
+        return read_pictoria_judgements(settings.file("pictoria"), settings.pictoria_dimension)
 
     def library(self, settings: Settings) -> LibraryLoad:
         return read_pictoria_library(

@@ -24,7 +24,9 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     ]
     entries = entries.filter(pl.Series([p is None for p in problems], dtype=pl.Boolean))
     if entries.is_empty():
-        return RatingsLoad(load.rows, load.bad + invalid, load.merged_duplicates, load.backbone, load.vectors)
+        return RatingsLoad(
+            load.rows, load.bad + invalid, load.merged_duplicates, load.backbone, load.vectors, load.notes
+        )
     per_image = entries.group_by("image_sha256", maintain_order=True).agg(
         pl.col("rating").last().alias("logged"),
         pl.col("rating").first().alias("first_logged"),
@@ -71,4 +73,5 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
         load.merged_duplicates,
         load.backbone,
         load.vectors,
+        load.notes,
     )

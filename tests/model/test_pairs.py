@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from silva_model import train as train_mod
-from silva_model.manifest import build_manifest, load_manifest
+from silva_model.manifest import ManifestArrays, build_manifest, load_manifest
 from silva_model.metrics import spearman
-from silva_model.pairs import Pairs, PairsError, manifest_keys, pair_loss, rank_loss, read_pairs
+from silva_model.pairs import Pairs, PairsError, clear_of, manifest_keys, pair_loss, rank_loss, read_pairs
 from silva_model.parquet import write_parquet
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
@@ -59,10 +59,38 @@ def test_a_bad_pairs_row_is_named(tmp_path, text, message):
 
 def test_only_pairs_inside_the_train_split_are_kept_and_reindexed():
     p = Pairs(np.array([0, 2, 5, 7]), np.array([2, 5, 1, 9]), np.array([1, -1, 0, 1], np.float32))
-    q = p.within(np.array([0, 2, 5, 9]))  # rows 1 and 7 are not train
+    q = p.within(np.array([0, 2, 5, 9]), 10)  # rows 1 and 7 are not train
     np.testing.assert_array_equal(q.a, [0, 1])
     np.testing.assert_array_equal(q.b, [1, 2])
     np.testing.assert_array_equal(q.outcome, [1, -1])
+
+
+def test_extra_images_follow_the_train_rows_and_drop_with_their_pairs():
+    """Indices from N on name extras (judged images no rating has): they stay after the train rows
+    whatever the split, and dropping an extra drops exactly the pairs that name it."""
+    extra = np.arange(9, dtype=np.float32).reshape(3, 3)
+    p = Pairs(
+        np.array([0, 4, 5, 6, 1]), np.array([4, 6, 2, 5, 6]), np.array([1, -1, 0, 1, 1], np.float32), extra
+    )
+    q = p.within(np.array([0, 2]), 4)  # 4 manifest rows, rows 1 and 3 not train; extras 4, 5, 6
+    np.testing.assert_array_equal(q.a, [0, 2, 3, 4])
+    np.testing.assert_array_equal(q.b, [2, 4, 1, 3])
+    kept = p.keep_extras(np.array([True, False, True]), 4)  # extra 5 goes
+    np.testing.assert_array_equal(kept.a, [0, 4, 1])
+    np.testing.assert_array_equal(kept.b, [4, 5, 5])
+    np.testing.assert_array_equal(kept.extra, extra[[0, 2]])
+    assert p.keep_extras(np.zeros(3, bool), 4).extra is None
+    with pytest.raises(ValueError, match="only the last"):
+        p.plus(p)
+
+
+def test_an_extra_that_copies_a_held_out_image_is_not_clear_whatever_its_norm():
+    rng = np.random.default_rng(0)
+    held_out = rng.standard_normal((50, 16)).astype(np.float32)
+    extra = np.concatenate([15 * held_out[:1] / np.linalg.norm(held_out[0]), rng.standard_normal((3, 16))])
+    np.testing.assert_array_equal(
+        clear_of(extra.astype(np.float32), held_out, 0.98), [False, True, True, True]
+    )
 
 
 def test_pair_loss_prefers_the_winner_and_pulls_ties_together():
@@ -95,6 +123,29 @@ def test_judgements_teach_the_head_where_ratings_are_noisy():
 
     alone, with_pairs = taste_spearman(None), taste_spearman(pairs)
     assert with_pairs > alone + 0.1, (alone, with_pairs)
+    # judgements between images that no rating has (only their embeddings) teach too
+    train_rows = np.flatnonzero(arrays.mask("train"))
+    judged, rated = train_rows[:400], train_rows[400:]
+    ja, jb = rng.choice(judged, (2, 3000))
+    ja, jb = ja[ja != jb], jb[ja != jb]
+    keep = np.sort(np.concatenate([rated, np.flatnonzero(~arrays.mask("train"))]))
+    few = ManifestArrays(
+        np.ascontiguousarray(arrays.embeddings[keep]), arrays.scores[keep], arrays.split_codes[keep]
+    )
+    where = np.searchsorted(judged, np.stack([ja, jb]))  # judged is sorted
+    unrated = Pairs(
+        len(few) + where[0],
+        len(few) + where[1],
+        np.sign(d.taste[ja] - d.taste[jb]).astype(np.float32),
+        arrays.embeddings[judged],
+    )
+
+    def few_spearman(p: Pairs | None) -> float:
+        head = train(few, cfg, progress=False, pairs=p).head
+        t = few.mask("test")
+        return spearman(d.taste[keep][t], head.latent(torch.from_numpy(few.embeddings[t])).detach().numpy())
+
+    assert few_spearman(unrated) > few_spearman(None) + 0.05
     outside = np.flatnonzero(~arrays.mask("train"))[:2]
     with pytest.warns(UserWarning, match="none of the 1 pairs"):
         only_outside = Pairs(outside[:1], outside[1:], np.ones(1, np.float32))

@@ -50,3 +50,26 @@ def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
     RatingsLog.default().append("d" * 64, 5, path=str(tmp_path / "anything.png"))
     out, _ = tick(cursor)
     assert isinstance(out, dg.RunRequest) and out.job_name in (None, "retrain")
+
+
+def test_annotating_in_pictoria_wakes_the_sensor_with_no_other_step(tmp_path):
+    from pipeline_support import annotate, make_pictoria_db
+
+    from silva_pipeline.automation import new_ratings_sensor
+    from silva_pipeline.resources import RatingsSource
+
+    db, _ = make_pictoria_db(tmp_path, n=3, n_with_vectors=0, annotations=True)
+    src = RatingsSource(kind="pictoria", path=str(db))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
+        return new_ratings_sensor(ctx), ctx.cursor
+
+    out, cursor = tick(None)
+    assert isinstance(out, dg.SkipReason)
+    annotate(db, "listwise_annotations", post_ids="[1, 2, 3]", ranking="[2, 1, 3]", dimension="overall")
+    out, cursor = tick(cursor)
+    assert isinstance(out, dg.RunRequest)
+    out, _ = tick(cursor)
+    assert isinstance(out, dg.SkipReason)

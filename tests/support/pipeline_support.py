@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,64 @@ CREATE TABLE posts (
     created_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00',
     updated_at TEXT NOT NULL DEFAULT '2026-01-01T00:00:00'
 )"""
+
+
+# pictoria's annotation tables as its migrations 0011, 0014 and 0016 leave them
+PICTORIA_ANNOTATIONS_DDL = """
+CREATE TABLE absolute_annotations (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), post_id INTEGER NOT NULL,
+    dimension TEXT NOT NULL, scale INTEGER NOT NULL CHECK (scale IN (2, 3, 5)), value INTEGER NOT NULL,
+    rubric_version TEXT NOT NULL, session_id TEXT NOT NULL, elapsed_ms INTEGER, edited_at TEXT
+);
+CREATE TABLE pairwise_annotations (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), post_a INTEGER NOT NULL,
+    post_b INTEGER NOT NULL CHECK (post_b != post_a), dimension TEXT NOT NULL,
+    winner TEXT NOT NULL CHECK (winner IN ('a', 'b', 'tie', 'skip')), rubric_version TEXT NOT NULL,
+    session_id TEXT NOT NULL, elapsed_ms INTEGER, edited_at TEXT
+);
+CREATE TABLE content_flag_events (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), post_id INTEGER NOT NULL,
+    flag TEXT NOT NULL CHECK (flag IN ('love', 'hate', 'none')), session_id TEXT NOT NULL
+);
+CREATE TABLE listwise_annotations (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT (datetime('now')), post_ids TEXT NOT NULL,
+    ranking TEXT NOT NULL, dimension TEXT NOT NULL, rubric_version TEXT NOT NULL, session_id TEXT NOT NULL,
+    elapsed_ms INTEGER, edited_at TEXT
+);
+"""
+
+
+def annotate(db: Path, table: str, **row) -> None:
+    """One annotation event as pictoria's app writes it (rubric and session filled in)."""
+    import sqlite3
+
+    if table != "content_flag_events":
+        row.setdefault("rubric_version", "v1")
+    row.setdefault("session_id", "s1")
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+
+
+def add_unrated_posts(db: Path, ids: list[int], vectors: np.ndarray | None) -> None:
+    """Posts pictoria knows but nobody rated (no file needed), with vectors where given."""
+    import apsw
+    import sqlite_vec
+
+    conn = apsw.Connection(str(db))
+    conn.enable_load_extension(True)
+    conn.load_extension(sqlite_vec.loadable_path())
+    for i, post in enumerate(ids):
+        conn.execute(
+            "INSERT INTO posts (id, full_path, score) VALUES (?, ?, 0)", (post, f"unrated/{post}.png")
+        )
+        if vectors is not None:
+            conn.execute(
+                "INSERT INTO post_vectors_siglip2 (post_id, embedding) VALUES (?, ?)",
+                (post, sqlite_vec.serialize_float32(vectors[i].tolist())),
+            )
+    conn.close()
 
 
 def rated_images(folder: Path, n: int, seed: int = 0) -> tuple[list[Path], list[int]]:
@@ -53,9 +112,12 @@ def append_ratings(csv: Path, n: int, seed: int) -> None:
             f.write(f"{p.relative_to(root)},{r}\n")
 
 
-def make_pictoria_db(root: Path, n: int, n_with_vectors: int) -> tuple[Path, np.ndarray]:
+def make_pictoria_db(
+    root: Path, n: int, n_with_vectors: int, annotations: bool = False
+) -> tuple[Path, np.ndarray]:
     """A library in pictoria's schema: rated posts, unrated posts (score 0), a duplicate post
-    (canonical_post_id set), and SigLIP2 vectors in a real sqlite-vec vec0 table."""
+    (canonical_post_id set), SigLIP2 vectors in a real sqlite-vec vec0 table, and, with
+    `annotations`, the (empty) annotation tables."""
     import apsw
     import sqlite_vec
 
@@ -67,6 +129,8 @@ def make_pictoria_db(root: Path, n: int, n_with_vectors: int) -> tuple[Path, np.
     conn.enable_load_extension(True)
     conn.load_extension(sqlite_vec.loadable_path())
     conn.execute(PICTORIA_POSTS_DDL)
+    if annotations:
+        conn.execute(PICTORIA_ANNOTATIONS_DDL)
     conn.execute(
         f"CREATE VIRTUAL TABLE post_vectors_siglip2 USING vec0(post_id INTEGER PRIMARY KEY, "
         f"embedding float[{TINY_DIM}])"

@@ -1,0 +1,228 @@
+"""pictoria's annotation tables (migrations 0011, 0014, 0016), read-only: absolute judgements on
+the 5-point scale as ratings, pairwise judgements and group rankings as pairs, the rest counted.
+
+Every table is an event log with in-place corrections (`edited_at`): a corrected row is read as it
+stands now, once, and counted as edited. Posts marked as duplicates (`canonical_post_id`) stand for
+their canonical post. What cannot be used is counted, and what is wrong is a bad row naming its
+table and id; nothing here writes to pictoria.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from silva_model.pairs import Pairs
+from silva_pipeline.sources.base import BadRow
+
+DIMENSIONS = ("overall", "color", "finish", "composition")  # what pictoria's app allows
+TABLES = ("absolute_annotations", "pairwise_annotations", "listwise_annotations", "content_flag_events")
+RATING_SCALE = 5  # absolute judgements on this scale are ratings; 2- and 3-point ones are not
+
+
+@dataclass
+class Judgements:
+    """Comparisons of one dimension between canonical posts: each row says `a` is better (`a`),
+    `b` is (`b`) or neither (`tie`); `ref` says which annotation it came from."""
+
+    pairs: pl.DataFrame  # a, b (post ids), winner, ref
+    bad: list[BadRow] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # read, used, skipped, edited, not used
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # pictoria's vectors, by post id
+    shas: dict[int, str] = field(default_factory=dict)  # posts.sha256 of the posts named, where set
+
+    def to_pairs(
+        self, rows_by_post: dict[int, int], n_rows: int, dim: int
+    ) -> tuple[Pairs | None, list[BadRow]]:
+        """The judgements as `Pairs` over the manifest (`rows_by_post`: post id -> row of N =
+        `n_rows`): a post the manifest lacks takes pictoria's vector as an extra image; a post
+        with neither cannot be judged and its pairs are bad rows."""
+        extra_ids: dict[int, int] = {}
+        a_idx, b_idx, keep, bad = [], [], [], []
+
+        def index(post: int) -> int:
+            return (
+                rows_by_post[post]
+                if post in rows_by_post
+                else n_rows + extra_ids.setdefault(post, len(extra_ids))
+            )
+
+        for i, (a, b, ref) in enumerate(self.pairs.select("a", "b", "ref").iter_rows()):
+            usable = [
+                p in rows_by_post or (p in self.vectors and self.vectors[p].shape == (dim,)) for p in (a, b)
+            ]
+            if all(usable):
+                a_idx.append(index(a))
+                b_idx.append(index(b))
+                keep.append(i)
+            for post, ok in zip((a, b), usable, strict=True):
+                if not ok:
+                    why = (
+                        "has no vector in pictoria"
+                        if post not in self.vectors
+                        else "has a vector of another width"
+                    )
+                    bad.append(BadRow(ref, f"post {post} is not rated and {why}: the pair is left out"))
+        if not keep:
+            return None, bad
+        winner = self.pairs["winner"].to_numpy()[keep]
+        outcome = np.select([winner == "a", winner == "b"], [1.0, -1.0], 0.0).astype(np.float32)
+        extra = np.stack([self.vectors[p] for p in extra_ids]).astype(np.float32) if extra_ids else None
+        return Pairs(np.asarray(a_idx, np.int64), np.asarray(b_idx, np.int64), outcome, extra), bad
+
+
+def tables_in(conn: sqlite3.Connection) -> set[str]:
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return names & set(TABLES)
+
+
+def canonical_posts(conn: sqlite3.Connection) -> dict[int, int]:
+    """post id -> the canonical post it stands for (itself when it is no duplicate)."""
+    parent = dict(conn.execute("SELECT id, COALESCE(canonical_post_id, id) FROM posts").fetchall())
+    out = {}
+    for post in parent:
+        seen, p = {post}, parent[post]
+        while parent.get(p, p) != p and p not in seen:  # a duplicate of a duplicate
+            seen.add(p)
+            p = parent[p]
+        out[post] = p
+    return out
+
+
+def check_dimension(dimension: str) -> str:
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"pictoria dimension {dimension!r} is not one of {list(DIMENSIONS)}")
+    return dimension
+
+
+def absolute_ratings(
+    conn: sqlite3.Connection, dimension: str, canon: dict[int, int]
+) -> tuple[dict[int, tuple[int, str]], list[BadRow], dict[str, int]]:
+    """canonical post -> (value, ref) of its latest 5-point judgement of `dimension`. The latest
+    event per image wins whatever its scale, so a later 2- or 3-point judgement replaces an earlier
+    5-point one and, having no sound place on the 1-5 scale, is counted as not used."""
+    counts = {"absolute_read": 0, "absolute_edited": 0, "absolute_other_scale_not_used": 0}
+    if "absolute_annotations" not in tables_in(conn):
+        return {}, [], counts
+    rows = conn.execute(
+        "SELECT id, post_id, scale, value, edited_at FROM absolute_annotations WHERE dimension = ? "
+        "ORDER BY created_at, id",
+        (dimension,),
+    ).fetchall()
+    latest: dict[int, tuple[int, int, str]] = {}
+    bad = []
+    for aid, post, scale, value, edited in rows:
+        ref = f"absolute_annotations id {aid}"
+        counts["absolute_read"] += 1
+        counts["absolute_edited"] += edited is not None
+        if post not in canon:
+            bad.append(BadRow(ref, f"post {post} is not a post"))
+            continue
+        if not isinstance(value, int) or not 1 <= value <= scale:
+            bad.append(BadRow(ref, f"value {value!r} is outside 1..{scale}"))
+            continue
+        latest[canon[post]] = (scale, value, ref)
+    out = {}
+    for post, (scale, value, ref) in latest.items():
+        if scale == RATING_SCALE:
+            out[post] = (value, ref)
+        else:
+            counts["absolute_other_scale_not_used"] += 1
+    return out, bad, counts
+
+
+def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, int]) -> Judgements:
+    """Pairwise judgements (a, b, tie; skip carries nothing) and rankings (n images, best first:
+    n(n-1)/2 ordered pairs; `[]` is a skip) of `dimension`, with flags counted as not used."""
+    tables = tables_in(conn)
+    rows: list[tuple[int, int, str, str]] = []
+    bad: list[BadRow] = []
+    counts = dict.fromkeys(
+        ["pairwise_read", "pairwise_skipped", "pairwise_ties", "pairwise_edited", "listwise_read"]
+        + ["listwise_skipped", "listwise_edited", "listwise_pairs", "flags_not_used"],
+        0,
+    )
+
+    def pair(a: int, b: int, winner: str, ref: str) -> None:
+        ca, cb = canon.get(a), canon.get(b)
+        if ca is None or cb is None:
+            bad.append(BadRow(ref, f"post {a if ca is None else b} is not a post"))
+        elif ca == cb:
+            bad.append(BadRow(ref, f"posts {a} and {b} are one image (a duplicate and its original)"))
+        else:
+            rows.append((ca, cb, winner, ref))
+
+    if "pairwise_annotations" in tables:
+        for pid, a, b, winner, edited in conn.execute(
+            "SELECT id, post_a, post_b, winner, edited_at FROM pairwise_annotations WHERE dimension = ? "
+            "ORDER BY id",
+            (dimension,),
+        ):
+            counts["pairwise_read"] += 1
+            counts["pairwise_edited"] += edited is not None
+            if winner == "skip":
+                counts["pairwise_skipped"] += 1
+            elif winner in ("a", "b", "tie"):
+                counts["pairwise_ties"] += winner == "tie"
+                pair(a, b, winner, f"pairwise_annotations id {pid}")
+            else:
+                bad.append(
+                    BadRow(f"pairwise_annotations id {pid}", f"winner {winner!r} is not a, b, tie or skip")
+                )
+    if "listwise_annotations" in tables:
+        for lid, shown, ranking, edited in conn.execute(
+            "SELECT id, post_ids, ranking, edited_at FROM listwise_annotations "
+            "WHERE dimension = ? ORDER BY id",
+            (dimension,),
+        ):
+            ref = f"listwise_annotations id {lid}"
+            counts["listwise_read"] += 1
+            counts["listwise_edited"] += edited is not None
+            order = _ranking(ref, shown, ranking, bad)
+            if order is None:
+                continue
+            if not order:
+                counts["listwise_skipped"] += 1
+            before = len(rows)
+            for i, better in enumerate(order):
+                for worse in order[i + 1 :]:
+                    pair(better, worse, "a", ref)
+            counts["listwise_pairs"] += len(rows) - before
+    if "content_flag_events" in tables:
+        counts["flags_not_used"] = conn.execute("SELECT COUNT(*) FROM content_flag_events").fetchone()[0]
+    frame = pl.DataFrame(
+        rows, schema={"a": pl.Int64, "b": pl.Int64, "winner": pl.String, "ref": pl.String}, orient="row"
+    )
+    counts["pairs"] = frame.height
+    return Judgements(frame, bad, counts)
+
+
+def _ranking(ref: str, shown: str, ranking: str, bad: list[BadRow]) -> list[int] | None:
+    """The ranked post ids, best first, or None (a bad row) when the ranking is not one of the
+    images shown, each once."""
+    try:
+        shown_ids, order = json.loads(shown), json.loads(ranking)
+    except (TypeError, json.JSONDecodeError) as e:
+        bad.append(BadRow(ref, f"post_ids or ranking is not JSON: {e}"))
+        return None
+    if not isinstance(order, list) or not all(isinstance(p, int) for p in order):
+        bad.append(BadRow(ref, f"ranking {ranking!r} is not a list of post ids"))
+        return None
+    if len(set(order)) != len(order) or not set(order) <= set(shown_ids or []):
+        bad.append(BadRow(ref, f"ranking {ranking!r} repeats a post or names one not shown ({shown})"))
+        return None
+    return order
+
+
+def annotations_digest(conn: sqlite3.Connection) -> str:
+    """A digest of every annotation row, edits included: annotating in pictoria wakes the sensor."""
+    h = hashlib.sha256()
+    for table in sorted(tables_in(conn)):
+        for row in conn.execute(f"SELECT * FROM {table} ORDER BY id"):  # noqa: S608 (names from TABLES)
+            h.update(repr((table, *row)).encode())
+    return h.hexdigest()
