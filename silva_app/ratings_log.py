@@ -5,12 +5,15 @@ One SQLite file in WAL mode with `synchronous=FULL`: each rating is durable the 
 returns, several writers (two pages open at once) serialise on SQLite's lock instead of
 corrupting anything, and rows are only ever inserted. The ratings sources read the log on top of
 their own ratings: per image, the latest rating wins. Undoing a rating (the page's `u`) appends to
-`undos`; an undone rating no longer counts, and nothing is ever deleted.
+`undos`; an undone rating no longer counts, and nothing is ever deleted. Comparisons (the page's
+pair and rank modes) are events of their own, undone the same way: a pair says which of two
+images is better (or neither), a ranking orders a group, best first, and counts as all its pairs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -36,7 +39,39 @@ CREATE TABLE IF NOT EXISTS undos (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
     rating_id INTEGER NOT NULL UNIQUE REFERENCES ratings(id)
+);
+CREATE TABLE IF NOT EXISTS comparisons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('pair', 'rank')),
+    images TEXT NOT NULL,  -- JSON [{"image_sha256", "path", "post_id"}]: pair as shown, rank best first
+    winner TEXT CHECK ((kind = 'pair') = (winner IN ('a', 'b', 'tie')))
+);
+CREATE TABLE IF NOT EXISTS comparison_undos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    comparison_id INTEGER NOT NULL UNIQUE REFERENCES comparisons(id)
 )"""
+
+PAIR_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),  # the comparison it came from
+        ("a", pa.string()),  # image_sha256
+        ("b", pa.string()),
+        ("winner", pa.string()),  # a, b or tie
+        ("a_path", pa.string()),
+        ("b_path", pa.string()),
+        ("a_post_id", pa.int64()),
+        ("b_post_id", pa.int64()),
+    ]
+)
+
+
+def _image(image: dict) -> dict:
+    sha = image.get("image_sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise ValueError(f"image_sha256 {sha!r} is not a SHA-256")
+    return {"image_sha256": sha, "path": image.get("path"), "post_id": image.get("post_id")}
 
 
 def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
@@ -90,6 +125,61 @@ class RatingsLog:
             )
             return int(cur.lastrowid)
 
+    def compare(self, images: list[dict], winner: str | None = None) -> int:
+        """Record one comparison durably; returns its id. Two images and a `winner` (a, b or tie)
+        is a pair; two or more and no winner a ranking, best first. Bad values record nothing."""
+        shown = [_image(i) for i in images]
+        if len({i["image_sha256"] for i in shown}) != len(shown) or len(shown) < 2:
+            raise ValueError("a comparison needs two or more different images")
+        if winner is not None and (len(shown) != 2 or winner not in ("a", "b", "tie")):
+            raise ValueError(f"a pair is two images and a winner a, b or tie, not {winner!r}")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with self._connect() as conn, conn:
+            cur = conn.execute(
+                "INSERT INTO comparisons (at, kind, images, winner) VALUES (?, ?, ?, ?)",
+                (now, "rank" if winner is None else "pair", json.dumps(shown), winner),
+            )
+            return int(cur.lastrowid)
+
+    def undo_comparison(self, comparison_id: int) -> None:
+        """Withdraw a comparison (recorded, not deleted)."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        with self._connect() as conn, conn:
+            if (
+                conn.execute("SELECT 1 FROM comparisons WHERE id = ?", (int(comparison_id),)).fetchone()
+                is None
+            ):
+                raise ValueError(f"no comparison with id {comparison_id} in {self.path}")
+            conn.execute(
+                "INSERT OR IGNORE INTO comparison_undos (at, comparison_id) VALUES (?, ?)",
+                (now, int(comparison_id)),
+            )
+
+    def pairs(self) -> pa.Table:
+        """Every standing comparison as judged pairs (`PAIR_SCHEMA`): a ranking of n images gives
+        its n(n-1)/2 pairs, each with the better image as `a`."""
+        if not self.path.exists():
+            return PAIR_SCHEMA.empty_table()
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, kind, images, winner FROM comparisons "
+                "WHERE id NOT IN (SELECT comparison_id FROM comparison_undos) ORDER BY id"
+            ).fetchall()
+        out = []
+        for cid, kind, images, winner in rows:
+            imgs = json.loads(images)
+            if kind == "pair":
+                judged = [(imgs[0], imgs[1], winner)]
+            else:
+                judged = [(a, b, "a") for k, a in enumerate(imgs) for b in imgs[k + 1 :]]
+            for a, b, w in judged:
+                out.append((cid, a["image_sha256"], b["image_sha256"], w, a["path"], b["path"]))
+                out[-1] += (a["post_id"], b["post_id"])
+        cols = list(zip(*out, strict=True)) if out else [[] for _ in PAIR_SCHEMA]
+        return pa.table(
+            [pa.array(c, f.type) for c, f in zip(cols, PAIR_SCHEMA, strict=True)], schema=PAIR_SCHEMA
+        )
+
     def undo(self, rating_id: int) -> None:
         """Withdraw a rating (recorded, not deleted). Undoing one twice is harmless."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -123,10 +213,14 @@ class RatingsLog:
         return pa.table([pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
 
     def fingerprint(self) -> str:
-        """Changes with every rating appended: part of the ratings source's fingerprint."""
+        """Changes with every rating and comparison appended or undone: part of the ratings
+        source's fingerprint."""
         if not self.path.exists():
             return "log:empty"
         with self._connect() as conn:
             n, last = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM ratings").fetchone()
             undone = conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0]
-        return f"log:{n}:{last}:{undone}"
+            c, c_undone = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM comparisons), (SELECT COUNT(*) FROM comparison_undos)"
+            ).fetchone()
+        return f"log:{n}:{last}:{undone}:{c}:{c_undone}"

@@ -63,15 +63,17 @@ class Pairs:
         extra = self.extra[keep] if keep.any() else None
         return Pairs(pos[self.a[ok]], pos[self.b[ok]], self.outcome[ok], extra)
 
-    def plus(self, other: Pairs) -> Pairs:
-        """Both sets of judgements; only the second may bring extras (they stay after the rows)."""
-        if self.extra is not None:
-            raise ValueError("only the last set of pairs may bring extra images")
+    def plus(self, other: Pairs, n_rows: int) -> Pairs:
+        """Both sets of judgements over the same N = `n_rows` manifest rows, extras of both kept
+        (the second's after the first's)."""
+        n_extra = 0 if self.extra is None else len(self.extra)
+        a, b = (np.where(i >= n_rows, i + n_extra, i) for i in (other.a, other.b))
+        extras = [e for e in (self.extra, other.extra) if e is not None]
         return Pairs(
-            np.concatenate([self.a, other.a]),
-            np.concatenate([self.b, other.b]),
+            np.concatenate([self.a, a]),
+            np.concatenate([self.b, b]),
             np.concatenate([self.outcome, other.outcome]),
-            other.extra,
+            np.concatenate(extras) if extras else None,
         )
 
 

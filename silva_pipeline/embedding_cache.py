@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from silva_model.atomic import atomic_write_text
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_of, signatures_to_arrow
@@ -68,6 +69,15 @@ class EmbeddingCache:
         """The cached images' hashes alone, without reading an embedding: what planning needs."""
         table = self._read(["image_sha256"])
         return np.array([], dtype=object) if table is None else table.column(0).to_numpy(zero_copy_only=False)
+
+    def lookup(self, shas: set[str]) -> dict[str, np.ndarray]:
+        """The cached embeddings of these images (of those that are cached), by SHA-256."""
+        table = self._read(["image_sha256", "embedding"]) if shas else None
+        if table is None:
+            return {}
+        table = table.filter(pc.is_in(table.column("image_sha256"), pa.array(sorted(shas), pa.string())))
+        found = embeddings_from_arrow(table.column("embedding"))
+        return dict(zip(table.column("image_sha256").to_pylist(), found, strict=True))
 
     def _read(self, columns: list[str] | None) -> pa.Table | None:
         while True:

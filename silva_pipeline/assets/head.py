@@ -10,6 +10,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field, create_model
 
+from silva_app.ratings_log import RatingsLog
 from silva_model.manifest import to_arrays
 from silva_model.pairs import PairsError
 from silva_model.prior import PriorError
@@ -18,9 +19,10 @@ from silva_model.release import IntegrityError, TrainedHead
 from silva_model.train import train
 from silva_model.train_config import TrainConfig
 from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.embedding import embedding_cache
 from silva_pipeline.judged_pairs import judged_pairs
 from silva_pipeline.report import md_table
-from silva_pipeline.resources import RatingsSource
+from silva_pipeline.resources import RatingsSource, SiglipEmbedderResource
 from silva_pipeline.tracking import MlflowTracking
 
 
@@ -50,15 +52,19 @@ def head(
     manifest: pa.Table,
     mlflow: MlflowTracking,
     ratings_source: RatingsSource,
+    embedder: SiglipEmbedderResource,
 ) -> dg.Output[TrainedHead]:
     """The trained ordinal head (best epoch by validation Spearman), which records the backbone
     its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
     the checkpoint. Pairwise judgements (the source's pairs file, pictoria's pairwise and ranking
-    annotations) add a pair loss; annotations it cannot use are listed in the metadata."""
+    annotations, the rating page's pair and rank modes) add a pair loss; those it cannot use
+    are listed in the metadata."""
     cfg = TrainConfig.from_dict(config.model_dump())
     arrays = to_arrays(manifest, dim=None)
     try:
-        judged = judged_pairs(manifest, arrays, ratings_source)
+        judged = judged_pairs(
+            manifest, arrays, ratings_source, embedding_cache(embedder), RatingsLog.default()
+        )
     except PairsError as e:
         raise dg.Failure(description=str(e)) from e
     pairs = judged.pairs

@@ -27,21 +27,20 @@ RATING_SCALE = 5  # absolute judgements on this scale are ratings; 2- and 3-poin
 
 @dataclass
 class Judgements:
-    """Comparisons of one dimension between canonical posts: each row says `a` is better (`a`),
-    `b` is (`b`) or neither (`tie`); `ref` says which annotation it came from."""
+    """Comparisons between images named by a key (pictoria's canonical post ids, or SHA-256):
+    each row says `a` is better (`a`), `b` is (`b`) or neither (`tie`); `ref` says which
+    annotation or log event it came from."""
 
-    pairs: pl.DataFrame  # a, b (post ids), winner, ref
+    pairs: pl.DataFrame  # a, b (keys), winner, ref
     bad: list[BadRow] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # read, used, skipped, edited, not used
-    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # pictoria's vectors, by post id
+    vectors: dict = field(default_factory=dict)  # embeddings of images no rating has, by key
     shas: dict[int, str] = field(default_factory=dict)  # posts.sha256 of the posts named, where set
 
-    def to_pairs(
-        self, rows_by_post: dict[int, int], n_rows: int, dim: int
-    ) -> tuple[Pairs | None, list[BadRow]]:
-        """The judgements as `Pairs` over the manifest (`rows_by_post`: post id -> row of N =
-        `n_rows`): a post the manifest lacks takes pictoria's vector as an extra image; a post
-        with neither cannot be judged and its pairs are bad rows."""
+    def to_pairs(self, rows_by_post: dict, n_rows: int, dim: int) -> tuple[Pairs | None, list[BadRow]]:
+        """The judgements as `Pairs` over the manifest (`rows_by_post`: key -> row of N =
+        `n_rows`): an image the manifest lacks takes its vector as an extra image; one with
+        neither cannot be judged and its pairs are bad rows."""
         extra_ids: dict[int, int] = {}
         a_idx, b_idx, keep, bad = [], [], [], []
 
@@ -63,11 +62,12 @@ class Judgements:
             for post, ok in zip((a, b), usable, strict=True):
                 if not ok:
                     why = (
-                        "has no vector in pictoria"
+                        "has no embedding"
                         if post not in self.vectors
-                        else "has a vector of another width"
+                        else "has an embedding of another width"
                     )
-                    bad.append(BadRow(ref, f"post {post} is not rated and {why}: the pair is left out"))
+                    name = f"post {post}" if isinstance(post, int) else f"image {str(post)[:12]}…"
+                    bad.append(BadRow(ref, f"{name} is not rated and {why}: the pair is left out"))
         if not keep:
             return None, bad
         winner = self.pairs["winner"].to_numpy()[keep]

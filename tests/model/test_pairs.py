@@ -80,8 +80,9 @@ def test_extra_images_follow_the_train_rows_and_drop_with_their_pairs():
     np.testing.assert_array_equal(kept.b, [4, 5, 5])
     np.testing.assert_array_equal(kept.extra, extra[[0, 2]])
     assert p.keep_extras(np.zeros(3, bool), 4).extra is None
-    with pytest.raises(ValueError, match="only the last"):
-        p.plus(p)
+    both = kept.plus(p, 4)  # the second set's extras come after the first's
+    np.testing.assert_array_equal(both.a[3:], [0, 6, 7, 8, 1])
+    np.testing.assert_array_equal(both.extra, np.concatenate([extra[[0, 2]], extra]))
 
 
 def test_an_extra_that_copies_a_held_out_image_is_not_clear_whatever_its_norm():

@@ -146,7 +146,7 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
     rows_by_post = {p: p - 1 for p in range(1, 42)}  # a manifest of posts 1..41, row = post - 1
     pairs, left_out = j.to_pairs(rows_by_post, 41, TINY_DIM)
     assert len(pairs) == 11 and len(left_out) == 5
-    assert all(f"post {NO_VECTOR} is not rated and has no vector in pictoria" in b.reason for b in left_out)
+    assert all(f"post {NO_VECTOR} is not rated and has no embedding" in b.reason for b in left_out)
     assert pairs.extra.shape == (3, TINY_DIM)  # posts 100, 101, 103: 104's only pair names 105
     first = j.pairs.rows()[0]
     assert first[:3] == (1, 2, "a") and (pairs.a[0], pairs.b[0], pairs.outcome[0]) == (0, 1, 1.0)
@@ -185,5 +185,5 @@ def test_an_annotated_library_trains_end_to_end_and_stays_untouched(tiny_backbon
     assert meta(r, "head", "bad_judgements_count") == 3 + 5
     assert f"post {NO_VECTOR} is not rated" in meta(r, "head", "bad_judgements")
     judgements = meta(r, "head", "judgements")
-    assert "| unrated_images_compared | 3 |" in judgements and "| flags_not_used | 2 |" in judgements
+    assert "| pictoria_unrated_images_compared | 3 |" in judgements and "| flags_not_used | 2 |" in judgements
     assert db.read_bytes() == before  # read-only
