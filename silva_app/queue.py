@@ -7,17 +7,28 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-QUEUE_COLUMNS = ("image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating")
+QUEUE_COLUMNS = (
+    "image_sha256",
+    "path",
+    "post_id",
+    "kind",
+    "reason",
+    "expected_rating",
+    "given_rating",
+    "rating_sd",  # the spread of the head's predicted rating: how sure it is (what to compare)
+)
+OPTIONAL_COLUMNS = ("rating_sd",)  # absent from queues written before comparisons
 QUEUE_ASSET = "rating_queue"
 
 
 def read_queue(path: str | Path) -> list[dict[str, Any]]:
     """The queue's rows, checked: a file without the queue's columns is refused, by name."""
     table = pq.read_table(path)
-    missing = [c for c in QUEUE_COLUMNS if c not in table.column_names]
+    missing = [c for c in QUEUE_COLUMNS if c not in table.column_names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path} is not a rating queue: it lacks column(s) {missing}")
-    return table.select(list(QUEUE_COLUMNS)).to_pylist()
+    rows = table.select([c for c in QUEUE_COLUMNS if c in table.column_names]).to_pylist()
+    return [dict.fromkeys(OPTIONAL_COLUMNS) | r for r in rows]
 
 
 def latest_queue() -> Path:

@@ -49,6 +49,14 @@ def expected_from_probs(probs: np.ndarray) -> np.ndarray:
     return probs @ np.arange(1, probs.shape[1] + 1, dtype=probs.dtype)
 
 
+def rating_sd(probs: np.ndarray) -> np.ndarray:
+    """The spread of the predicted rating (in stars): how sure the head is of where an image
+    falls, which is what decides whether it can order two images."""
+    k = np.arange(1, probs.shape[1] + 1, dtype=np.float64)
+    mean = probs @ k
+    return np.sqrt(np.clip(probs @ k**2 - mean**2, 0, None)).astype(np.float32)
+
+
 def k_center(embeddings: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
     """Greedy farthest-point choice of n rows among `order` (candidates, best first), starting with
     the best: each next pick is the candidate farthest (cosine) from everything picked so far, so a

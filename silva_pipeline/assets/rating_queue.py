@@ -67,6 +67,7 @@ def rating_queue(
             "image_sha256": manifest.column("image_sha256").to_pylist(),
             "given_rating": given.astype(np.int8),
             "oof": oof.expected,
+            "rating_sd": active.rating_sd(active.class_probabilities(head.head, arrays.embeddings)),
         }
     )[rerate_idx].join(paths, on="image_sha256", how="left", maintain_order="left")
     rerates = rated.select(
@@ -75,12 +76,13 @@ def rating_queue(
         "post_id",
         pl.lit("rerate").alias("kind"),
         pl.format(
-            "re-rate: you gave {}, a head that never saw it expects {}",
+            "look again: you gave it {}; trained without it, silva expects {}",
             "given_rating",
             pl.col("oof").round(1),
         ).alias("reason"),
         pl.col("oof").cast(pl.Float32).alias("expected_rating"),
         pl.col("given_rating").cast(pl.Int8),
+        pl.col("rating_sd"),
     )
 
     pool = pl.from_arrow(library_scores).filter(~pl.col("rated"))
@@ -109,15 +111,22 @@ def rating_queue(
         "post_id",
         pl.lit("new").alias("kind"),
         pl.format(
-            "new ({}): {}, expected rating {}",
-            pl.lit(config.rule),
-            pl.format("the fold heads' expected ratings differ by sd {}", pl.col("disagreement").round(2))
+            "new: {}; silva expects {}",
+            pl.format(
+                "heads trained on parts of your ratings disagree about it by {} stars",
+                pl.col("disagreement").round(1),
+            )
             if "disagreement" in new.columns
-            else pl.format("uncertainty {} nats", pl.col("uncertainty").round(2)),
+            else pl.lit("silva is unsure which rating it deserves"),
             pl.col("expected_rating").round(1),
         ).alias("reason"),
         "expected_rating",
         pl.lit(None, pl.Int8).alias("given_rating"),
+        pl.Series(
+            "rating_sd", active.rating_sd(new.select([f"p{k}" for k in range(1, 6)]).to_numpy()), pl.Float32
+        )
+        if new.height
+        else pl.lit(None, pl.Float32).alias("rating_sd"),
     )
     # Every fourth image is a re-rate (while they last), so neither kind comes in one long run.
     slot = pl.int_range(pl.len(), dtype=pl.Int64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from browser_support import start_page
+from browser_support import start_page, write_queue
 from helpers import (
     stop_process_group,
     write_images,
@@ -20,26 +20,6 @@ from helpers import (
 
 from silva_app.ratings_log import RatingsLog
 from silva_model.provenance import sha256_file
-
-
-def write_queue(path: Path, rows: list[dict]) -> Path:
-    cols = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
-    table = pa.table(
-        {c: [r.get(c) for r in rows] for c in cols},
-        schema=pa.schema(
-            [
-                ("image_sha256", pa.string()),
-                ("path", pa.string()),
-                ("post_id", pa.int64()),
-                ("kind", pa.string()),
-                ("reason", pa.string()),
-                ("expected_rating", pa.float32()),
-                ("given_rating", pa.int8()),
-            ]
-        ),
-    )
-    pq.write_table(table, path)
-    return path
 
 
 def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from silva_pipeline.local_services import free_port, wait_for_http
@@ -47,3 +49,26 @@ def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, s
     url = f"http://127.0.0.1:{port}/"
     wait_for_http(url, proc, 60, "silva rate")
     return proc, url
+
+
+def write_queue(path: Path, rows: list[dict]) -> Path:
+    """A rating queue as the pipeline writes it (`rating_sd` only where a row has one)."""
+    cols = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
+    fields = [
+        ("image_sha256", pa.string()),
+        ("path", pa.string()),
+        ("post_id", pa.int64()),
+        ("kind", pa.string()),
+        ("reason", pa.string()),
+        ("expected_rating", pa.float32()),
+        ("given_rating", pa.int8()),
+    ]
+    if any("rating_sd" in r for r in rows):
+        cols.append("rating_sd")
+        fields.append(("rating_sd", pa.float32()))
+    table = pa.table(
+        {c: [r.get(c) for r in rows] for c in cols},
+        schema=pa.schema(fields),
+    )
+    pq.write_table(table, path)
+    return path

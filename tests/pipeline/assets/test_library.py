@@ -84,7 +84,8 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     queue = pq.read_table(meta(scored, "rating_queue", "dagster/uri")).to_pydict()
     assert len(queue["kind"]) == 12 and all(queue["reason"])
     new_reasons = [r for r, k in zip(queue["reason"], queue["kind"], strict=True) if k == "new"]
-    assert all("fold heads" in r for r in new_reasons)  # the default rule says what it measured
+    assert all("disagree about it by" in r for r in new_reasons)  # the default rule says what it measured
+    assert all(sd is not None and 0 <= sd <= 2 for sd in queue["rating_sd"])  # what comparisons are chosen by
     new = [s for s, k in zip(queue["image_sha256"], queue["kind"], strict=True) if k == "new"]
     rated = {s for s, r in zip(scores["image_sha256"], scores["rated"], strict=True) if r}
     assert new and not set(new) & rated  # new images are never ones already rated
