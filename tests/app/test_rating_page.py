@@ -131,7 +131,7 @@ def _client(tmp_path: Path):
     from silva_app.queue import read_queue
     from silva_app.rating_page import build_app
 
-    images = write_images(tmp_path / "lib", 2)
+    images = write_images(tmp_path / "lib", 3)
     rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
     log = RatingsLog(tmp_path / "log.sqlite")
     client = TestClient(
@@ -156,9 +156,17 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
         {**own, "x-silva-token": "guess"},
         {**own, "host": "evil.example:8765", "origin": "http://evil.example:8765"},
     ]
+    pair = json.dumps({"members": [0, 2], "winner": "a"})
     for headers in refused:
         assert client.post("/api/rate/0", content=body, headers=headers).status_code == 403, headers
-    assert log.entries().num_rows == 0
+        assert client.post("/api/compare", content=pair, headers=headers).status_code == 403, headers
+    assert log.entries().num_rows == 0 and log.pairs().num_rows == 0
+    for bad in (
+        {"members": [0, 0], "winner": "a"},
+        {"members": [0, 99]},
+        {"members": [0, 1, 2], "winner": "a"},
+    ):
+        assert client.post("/api/compare", content=json.dumps(bad), headers=own).status_code == 400, bad
     for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}'):
         assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
     assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
@@ -166,6 +174,11 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
     assert client.post("/api/rate/1", content=body, headers=own).status_code == 404
     assert client.post("/api/rate/0", content=body, headers=own).status_code == 200
     assert log.entries()["rating"].to_pylist() == [4]
+    assert (
+        client.post("/api/compare", content=json.dumps({"members": [0, 1]}), headers=own).status_code == 404
+    )
+    assert client.post("/api/compare", content=pair, headers=own).status_code == 200
+    assert log.pairs()["winner"].to_pylist() == ["a"]
 
 
 def test_another_website_cannot_write_ratings_in_chromium(tmp_path, browser):
