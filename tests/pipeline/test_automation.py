@@ -11,17 +11,25 @@ from pipeline_support import (
 from silva_app.ratings_log import RatingsLog
 
 
-def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
+def _sensor(src):
+    """One tick of `new_ratings_sensor` over `src` at a cursor: (what it asked for, new cursor)."""
     from silva_pipeline.automation import new_ratings_sensor
-    from silva_pipeline.resources import RatingsSource
 
-    csv = make_ratings_file(tmp_path / "rated", 5)
-    src = RatingsSource(kind="file", path=str(csv))
     instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor):
         ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
         return new_ratings_sensor(ctx), ctx.cursor
+
+    return tick
+
+
+def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
+    from silva_pipeline.resources import RatingsSource
+
+    csv = make_ratings_file(tmp_path / "rated", 5)
+    src = RatingsSource(kind="file", path=str(csv))
+    tick = _sensor(src)
 
     out, cursor = tick(None)
     assert isinstance(out, dg.SkipReason) and "baseline" in out.skip_message
@@ -35,15 +43,10 @@ def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
 
 
 def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
-    from silva_pipeline.automation import new_ratings_sensor
     from silva_pipeline.resources import RatingsSource
 
     src = RatingsSource(kind="file", path=str(make_ratings_file(tmp_path / "rated", 5)))
-    instance = dg.DagsterInstance.ephemeral()
-
-    def tick(cursor):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
-        return new_ratings_sensor(ctx), ctx.cursor
+    tick = _sensor(src)
 
     out, cursor = tick(None)
     assert isinstance(out, dg.SkipReason)
@@ -55,16 +58,11 @@ def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
 def test_annotating_in_pictoria_wakes_the_sensor_with_no_other_step(tmp_path):
     from pipeline_support import annotate, make_pictoria_db
 
-    from silva_pipeline.automation import new_ratings_sensor
     from silva_pipeline.resources import RatingsSource
 
     db, _ = make_pictoria_db(tmp_path, n=3, n_with_vectors=0, annotations=True)
     src = RatingsSource(kind="pictoria", path=str(db))
-    instance = dg.DagsterInstance.ephemeral()
-
-    def tick(cursor):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
-        return new_ratings_sensor(ctx), ctx.cursor
+    tick = _sensor(src)
 
     out, cursor = tick(None)
     assert isinstance(out, dg.SkipReason)

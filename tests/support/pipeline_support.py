@@ -183,6 +183,17 @@ def resources(tiny_backbone: Path, **source) -> dict:
     }
 
 
+def pictoria_resources(tiny_backbone: Path, db: Path) -> dict:
+    """The resources for a pictoria database made by `make_pictoria_db` (its library beside it)."""
+    return resources(
+        tiny_backbone,
+        kind="pictoria",
+        path=str(db),
+        library_root=str(db.parent / "library"),
+        precomputed_backbone=str(tiny_backbone),
+    )
+
+
 FAST_HEAD = {"ops": {"head": {"config": {"epochs": 3, "hidden": [32], "batch_size": 32, "device": "cpu"}}}}
 # FAST_HEAD, releasing whatever the gate finds
 FORCE = {"ops": {**FAST_HEAD["ops"], **force_release()["ops"]}}

@@ -10,7 +10,7 @@ import pytest
 from pipeline_support import (
     make_pictoria_db,
     meta,
-    resources,
+    pictoria_resources,
     run,
 )
 
@@ -18,14 +18,7 @@ from pipeline_support import (
 def test_pictoria_database_read_only_with_precomputed_vectors(tiny_backbone, tmp_path):
     db, vecs = make_pictoria_db(tmp_path, n=60, n_with_vectors=10)
     before = db.read_bytes()
-    res_defs = resources(
-        tiny_backbone,
-        kind="pictoria",
-        path=str(db),
-        library_root=str(tmp_path / "library"),
-        precomputed_backbone=str(tiny_backbone),
-    )
-    r = run(res_defs, selection=["raw_ratings", "image_embeddings", "manifest"])
+    r = run(pictoria_resources(tiny_backbone, db), selection=["raw_ratings", "image_embeddings", "manifest"])
     assert r.success
     assert meta(r, "raw_ratings", "dagster/row_count") == 60  # unrated and duplicate posts skipped
     assert meta(r, "raw_ratings", "precomputed_embeddings") == 10

@@ -166,18 +166,14 @@ def test_an_annotation_or_its_correction_changes_the_fingerprint(tmp_path):
 
 
 def test_an_annotated_library_trains_end_to_end_and_stays_untouched(tiny_backbone, tmp_path):
-    from pipeline_support import meta, resources, run
+    from pipeline_support import meta, pictoria_resources, run
 
     db = annotated_db(tmp_path)
     before = db.read_bytes()
-    res = resources(
-        tiny_backbone,
-        kind="pictoria",
-        path=str(db),
-        library_root=str(tmp_path / "library"),
-        precomputed_backbone=str(tiny_backbone),
+    r = run(
+        pictoria_resources(tiny_backbone, db),
+        selection=["raw_ratings", "image_embeddings", "manifest", "head"],
     )
-    r = run(res, selection=["raw_ratings", "image_embeddings", "manifest", "head"])
     assert r.success
     assert meta(r, "raw_ratings", "dagster/row_count") == 41  # post 41 rated by its annotation
     assert "| absolute_over_score | 2 |" in meta(r, "raw_ratings", "annotations")
