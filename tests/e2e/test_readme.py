@@ -100,7 +100,7 @@ def silva_rate(w: World, command: str) -> None:
             items = json.loads(wait_for_http(f"{url}/api/items", proc, 120, "silva rate"))["items"]
             assert len(items) == 200 and "reason" not in items[0]  # blind by default
             with urllib.request.urlopen(f"{url}/", timeout=5) as r:
-                assert "1-5 rate" in r.read().decode()
+                assert "1-5 or click rate" in r.read().decode()
         finally:
             stop_process_group(proc)
 
