@@ -6,10 +6,12 @@ import json
 import sqlite3
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from helpers import TINY_DIM
 from pipeline_support import add_unrated_posts, annotate, make_pictoria_db
 
+from silva_model.parquet import embeddings_from_arrow
 from silva_pipeline.sources.pictoria import read_pictoria, read_pictoria_judgements
 
 # make_pictoria_db(n=40): posts 1..40 rated 1 + (7i + 5) % 5 (post 1: 1, post 2: 3, post 3: 5),
@@ -18,10 +20,10 @@ UNRATED_WITH_VECTORS = [100, 101, 102, 103, 104]
 NO_VECTOR = 105
 
 
-def annotated_db(tmp_path):
+def annotated_db(tmp_path) -> tuple:
     """Every annotation table, with edits, skips, ties, duplicates, bad rows and a ranking that
     names a post without a vector."""
-    db, _ = make_pictoria_db(tmp_path, n=40, n_with_vectors=10, annotations=True)
+    db, vectors = make_pictoria_db(tmp_path, n=40, n_with_vectors=10, annotations=True)
     rng = np.random.default_rng(1)
     add_unrated_posts(db, UNRATED_WITH_VECTORS, rng.standard_normal((5, TINY_DIM)).astype(np.float32))
     add_unrated_posts(db, [NO_VECTOR], None)
@@ -84,11 +86,11 @@ def annotated_db(tmp_path):
         )
     for flag in ("love", "hate"):
         annotate(db, "content_flag_events", post_id=9, flag=flag)
-    return db
+    return db, vectors  # posts 1..10's vectors, as pictoria stored them
 
 
 def test_absolute_annotations_rate_over_under_or_beside_posts_score(tmp_path):
-    db = annotated_db(tmp_path)
+    db, _ = annotated_db(tmp_path)
     before = db.read_bytes()
 
     def ratings(**kw):
@@ -118,7 +120,7 @@ def test_absolute_annotations_rate_over_under_or_beside_posts_score(tmp_path):
 
 
 def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path):
-    db = annotated_db(tmp_path)
+    db, _ = annotated_db(tmp_path)
     j = read_pictoria_judgements(db)
     assert j.counts == {
         "pairwise_read": 9,
@@ -156,7 +158,7 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
 def test_an_annotation_or_its_correction_changes_the_fingerprint(tmp_path):
     from silva_pipeline.sources.pictoria import fingerprint_pictoria
 
-    db = annotated_db(tmp_path)
+    db, _ = annotated_db(tmp_path)
     first = fingerprint_pictoria(db)
     annotate(db, "pairwise_annotations", post_a=9, post_b=10, dimension="overall", winner="a")
     second = fingerprint_pictoria(db)
@@ -168,7 +170,7 @@ def test_an_annotation_or_its_correction_changes_the_fingerprint(tmp_path):
 def test_an_annotated_library_trains_end_to_end_and_stays_untouched(tiny_backbone, tmp_path):
     from pipeline_support import meta, pictoria_resources, run
 
-    db = annotated_db(tmp_path)
+    db, vectors = annotated_db(tmp_path)
     before = db.read_bytes()
     r = run(
         pictoria_resources(tiny_backbone, db),
@@ -176,6 +178,11 @@ def test_an_annotated_library_trains_end_to_end_and_stays_untouched(tiny_backbon
     )
     assert r.success
     assert meta(r, "raw_ratings", "dagster/row_count") == 41  # post 41 rated by its annotation
+    assert meta(r, "raw_ratings", "precomputed_embeddings") == 10  # duplicate and unrated posts skipped
+    assert meta(r, "image_embeddings", "precomputed") == 10 and meta(r, "image_embeddings", "embedded") == 31
+    m = pq.read_table(meta(r, "manifest", "dagster/uri"))
+    first = embeddings_from_arrow(m.column("embedding"))[m.column("post_id").to_numpy() == 1][0]
+    np.testing.assert_array_equal(first, vectors[0])  # post 1's vector came from vec0
     assert "| absolute_over_score | 2 |" in meta(r, "raw_ratings", "annotations")
     assert meta(r, "head", "pairs") == 11
     assert meta(r, "head", "bad_judgements_count") == 3 + 5
