@@ -42,6 +42,7 @@ def judged_pairs(
     """Every judgement there is, as `Pairs` over the manifest (a PairsError for a bad pairs file,
     which the person wrote for silva; bad annotations and comparisons are listed, not fatal)."""
     keys = manifest_keys(manifest)
+    rows_by_sha = {s: i for i, s in enumerate(keys["image_sha256"].to_pylist())}
     n = len(arrays)
     out = JudgedPairs()
     pairs_file = source.pairs_path()
@@ -55,13 +56,11 @@ def judged_pairs(
         if "post_id" in keys:
             rows_by_post = {int(p): i for i, p in enumerate(keys["post_id"].to_pylist())}
         else:  # some rows have no post id (rated in silva from a path): match by content
-            rows_by_sha = {s: i for i, s in enumerate(keys["image_sha256"].to_pylist())}
             rows_by_post = {p: rows_by_sha[s] for p, s in judged.shas.items() if s in rows_by_sha}
         pictoria = BackboneSpec(model=source.precomputed_backbone, pooling="pooler_output")
         out.add(_resolved(judged, rows_by_post, manifest, arrays, pictoria, out, "pictoria"), n)
     compared = log.pairs()
     if compared.num_rows:
-        rows_by_sha = {s: i for i, s in enumerate(keys["image_sha256"].to_pylist())}
         frame = pl.from_arrow(compared.select(["a", "b", "winner", "id"]))
         frame = frame.with_columns(pl.format("ratings log comparison {}", "id").alias("ref")).drop("id")
         named = (set(frame["a"].to_list()) | set(frame["b"].to_list())) - set(rows_by_sha)
