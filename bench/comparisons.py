@@ -10,7 +10,8 @@ random ratings, batches of 100 judgements of one kind are added, chosen at rando
 queue (the head's most uncertain images spread over the pool, entropy-diverse, and for
 comparisons the pairs and groups `silva_app.comparisons` proposes from them), and silva's
 default head is trained after each batch: Spearman / oracle on a fixed 5k test set of
-drift-free ratings. One judgement is one rating, one pair or one ranking of six (15 pairs).
+drift-free ratings. One judgement is one rating, one pair or one ranking of six (15 pairs that
+count as 5, `ranking_weight`, as in training from the rating page or pictoria).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from silva_app.comparisons import GROUP_SIZE, propose_groups, propose_pairs  # n
 from silva_model import active  # noqa: E402
 from silva_model.head import predict  # noqa: E402
 from silva_model.metrics import spearman  # noqa: E402
-from silva_model.pairs import Pairs  # noqa: E402
+from silva_model.pairs import Pairs, ranking_weight  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import train  # noqa: E402
 from silva_model.train_config import TrainConfig  # noqa: E402
@@ -86,8 +87,9 @@ def fit(r: Rater, rated: dict[int, int], pairs: list[tuple[int, int, float]], cf
         p = Pairs(
             np.array([pos[int(i)] for i in a]),
             np.array([pos[int(i)] for i in b]),
-            w.astype(np.float32),
+            np.ones(len(a), np.float32),  # a, the first, is the better
             r.x[others] if len(others) else None,
+            w,
         )
     head = train(arrays, cfg, progress=False, pairs=p).head
     return head, spearman(r.y_test, predict(head, r.x[POOL:])[0]) / r.oracle
@@ -121,7 +123,8 @@ def judge(r: Rater, kind: str, images: np.ndarray, rated: dict[int, int], pairs:
         rated[int(images[0])] = int(r.rate(images)[0])
         return
     order = images[np.argsort(-r.seen(images))]  # best first, as the person sees them now
-    pairs += [(int(a), int(b), 1.0) for k, a in enumerate(order) for b in order[k + 1 :]]
+    weight = 1.0 if kind == "pairs" else ranking_weight(len(order))
+    pairs += [(int(a), int(b), weight) for k, a in enumerate(order) for b in order[k + 1 :]]
 
 
 def curve(

@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from silva_app.home import silva_home
+from silva_model.pairs import ranking_weight
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ratings (
@@ -63,6 +64,7 @@ PAIR_SCHEMA = pa.schema(
         ("b_path", pa.string()),
         ("a_post_id", pa.int64()),
         ("b_post_id", pa.int64()),
+        ("weight", pa.float32()),  # 1 for a pair; `ranking_weight` for each of a ranking's pairs
     ]
 )
 
@@ -157,7 +159,8 @@ class RatingsLog:
 
     def pairs(self) -> pa.Table:
         """Every standing comparison as judged pairs (`PAIR_SCHEMA`): a ranking of n images gives
-        its n(n-1)/2 pairs, each with the better image as `a`."""
+        its n(n-1)/2 pairs, each with the better image as `a` and weighted so the ranking counts as
+        n - 1 judgements."""
         if not self.path.exists():
             return PAIR_SCHEMA.empty_table()
         with self._connect() as conn:
@@ -169,12 +172,13 @@ class RatingsLog:
         for cid, kind, images, winner in rows:
             imgs = json.loads(images)
             if kind == "pair":
-                judged = [(imgs[0], imgs[1], winner)]
+                judged, weight = [(imgs[0], imgs[1], winner)], 1.0
             else:
                 judged = [(a, b, "a") for k, a in enumerate(imgs) for b in imgs[k + 1 :]]
+                weight = ranking_weight(len(imgs))
             for a, b, w in judged:
                 out.append((cid, a["image_sha256"], b["image_sha256"], w, a["path"], b["path"]))
-                out[-1] += (a["post_id"], b["post_id"])
+                out[-1] += (a["post_id"], b["post_id"], weight)
         cols = list(zip(*out, strict=True)) if out else [[] for _ in PAIR_SCHEMA]
         return pa.table(
             [pa.array(c, f.type) for c, f in zip(cols, PAIR_SCHEMA, strict=True)], schema=PAIR_SCHEMA

@@ -3,7 +3,8 @@
 A pairs file is CSV or Parquet with columns `a`, `b` and `winner` (`a`, `b` or `tie`); `a` and `b`
 name rated images by a key the manifest's rows carry (`image_sha256`, `path` or `post_id`).
 Training adds a Bradley-Terry loss on the latent difference (`pair_loss`), each judgement weighing
-like one rating times `pair_weight`. Pairs are used only where both images are
+like one rating times `pair_weight`; a ranking of n is one judgement of n - 1 comparisons
+(`ranking_weight`), not n(n-1)/2. Pairs are used only where both images are
 in the train split, so a judgement never leaks a val or test image into training. Judged images
 that no rating has (pictoria's compared posts) come as `extra` embeddings; they train only where
 they are not a copy of a val or test image (`clear_of`).
@@ -40,6 +41,11 @@ class Pairs:
     b: np.ndarray  # (P,) int64
     outcome: np.ndarray  # (P,) float32: 1 a is better, -1 b is better, 0 a tie
     extra: np.ndarray | None = None  # (E, D) float32
+    weight: np.ndarray | None = None  # (P,) float32: what each pair counts for; None, 1 each
+
+    def __post_init__(self) -> None:
+        n = len(self.a)
+        self.weight = np.ones(n, np.float32) if self.weight is None else np.asarray(self.weight, np.float32)
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
@@ -52,7 +58,7 @@ class Pairs:
         pos[rows] = np.arange(len(rows))
         pos[n_rows:] = len(rows) + np.arange(n_extra)
         keep = (pos[self.a] >= 0) & (pos[self.b] >= 0)
-        return Pairs(pos[self.a[keep]], pos[self.b[keep]], self.outcome[keep], self.extra)
+        return Pairs(pos[self.a[keep]], pos[self.b[keep]], self.outcome[keep], self.extra, self.weight[keep])
 
     def keep_extras(self, keep: np.ndarray, n_rows: int) -> Pairs:
         """Without the extra images where `keep` is False and every pair that names one."""
@@ -61,7 +67,7 @@ class Pairs:
         pos = np.concatenate([np.arange(n_rows), np.where(keep, n_rows + np.cumsum(keep) - 1, -1)])
         ok = (pos[self.a] >= 0) & (pos[self.b] >= 0)
         extra = self.extra[keep] if keep.any() else None
-        return Pairs(pos[self.a[ok]], pos[self.b[ok]], self.outcome[ok], extra)
+        return Pairs(pos[self.a[ok]], pos[self.b[ok]], self.outcome[ok], extra, self.weight[ok])
 
     def plus(self, other: Pairs, n_rows: int) -> Pairs:
         """Both sets of judgements over the same N = `n_rows` manifest rows, extras of both kept
@@ -74,6 +80,7 @@ class Pairs:
             np.concatenate([self.b, b]),
             np.concatenate([self.outcome, other.outcome]),
             np.concatenate(extras) if extras else None,
+            np.concatenate([self.weight, other.weight]),
         )
 
 
@@ -176,14 +183,26 @@ def _fail_first(bad: pa.Array | pa.ChunkedArray | np.ndarray, source: str, why) 
 JUDGEMENT_SCALE = 2**0.5
 
 
-def pair_loss(fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
+def ranking_weight(n: int) -> float:
+    """What each of a ranking's n(n-1)/2 pairs counts for: 2/n, so the ranking counts as n - 1
+    judgements. Its pairs share one look at each image, and a group the queue chose is of close
+    images whose far-apart pairs say little more than the adjacent ones; counted one each, 100
+    rankings of six outweighed 200 ratings 7.5 to 1 and taught the head mostly noise
+    (docs/benchmarks.md, comparisons)."""
+    return 2.0 / n
+
+
+def pair_loss(
+    fa: torch.Tensor, fb: torch.Tensor, outcome: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Bradley-Terry on the latent difference, in the ratings' own noise model: a rating clears bar
     k when f(x) + e > theta_k with e ~ Logistic(0, 1), so judging a against b compares two such
     perceptions, and e_a - e_b has twice the variance: P(a beats b) = sigmoid((fa - fb) / sqrt 2)
     (Logistic(0, sqrt 2) has exactly that variance). A tie is a half-win for each side, which pulls
-    the two latents together. Broadcasts over members."""
+    the two latents together. `weight` scales each pair's term. Broadcasts over members."""
     target = ((1 + outcome) / 2).expand_as(fa)
-    return F.binary_cross_entropy_with_logits((fa - fb) / JUDGEMENT_SCALE, target)
+    w = None if weight is None else weight.expand_as(fa)
+    return F.binary_cross_entropy_with_logits((fa - fb) / JUDGEMENT_SCALE, target, weight=w)
 
 
 def rank_loss(latents: torch.Tensor, y: torch.Tensor, scale: float = JUDGEMENT_SCALE) -> torch.Tensor:

@@ -135,8 +135,9 @@ def train(
         warnings.warn(f"none of the {len(pairs)} pairs has both images in the train split", stacklevel=2)
         train_pairs = None
     if train_pairs is not None:
-        pa_, pb_, po_ = (
-            torch.from_numpy(v).to(device) for v in (train_pairs.a, train_pairs.b, train_pairs.outcome)
+        pa_, pb_, po_, pw_ = (
+            torch.from_numpy(v).to(device)
+            for v in (train_pairs.a, train_pairs.b, train_pairs.outcome, train_pairs.weight)
         )
         xp = x  # the images pairs name: the train rows, then the judged images no rating has
         if train_pairs.extra is not None:
@@ -198,7 +199,7 @@ def train(
                 with amp:
                     fa, fb = head.member_latents(xp[pa_[j]]), head.member_latents(xp[pb_[j]])
                 # a judgement weighs like one rating: the pair mean is scaled by pairs per rating
-                loss = loss + pair_share * pair_loss(fa.float(), fb.float(), po_[j])
+                loss = loss + pair_share * pair_loss(fa.float(), fb.float(), po_[j], pw_[j])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

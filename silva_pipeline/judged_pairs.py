@@ -61,7 +61,7 @@ def judged_pairs(
         out.add(_resolved(judged, rows_by_post, manifest, arrays, pictoria, out, "pictoria"), n)
     compared = log.pairs()
     if compared.num_rows:
-        frame = pl.from_arrow(compared.select(["a", "b", "winner", "id"]))
+        frame = pl.from_arrow(compared.select(["a", "b", "winner", "weight", "id"]))
         frame = frame.with_columns(pl.format("ratings log comparison {}", "id").alias("ref")).drop("id")
         named = (set(frame["a"].to_list()) | set(frame["b"].to_list())) - set(rows_by_sha)
         mine = Judgements(frame, vectors=cache.lookup(named))

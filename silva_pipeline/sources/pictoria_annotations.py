@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from silva_model.pairs import Pairs
+from silva_model.pairs import Pairs, ranking_weight
 from silva_pipeline.sources.base import BadRow
 
 DIMENSIONS = ("overall", "color", "finish", "composition")  # what pictoria's app allows
@@ -31,7 +31,7 @@ class Judgements:
     each row says `a` is better (`a`), `b` is (`b`) or neither (`tie`); `ref` says which
     annotation or log event it came from."""
 
-    pairs: pl.DataFrame  # a, b (keys), winner, ref
+    pairs: pl.DataFrame  # a, b (keys), winner, weight (`Pairs.weight`), ref
     bad: list[BadRow] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # read, used, skipped, edited, not used
     vectors: dict = field(default_factory=dict)  # embeddings of images no rating has, by key
@@ -73,7 +73,8 @@ class Judgements:
         winner = self.pairs["winner"].to_numpy()[keep]
         outcome = np.select([winner == "a", winner == "b"], [1.0, -1.0], 0.0).astype(np.float32)
         extra = np.stack([self.vectors[p] for p in extra_ids]).astype(np.float32) if extra_ids else None
-        return Pairs(np.asarray(a_idx, np.int64), np.asarray(b_idx, np.int64), outcome, extra), bad
+        weight = self.pairs["weight"].to_numpy()[keep]
+        return Pairs(np.asarray(a_idx, np.int64), np.asarray(b_idx, np.int64), outcome, extra, weight), bad
 
 
 def tables_in(conn: sqlite3.Connection) -> set[str]:
@@ -140,7 +141,7 @@ def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, i
     """Pairwise judgements (a, b, tie; skip carries nothing) and rankings (n images, best first:
     n(n-1)/2 ordered pairs; `[]` is a skip) of `dimension`, with flags counted as not used."""
     tables = tables_in(conn)
-    rows: list[tuple[int, int, str, str]] = []
+    rows: list[tuple[int, int, str, float, str]] = []
     bad: list[BadRow] = []
     counts = dict.fromkeys(
         ["pairwise_read", "pairwise_skipped", "pairwise_ties", "pairwise_edited", "listwise_read"]
@@ -148,14 +149,14 @@ def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, i
         0,
     )
 
-    def pair(a: int, b: int, winner: str, ref: str) -> None:
+    def pair(a: int, b: int, winner: str, ref: str, weight: float = 1.0) -> None:
         ca, cb = canon.get(a), canon.get(b)
         if ca is None or cb is None:
             bad.append(BadRow(ref, f"post {a if ca is None else b} is not a post"))
         elif ca == cb:
             bad.append(BadRow(ref, f"posts {a} and {b} are one image (a duplicate and its original)"))
         else:
-            rows.append((ca, cb, winner, ref))
+            rows.append((ca, cb, winner, weight, ref))
 
     if "pairwise_annotations" in tables:
         for pid, a, b, winner, edited in conn.execute(
@@ -191,12 +192,14 @@ def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, i
             before = len(rows)
             for i, better in enumerate(order):
                 for worse in order[i + 1 :]:
-                    pair(better, worse, "a", ref)
+                    pair(better, worse, "a", ref, ranking_weight(len(order)))
             counts["listwise_pairs"] += len(rows) - before
     if "content_flag_events" in tables:
         counts["flags_not_used"] = conn.execute("SELECT COUNT(*) FROM content_flag_events").fetchone()[0]
     frame = pl.DataFrame(
-        rows, schema={"a": pl.Int64, "b": pl.Int64, "winner": pl.String, "ref": pl.String}, orient="row"
+        rows,
+        schema={"a": pl.Int64, "b": pl.Int64, "winner": pl.String, "weight": pl.Float32, "ref": pl.String},
+        orient="row",
     )
     counts["pairs"] = frame.height
     return Judgements(frame, bad, counts)

@@ -63,6 +63,10 @@ def test_only_pairs_inside_the_train_split_are_kept_and_reindexed():
     np.testing.assert_array_equal(q.a, [0, 1])
     np.testing.assert_array_equal(q.b, [1, 2])
     np.testing.assert_array_equal(q.outcome, [1, -1])
+    np.testing.assert_array_equal(q.weight, [1, 1])  # unweighted judgements count one each
+    weighted = Pairs(p.a, p.b, p.outcome, weight=np.array([0.5, 1, 2, 3]))
+    np.testing.assert_array_equal(weighted.within(np.array([0, 2, 5, 9]), 10).weight, [0.5, 1])
+    np.testing.assert_array_equal(weighted.plus(p, 10).weight, [0.5, 1, 2, 3, 1, 1, 1, 1])
 
 
 def test_extra_images_follow_the_train_rows_and_drop_with_their_pairs():
@@ -78,6 +82,7 @@ def test_extra_images_follow_the_train_rows_and_drop_with_their_pairs():
     kept = p.keep_extras(np.array([True, False, True]), 4)  # extra 5 goes
     np.testing.assert_array_equal(kept.a, [0, 4, 1])
     np.testing.assert_array_equal(kept.b, [4, 5, 5])
+    assert kept.weight.dtype == np.float32 and len(kept.weight) == 3
     np.testing.assert_array_equal(kept.extra, extra[[0, 2]])
     assert p.keep_extras(np.zeros(3, bool), 4).extra is None
     both = kept.plus(p, 4)  # the second set's extras come after the first's
@@ -101,6 +106,8 @@ def test_pair_loss_prefers_the_winner_and_pulls_ties_together():
     ties = torch.stack([pair_loss(x, torch.zeros(()), torch.zeros(())) for x in d])
     assert int(ties.argmin()) == 3 and torch.allclose(ties, ties.flip(0))
     assert win.ndim == 0
+    half = torch.full((7,), 0.5)
+    assert torch.allclose(pair_loss(d, torch.zeros(7), torch.ones(7), half), win / 2)  # weighted
 
 
 def test_judgements_teach_the_head_where_ratings_are_noisy():

@@ -142,7 +142,7 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
     )
     ranked = j.pairs.filter(j.pairs["ref"] == "listwise_annotations id 1")
     assert ranked.select("a", "b").rows()[:4] == [(100, 1), (100, NO_VECTOR), (100, 2), (100, 3)]
-    assert set(ranked["winner"]) == {"a"}
+    assert set(ranked["winner"]) == {"a"} and ranked["weight"].sum() == pytest.approx(4)  # n - 1 of 5
     assert set(j.vectors) == {1, 2, 3, 4, 5, 6, 100, 101, 103, 104}  # the named posts pictoria has vectors of
 
     rows_by_post = {p: p - 1 for p in range(1, 42)}  # a manifest of posts 1..41, row = post - 1
@@ -153,6 +153,7 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
     first = j.pairs.rows()[0]
     assert first[:3] == (1, 2, "a") and (pairs.a[0], pairs.b[0], pairs.outcome[0]) == (0, 1, 1.0)
     assert pairs.outcome.tolist().count(0.0) == 1 and pairs.outcome.tolist().count(-1.0) == 2
+    assert sorted(set(pairs.weight.tolist())) == pytest.approx([0.4, 1.0])  # the ranking's, the pairs'
 
 
 def test_an_annotation_or_its_correction_changes_the_fingerprint(tmp_path):
