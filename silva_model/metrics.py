@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 LABELS = np.arange(1, 6)
 
@@ -46,11 +45,19 @@ def pearson(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _rankdata(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Average ranks; scipy.stats is imported here, not with silva, since it takes a second to load
+    and every Dagster process and CLI call loads silva."""
+    from scipy.stats import rankdata
+
+    return rankdata(a, axis=axis)
+
+
 def spearman(a, b) -> float:
     a, b = _f64(a), _f64(b)
     if _is_constant(a) or _is_constant(b):
         return 0.0
-    return pearson(stats.rankdata(a), stats.rankdata(b))
+    return pearson(_rankdata(a), _rankdata(b))
 
 
 def confusion_matrix(y_true, y_pred, labels: np.ndarray = LABELS) -> np.ndarray:
@@ -132,7 +139,7 @@ def _resamples(n: int, n_resamples: int, seed: int):
 
 
 def _centred_ranks(a: np.ndarray) -> np.ndarray:
-    r = stats.rankdata(a, axis=1)
+    r = _rankdata(a, axis=1)
     return r - r.mean(1, keepdims=True)
 
 
