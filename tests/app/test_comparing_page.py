@@ -119,9 +119,8 @@ def test_rank_mode_orders_a_group_by_keys_and_mouse_beside_a_pair_page_on_one_lo
         (a, b) for k, a in enumerate(best_first) for b in best_first[k + 1 :]
     ]
     assert len(pairs) == 15 + 1  # one pair from the other page, the undone ranking gone
-    assert (
-        sum(p["weight"] for p in ranked) == pytest.approx(5) and pairs[0]["weight"] == 1
-    )  # a ranking: n - 1
+    assert sum(p["weight"] for p in ranked) == pytest.approx(5)  # a ranking counts as n - 1 judgements
+    assert pairs[0]["weight"] == 1  # a pair counts as one
 
 
 def test_what_a_new_user_found_is_fixed(tmp_path, browser):
