@@ -32,7 +32,7 @@ from silva_app.comparisons import GROUP_SIZE, propose_groups, propose_pairs  # n
 from silva_model import active  # noqa: E402
 from silva_model.head import predict  # noqa: E402
 from silva_model.metrics import spearman  # noqa: E402
-from silva_model.pairs import Pairs, ranking_weight  # noqa: E402
+from silva_model.pairs import Pairs, ranking_pairs  # noqa: E402
 from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import train  # noqa: E402
 from silva_model.train_config import TrainConfig  # noqa: E402
@@ -123,8 +123,7 @@ def judge(r: Rater, kind: str, images: np.ndarray, rated: dict[int, int], pairs:
         rated[int(images[0])] = int(r.rate(images)[0])
         return
     order = images[np.argsort(-r.seen(images))]  # best first, as the person sees them now
-    weight = 1.0 if kind == "pairs" else ranking_weight(len(order))
-    pairs += [(int(a), int(b), weight) for k, a in enumerate(order) for b in order[k + 1 :]]
+    pairs += [(int(a), int(b), w) for a, b, w in ranking_pairs(order)]  # a pair of two weighs 1
 
 
 def curve(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from silva_app.home import silva_home
-from silva_model.pairs import ranking_weight
+from silva_model.pairs import ranking_pairs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ratings (
@@ -172,11 +172,10 @@ class RatingsLog:
         for cid, kind, images, winner in rows:
             imgs = json.loads(images)
             if kind == "pair":
-                judged, weight = [(imgs[0], imgs[1], winner)], 1.0
+                judged = [(imgs[0], imgs[1], winner, 1.0)]
             else:
-                judged = [(a, b, "a") for k, a in enumerate(imgs) for b in imgs[k + 1 :]]
-                weight = ranking_weight(len(imgs))
-            for a, b, w in judged:
+                judged = [(a, b, "a", weight) for a, b, weight in ranking_pairs(imgs)]
+            for a, b, w, weight in judged:
                 out.append((cid, a["image_sha256"], b["image_sha256"], w, a["path"], b["path"]))
                 out[-1] += (a["post_id"], b["post_id"], weight)
         cols = list(zip(*out, strict=True)) if out else [[] for _ in PAIR_SCHEMA]

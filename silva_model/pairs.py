@@ -12,8 +12,10 @@ they are not a copy of a val or test image (`clear_of`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import torch
 from torch.nn import functional as F
+
+T = TypeVar("T")
 
 PAIR_COLUMNS = ("a", "b", "winner")
 OUTCOMES = ("a", "b", "tie")
@@ -190,6 +194,15 @@ def ranking_weight(n: int) -> float:
     rankings of six outweighed 200 ratings 7.5 to 1 and taught the head mostly noise
     (docs/benchmarks.md, comparisons)."""
     return 2.0 / n
+
+
+def ranking_pairs(order: Sequence[T]) -> list[tuple[T, T, float]]:
+    """A ranking's (better, worse, weight) pairs, best first: every pair it orders, each
+    weighing `ranking_weight`; a pair ranked is one judgement of weight 1, a skipped one none."""
+    if len(order) < 2:
+        return []
+    weight = ranking_weight(len(order))
+    return [(a, b, weight) for k, a in enumerate(order) for b in order[k + 1 :]]
 
 
 def pair_loss(

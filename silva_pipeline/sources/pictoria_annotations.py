@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from silva_model.pairs import Pairs, ranking_weight
+from silva_model.pairs import Pairs, ranking_pairs
 from silva_pipeline.sources.base import BadRow
 
 DIMENSIONS = ("overall", "color", "finish", "composition")  # what pictoria's app allows
@@ -190,9 +190,8 @@ def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, i
             if not order:
                 counts["listwise_skipped"] += 1
             before = len(rows)
-            for i, better in enumerate(order):
-                for worse in order[i + 1 :]:
-                    pair(better, worse, "a", ref, ranking_weight(len(order)))
+            for better, worse, weight in ranking_pairs(order):
+                pair(better, worse, "a", ref, weight)
             counts["listwise_pairs"] += len(rows) - before
     if "content_flag_events" in tables:
         counts["flags_not_used"] = conn.execute("SELECT COUNT(*) FROM content_flag_events").fetchone()[0]

@@ -10,7 +10,16 @@ import torch
 from silva_model import train as train_mod
 from silva_model.manifest import ManifestArrays, build_manifest, load_manifest
 from silva_model.metrics import spearman
-from silva_model.pairs import Pairs, PairsError, clear_of, manifest_keys, pair_loss, rank_loss, read_pairs
+from silva_model.pairs import (
+    Pairs,
+    PairsError,
+    clear_of,
+    manifest_keys,
+    pair_loss,
+    rank_loss,
+    ranking_pairs,
+    read_pairs,
+)
 from silva_model.parquet import write_parquet
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
@@ -97,6 +106,21 @@ def test_an_extra_that_copies_a_held_out_image_is_not_clear_whatever_its_norm():
     np.testing.assert_array_equal(
         clear_of(extra.astype(np.float32), held_out, 0.98), [False, True, True, True]
     )
+
+
+def test_a_ranking_orders_every_pair_and_counts_as_one_judgement_less_than_its_size():
+    pairs = ranking_pairs(["best", "mid", "low", "worst"])
+    assert [(a, b) for a, b, _ in pairs] == [
+        ("best", "mid"),
+        ("best", "low"),
+        ("best", "worst"),
+        ("mid", "low"),
+        ("mid", "worst"),
+        ("low", "worst"),
+    ]
+    assert sum(w for *_, w in pairs) == pytest.approx(3)  # n - 1
+    assert ranking_pairs(["a", "b"]) == [("a", "b", 1.0)]  # a ranked pair is one plain judgement
+    assert ranking_pairs([]) == [] and ranking_pairs(["alone"]) == []  # skipped: nothing to learn
 
 
 def test_pair_loss_prefers_the_winner_and_pulls_ties_together():
