@@ -224,15 +224,22 @@ class OrdinalHead(nn.Module):
     def calibrated(self, latent: torch.Tensor) -> torch.Tensor:
         return interpolate(latent, self.cal_latent, self.cal_score)
 
-    def member_latents(self, x: torch.Tensor) -> torch.Tensor:
-        """(members, B): each member's latent, what training fits against the shared bars."""
+    def _personal_members(self, x: torch.Tensor) -> torch.Tensor:
         h = normalize_embeddings(x) - self.input_mean
         if self.config.input_components:
             h = h @ self.input_projection
-        f = self.mlp(h * self.input_scale)
+        return self.mlp(h * self.input_scale)
+
+    def member_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """(members, B): each member's latent, what training fits against the shared bars."""
+        f = self._personal_members(x)
         if self.has_judge:
             f = f + self.judge_weight * self.judge_input(x)
         return f
+
+    def personal_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) the MLP's part of the latent, without the judge's."""
+        return self._personal_members(x).mean(0)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_latents(x).mean(0)

@@ -6,7 +6,10 @@ judge's latent, standardised on the person's train split, times a learned weight
 personal MLP's latent. The weight and the bars start where a one-input ordinal fit on the
 train split puts them ("the judge, rescaled to this person's ratings") and the MLP starts as a
 head from scratch does, so a judge unrelated to the person gets a weight near zero from the
-person's own ratings and training goes on as it would without it. Starting the MLP at zero
+person's own ratings and training goes on as it would without it. After training, inner folds
+of the train split give out-of-fold latents of both parts, and a two-input ordinal fit to them
+sets how much each counts (`fit_judge_mix`): with a few hundred ratings the personal MLP is
+mostly noise next to a close judge, and what it learned in-sample cannot tell. Starting the MLP at zero
 was measured too (one seed, bench/judges.py --quick): no better with related judges, and 0.055
 of the oracle behind from scratch with unrelated ones at 500 ratings (20 optimiser steps there
 are too few to grow a personal part from zero). The judge's weights travel inside the head,
@@ -104,3 +107,29 @@ def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torc
         return loss
 
     opt.step(closure)
+
+
+def fit_judge_mix(head: nn.Module, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor) -> float:
+    """How much the judge and the personal part count, fitted to out-of-fold latents of the train
+    split (`personal`: the MLP's part, `judge`: the judge's latent standardised as in `head`) by a
+    two-input ordinal fit, then set in `head`: the judge's weight, the bars, and the MLP's output
+    layer scaled by the personal part's weight (kept >= 0), which is returned."""
+    log_scale = torch.zeros((), device=personal.device, requires_grad=True)
+    params = [head.judge_weight, head.theta_first, head.theta_gaps, log_scale]
+    loss_fn = CumulativeBCELoss(head.config.num_classes).to(personal.device)
+    opt = torch.optim.LBFGS(params, lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+    personal, judge = personal.detach().float(), judge.detach().float()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        latent = head.judge_weight * judge + log_scale.exp() * personal
+        loss = loss_fn(latent.unsqueeze(-1) - head.thresholds(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    scale = float(log_scale.detach().exp())
+    with torch.no_grad():
+        head.mlp.weights[-1].mul_(scale)
+        head.mlp.biases[-1].mul_(scale)
+    return scale

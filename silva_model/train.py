@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
 from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
-from silva_model.manifest import ManifestArrays, load_manifest
+from silva_model.manifest import SPLITS, ManifestArrays, load_manifest
 from silva_model.metrics import compute_metrics
 from silva_model.pairs import Pairs, manifest_keys, pair_loss, rank_loss, read_pairs
-from silva_model.prior import load_prior, start_from_judge
+from silva_model.prior import fit_judge_mix, load_prior, start_from_judge
 from silva_model.provenance import BackboneSpec
 from silva_model.release import TrainedHead
 from silva_model.train_args import add_train_args
@@ -52,6 +52,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint_dir: Path | None = None
     seconds: float = 0.0
+    personal_scale: float | None = None  # with a prior: the personal part's weight from the inner folds
 
     def trained_head(self, tracking: dict[str, str] | None = None) -> TrainedHead:
         return TrainedHead(
@@ -105,6 +106,39 @@ def build_head(
         counts = class_counts(y_train.cpu(), NUM_CLASSES).double()
         head.init_thresholds(1 - torch.cumsum(counts, 0)[:-1] / counts.sum())
     return head
+
+
+MIN_FOLD_ROWS = 10  # fewer train rows per inner fold than this, and the judge keeps its learned weight
+
+
+def weigh_judge_by_folds(
+    arrays: ManifestArrays, config: TrainConfig, pairs: Pairs | None, head: OrdinalHead
+) -> float | None:
+    """Fit how much `head`'s judge and personal part count on out-of-fold latents: each inner fold
+    of the train split is scored by a head trained (as `head` was) on the rest. Returns the
+    personal part's weight, or None when the train split is too small to fold."""
+    rows = np.flatnonzero(arrays.mask("train"))
+    k = config.judge_folds
+    if len(rows) < k * MIN_FOLD_ROWS:
+        return None
+    fold = np.random.default_rng(config.seed).permutation(len(rows)) % k
+    inner = dataclasses.replace(config, judge_folds=0)
+    device = head.judge_weight.device
+    personal, judge, y = [], [], []
+    for f in range(k):
+        held = rows[fold == f]
+        codes = arrays.split_codes.copy()
+        codes[held] = SPLITS.index("test")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the full training warned already
+            rest = dataclasses.replace(arrays, split_codes=codes)
+            fold_head = train(rest, inner, progress=False, pairs=pairs).head
+        x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[held])).to(device)
+        with torch.no_grad():
+            personal.append(fold_head.personal_latent(x))
+            judge.append(head.judge_input(x))
+        y.append(torch.from_numpy(arrays.scores[held]).to(device))
+    return fit_judge_mix(head, torch.cat(personal), torch.cat(judge), torch.cat(y))
 
 
 def train(
@@ -230,13 +264,16 @@ def train(
         )
     head.load_state_dict(best["state"])
     head.eval()
+    personal_scale = None
+    if head.has_judge and config.judge_folds:
+        personal_scale = weigh_judge_by_folds(arrays, config, pairs, head)
     if config.calibrate:
         with torch.no_grad():
             head.fit_calibration(
                 torch.cat([head.latent(x[s : s + 16384]) for s in range(0, x.shape[0], 16384)]), y
             )
     score_v, pred_v = predict(head, xv)
-    if config.calibrate:
+    if config.calibrate or personal_scale is not None:
         best["metrics"] = compute_metrics(yv_np, score_v, pred_v)
         write_checkpoint(head, best["epoch"], best["metrics"])
     if xv.shape[0] > 1 and float(np.std(score_v)) < 1e-6:
@@ -256,6 +293,7 @@ def train(
         history,
         Path(out_dir) if out_dir is not None else None,
         time.perf_counter() - t0,
+        personal_scale,
     )
 
 
@@ -272,7 +310,12 @@ def train_from_args(a: argparse.Namespace) -> int:
     res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
     m = res.best_metrics
     if res.head.has_judge:
-        print(f"judge {cfg.prior}: learned weight {res.head.learned_judge_weight:.3f}")
+        folds = (
+            f", personal part x{res.personal_scale:.3f} (both fitted on {cfg.judge_folds} inner folds)"
+            if res.personal_scale is not None
+            else ""
+        )
+        print(f"judge {cfg.prior}: learned weight {res.head.learned_judge_weight:.3f}{folds}")
     print(
         f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
         f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"

@@ -57,6 +57,12 @@ class TrainConfig:
         "a published judge to start from: a Hub id or folder of a silva-scorer head or a silva release "
         "(its latent joins the personal one with a weight fitted to the ratings); empty: from scratch",
     )
+    judge_folds: int = _opt(
+        5,
+        "with a prior: inner folds of the train split; heads trained on the rest of each score it, and "
+        "those out-of-fold latents fit how much the judge and the personal part count; 0: the judge's "
+        "weight as learned in training alone",
+    )
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
@@ -64,6 +70,8 @@ class TrainConfig:
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.members < 1:
             raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
+        if self.judge_folds < 0 or self.judge_folds == 1:
+            raise ValueError(f"judge_folds must be 0 (off) or 2 or more, got {self.judge_folds}")
         if self.input_components < -1:
             raise ValueError(f"input_components must be -1 (auto), 0 or more, got {self.input_components}")
         hints = get_type_hints(TrainConfig)

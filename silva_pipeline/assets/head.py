@@ -120,7 +120,13 @@ def head(
                 else "none"
             ),
             **(
-                {"prior": cfg.prior, "judge_weight": round(trained.head.learned_judge_weight, 4)}
+                {
+                    "prior": cfg.prior,
+                    "judge_weight": round(trained.head.learned_judge_weight, 4),
+                    "personal_scale": "not fitted"
+                    if res.personal_scale is None
+                    else round(res.personal_scale, 4),
+                }
                 if trained.head.has_judge
                 else {}
             ),

@@ -13,7 +13,7 @@ from helpers import FAST_TRAIN
 from silva_model.head import HeadConfig, OrdinalHead, predict
 from silva_model.manifest import build_manifest, to_arrays
 from silva_model.metrics import spearman
-from silva_model.prior import PriorError
+from silva_model.prior import PriorError, fit_judge_mix
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
 from silva_model.release import IntegrityError, load_head, save_pretrained
 from silva_model.synthetic import make_taste_dataset
@@ -101,6 +101,43 @@ def test_a_related_judge_lifts_a_small_head_and_an_unrelated_one_gets_little_wei
     assert abs(unrelated.learned_judge_weight) < 0.5 * judged.learned_judge_weight
 
 
+def _judged_head() -> OrdinalHead:
+    judge = HeadConfig(embed_dim=DIM, hidden=(8,)).to_dict()
+    return OrdinalHead(HeadConfig(embed_dim=DIM, hidden=(8,), prior={"kind": "silva", "config": judge}))
+
+
+@pytest.mark.parametrize("truth", ["judge", "personal"])
+def test_the_out_of_fold_fit_weighs_the_part_that_predicts_the_ratings(truth):
+    g = torch.Generator().manual_seed(0)
+    personal, judge = torch.randn(2, 400, generator=g)
+    taste = (2.0 if truth == "judge" else 0.0) * judge + (2.0 if truth == "personal" else 0.0) * personal
+    y = 1 + torch.bucketize(taste + 0.3 * torch.randn(400, generator=g), torch.tensor([-1.5, -0.5, 0.5, 1.5]))
+    head = _judged_head()
+    output_layer = head.mlp.weights[-1].detach().clone()
+
+    scale = fit_judge_mix(head, personal, judge, y)
+
+    torch.testing.assert_close(
+        head.mlp.weights[-1].detach(), output_layer * scale
+    )  # the MLP's part, rescaled
+    if truth == "judge":
+        assert head.learned_judge_weight > 2.0 and scale < 0.2 * head.learned_judge_weight
+    else:
+        assert scale > 2.0 and abs(head.learned_judge_weight) < 0.2 * scale
+    assert bool((torch.diff(head.thresholds()) > 0).all())
+
+
+def test_the_inner_folds_weigh_the_judge_and_a_tiny_train_split_keeps_its_learned_weight(silva_judge):
+    judged = TrainConfig(**FAST_TRAIN, prior=str(silva_judge))
+    res = train(arrays_of(200, seed=3), judged, progress=False)
+    assert res.personal_scale is not None and res.personal_scale >= 0
+    assert train(arrays_of(200, seed=3), TrainConfig(**FAST_TRAIN), progress=False).personal_scale is None
+    # 5 folds of fewer than 10 train rows say nothing; the weight stays as training learned it
+    assert train(arrays_of(40, seed=3), judged, progress=False).personal_scale is None
+    with pytest.raises(ValueError, match="judge_folds"):
+        TrainConfig(judge_folds=1)
+
+
 def test_silva_train_takes_a_prior_and_says_its_weight(tmp_path, silva_judge, capsys):
     from silva_model.manifest import build_manifest
     from silva_model.parquet import write_parquet
@@ -111,7 +148,8 @@ def test_silva_train_takes_a_prior_and_says_its_weight(tmp_path, silva_judge, ca
     config.write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in FAST_TRAIN.items()}))
     argv = ["--manifest", str(manifest), "--out", str(tmp_path / "out"), "--config", str(config), "--quiet"]
     assert train_main([*argv, "--prior", str(silva_judge)]) == 0
-    assert "learned weight" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "learned weight" in out and "fitted on 5 inner folds" in out
     head, meta = load_head(tmp_path / "out")
     assert head.has_judge and meta["train_config"]["prior"] == str(silva_judge)
 
