@@ -8,12 +8,12 @@ train split puts them ("the judge, rescaled to this person's ratings") and the M
 head from scratch does, so a judge unrelated to the person gets a weight near zero from the
 person's own ratings and training goes on as it would without it. After training, inner folds
 of the train split give out-of-fold latents of both parts, and a two-input ordinal fit to them
-sets how much each counts (`fit_judge_mix`): with a few hundred ratings the personal MLP is
-mostly noise next to a close judge, and what it learned in-sample cannot tell. Starting the MLP at zero
-was measured too (one seed, bench/judges.py --quick): no better with related judges, and 0.055
-of the oracle behind from scratch with unrelated ones at 500 ratings (20 optimiser steps there
-are too few to grow a personal part from zero). The judge's weights travel inside the head,
-frozen, with where they came from (source, revision, file digests) in `config.json`.
+sets how much each counts against the other (`fit_judge_mix`): with a few hundred ratings the
+personal MLP is mostly noise next to a close judge, and what it learned in-sample cannot tell.
+Starting the MLP at zero was measured too (one seed, bench/judges.py --quick): no better with
+related judges, and 0.055 of the oracle behind from scratch with unrelated ones at 500 ratings
+(20 optimiser steps there are too few to grow a personal part from zero). The judge's weights
+travel inside the head, frozen, with where they came from (source, revision, file digests) in `config.json`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
 from silva_model.loss import CumulativeBCELoss
@@ -109,27 +110,54 @@ def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torc
     opt.step(closure)
 
 
-def fit_judge_mix(head: nn.Module, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor) -> float:
-    """How much the judge and the personal part count, fitted to out-of-fold latents of the train
-    split (`personal`: the MLP's part, `judge`: the judge's latent standardised as in `head`) by a
-    two-input ordinal fit, then set in `head`: the judge's weight, the bars, and the MLP's output
-    layer scaled by the personal part's weight (kept >= 0), which is returned."""
-    log_scale = torch.zeros((), device=personal.device, requires_grad=True)
-    params = [head.judge_weight, head.theta_first, head.theta_gaps, log_scale]
-    loss_fn = CumulativeBCELoss(head.config.num_classes).to(personal.device)
-    opt = torch.optim.LBFGS(params, lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-    personal, judge = personal.detach().float(), judge.detach().float()
+def _mix_nll(p: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed ordinal NLL of `p` = (judge weight, log personal weight, first bar, 3 gap logits)."""
+    bars = torch.cat([p[2:3], p[2:3] + torch.cumsum(F.softplus(p[3:]) + 1e-4, 0)])
+    latent = p[0] * judge + p[1].exp() * personal
+    return CumulativeBCELoss(len(bars) + 1).to(p.device)(latent.unsqueeze(-1) - bars, y) * len(y)
+
+
+def fit_judge_mix(
+    head: nn.Module,
+    folds: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+) -> float:
+    """How much the judge counts against the personal part, fitted to out-of-fold latents of the
+    train split, and set in `head`. `folds` holds the (personal part, standardised judge latent,
+    rating) of each train image, the personal part from a head that never saw it; `train` the
+    head's own (personal part, judge latent) of the same images.
+
+    A two-input ordinal fit of the folds gives the two weights; the judge's is shrunk by its own
+    noise (positive-part James-Stein, a / se < 1 -> 0), since with 100 ratings an unrelated judge
+    fits spuriously. Only their ratio is kept: the head's latent keeps the spread and the mean it
+    trained with, against the bars it trained with, because refitting the bars lowered QWK by
+    0.03-0.06 of the oracle (docs/benchmarks.md). Returns the factor on the personal part, baked
+    into the MLP's output layer."""
+    personal, judge, y = (t.detach().float() if t.is_floating_point() else t for t in folds)
+    start = [float(head.judge_weight), 0.0, -1.5, 0.5413, 0.5413, 0.5413]  # weights 1 x, bars unit-spaced
+    p = torch.tensor(start, device=personal.device, requires_grad=True)
+    opt = torch.optim.LBFGS([p], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        latent = head.judge_weight * judge + log_scale.exp() * personal
-        loss = loss_fn(latent.unsqueeze(-1) - head.thresholds(), y)
+        loss = _mix_nll(p, personal, judge, y)
         loss.backward()
         return loss
 
     opt.step(closure)
-    scale = float(log_scale.detach().exp())
+    p = p.detach()
+    hessian = torch.autograd.functional.hessian(lambda q: _mix_nll(q, personal, judge, y), p)
+    se = float(torch.linalg.pinv(hessian.double())[0, 0].clamp_min(1e-12).sqrt())
+    t = float(p[0]) / se
+    weight = float(p[0]) * max(0.0, 1.0 - 1.0 / t**2) if t else 0.0
+    scale = float(p[1].exp())
+    own_personal, own_judge = (v.detach().float() for v in train)
+    before = float(head.judge_weight) * own_judge + own_personal
+    after = weight * own_judge + scale * own_personal
+    spread = float(before.std() / after.std().clamp_min(1e-12)) if len(after) > 1 else 1.0
     with torch.no_grad():
-        head.mlp.weights[-1].mul_(scale)
-        head.mlp.biases[-1].mul_(scale)
-    return scale
+        head.judge_weight.fill_(spread * weight)
+        head.mlp.weights[-1].mul_(spread * scale)
+        head.mlp.biases[-1].mul_(spread * scale)
+        head.theta_first.add_(float((spread * after).mean() - before.mean()))
+    return spread * scale

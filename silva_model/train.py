@@ -124,7 +124,7 @@ def weigh_judge_by_folds(
     fold = np.random.default_rng(config.seed).permutation(len(rows)) % k
     inner = dataclasses.replace(config, judge_folds=0)
     device = head.judge_weight.device
-    personal, judge, y = [], [], []
+    parts: list[list[torch.Tensor]] = [[], [], []]  # out of fold: personal part, judge latent, rating
     for f in range(k):
         held = rows[fold == f]
         codes = arrays.split_codes.copy()
@@ -135,10 +135,14 @@ def weigh_judge_by_folds(
             fold_head = train(rest, inner, progress=False, pairs=pairs).head
         x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[held])).to(device)
         with torch.no_grad():
-            personal.append(fold_head.personal_latent(x))
-            judge.append(head.judge_input(x))
-        y.append(torch.from_numpy(arrays.scores[held]).to(device))
-    return fit_judge_mix(head, torch.cat(personal), torch.cat(judge), torch.cat(y))
+            parts[0].append(fold_head.personal_latent(x))
+            parts[1].append(head.judge_input(x))
+        parts[2].append(torch.from_numpy(arrays.scores[held]).to(device))
+    x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[rows])).to(device)
+    with torch.no_grad():
+        own = head.personal_latent(x), head.judge_input(x)
+    folds = (torch.cat(parts[0]), torch.cat(parts[1]), torch.cat(parts[2]))
+    return fit_judge_mix(head, folds, own)
 
 
 def train(
