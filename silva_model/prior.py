@@ -130,9 +130,9 @@ def fit_judge_mix(
     A two-input ordinal fit of the folds gives the two weights; the judge's is shrunk by its own
     noise (positive-part James-Stein, a / se < 1 -> 0), since with 100 ratings an unrelated judge
     fits spuriously. Only their ratio is kept: the head's latent keeps the spread and the mean it
-    trained with, against the bars it trained with, because refitting the bars lowered QWK by
-    0.03-0.06 of the oracle (docs/benchmarks.md). Returns the factor on the personal part, baked
-    into the MLP's output layer."""
+    trained with, against the bars it trained with, because refitting the bars on the folds lowered
+    QWK at every size of the bench, by up to 0.081 of the oracle (docs/benchmarks.md). Returns
+    the factor on the personal part, baked into the MLP's output layer."""
     personal, judge, y = (t.detach().float() if t.is_floating_point() else t for t in folds)
     start = [float(head.judge_weight), 0.0, -1.5, 0.5413, 0.5413, 0.5413]  # weights 1 x, bars unit-spaced
     p = torch.tensor(start, device=personal.device, requires_grad=True)
