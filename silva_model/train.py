@@ -112,7 +112,11 @@ MIN_FOLD_ROWS = 10  # fewer train rows per inner fold than this, and the judge k
 
 
 def weigh_judge_by_folds(
-    arrays: ManifestArrays, config: TrainConfig, pairs: Pairs | None, head: OrdinalHead
+    arrays: ManifestArrays,
+    config: TrainConfig,
+    pairs: Pairs | None,
+    head: OrdinalHead,
+    progress: bool = False,
 ) -> float | None:
     """Fit how much `head`'s judge and personal part count on out-of-fold latents: each inner fold
     of the train split is scored by a head trained (as `head` was) on the rest. Returns the
@@ -125,7 +129,7 @@ def weigh_judge_by_folds(
     inner = dataclasses.replace(config, judge_folds=0)
     device = head.judge_weight.device
     parts: list[list[torch.Tensor]] = [[], [], []]  # out of fold: personal part, judge latent, rating
-    for f in range(k):
+    for f in tqdm(range(k), desc="judge folds", unit="fold", disable=not progress, file=sys.stderr):
         held = rows[fold == f]
         codes = arrays.split_codes.copy()
         codes[held] = SPLITS.index("test")
@@ -270,7 +274,7 @@ def train(
     head.eval()
     personal_scale = None
     if head.has_judge and config.judge_folds:
-        personal_scale = weigh_judge_by_folds(arrays, config, pairs, head)
+        personal_scale = weigh_judge_by_folds(arrays, config, pairs, head, progress)
     if config.calibrate:
         with torch.no_grad():
             head.fit_calibration(
