@@ -111,7 +111,7 @@ def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torc
 
 
 def _mix_nll(p: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Summed ordinal NLL of `p` = (judge weight, log personal weight, first bar, 3 gap logits)."""
+    """Summed ordinal NLL of `p` = (judge weight, log personal weight, first bar, gap logits)."""
     bars = torch.cat([p[2:3], p[2:3] + torch.cumsum(F.softplus(p[3:]) + 1e-4, 0)])
     latent = p[0] * judge + p[1].exp() * personal
     return CumulativeBCELoss(len(bars) + 1).to(p.device)(latent.unsqueeze(-1) - bars, y) * len(y)
@@ -134,7 +134,8 @@ def fit_judge_mix(
     QWK at every size of the bench, by up to 0.081 of the oracle (docs/benchmarks.md). Returns
     the factor on the personal part, baked into the MLP's output layer."""
     personal, judge, y = (t.detach().float() if t.is_floating_point() else t for t in folds)
-    start = [float(head.judge_weight), 0.0, -1.5, 0.5413, 0.5413, 0.5413]  # weights 1 x, bars unit-spaced
+    k = head.num_thresholds  # the bars start unit-spaced around 0 (softplus(0.5413) == 1)
+    start = [float(head.judge_weight), 0.0, -(k - 1) / 2, *[0.5413] * (k - 1)]
     p = torch.tensor(start, device=personal.device, requires_grad=True)
     opt = torch.optim.LBFGS([p], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
