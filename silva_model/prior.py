@@ -135,7 +135,7 @@ def fit_judge_mix(
     the factor on the personal part, baked into the MLP's output layer."""
     personal, judge, y = (t.detach().float() if t.is_floating_point() else t for t in folds)
     k = head.num_thresholds  # the bars start unit-spaced around 0 (softplus(0.5413) == 1)
-    start = [float(head.judge_weight), 0.0, -(k - 1) / 2, *[0.5413] * (k - 1)]
+    start = [head.learned_judge_weight, 0.0, -(k - 1) / 2, *[0.5413] * (k - 1)]
     p = torch.tensor(start, device=personal.device, requires_grad=True)
     opt = torch.optim.LBFGS([p], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
@@ -153,7 +153,7 @@ def fit_judge_mix(
     weight = float(p[0]) * max(0.0, 1.0 - 1.0 / t**2) if t else 0.0
     scale = float(p[1].exp())
     own_personal, own_judge = (v.detach().float() for v in train)
-    before = float(head.judge_weight) * own_judge + own_personal
+    before = head.learned_judge_weight * own_judge + own_personal
     after = weight * own_judge + scale * own_personal
     spread = float(before.std() / after.std().clamp_min(1e-12)) if len(after) > 1 else 1.0
     with torch.no_grad():
