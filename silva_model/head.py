@@ -160,8 +160,7 @@ class OrdinalHead(nn.Module):
 
     def thresholds(self) -> torch.Tensor:
         """theta_1 < theta_2 < ... < theta_{K-1}, strictly, for any parameter values."""
-        gaps = F.softplus(self.theta_gaps) + 1e-4
-        return torch.cat([self.theta_first.reshape(1), self.theta_first + torch.cumsum(gaps, 0)])
+        return monotone_bars(self.theta_first, self.theta_gaps)
 
     @torch.no_grad()
     def init_thresholds(self, cumulative_positive_rate: torch.Tensor) -> None:
@@ -290,6 +289,12 @@ class MemberMLP(nn.Module):
                 if key in state_dict:
                     state_dict[f"{prefix}{new}.{i}"] = shape(state_dict.pop(key)).unsqueeze(0)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def monotone_bars(first: torch.Tensor, gap_logits: torch.Tensor) -> torch.Tensor:
+    """The first bar, then each next one a softplus gap (at least 1e-4) above: strictly increasing."""
+    first = first.reshape(1)
+    return torch.cat([first, first + torch.cumsum(F.softplus(gap_logits) + 1e-4, 0)])
 
 
 def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

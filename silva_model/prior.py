@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from silva_model.head import monotone_bars
 from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
 from silva_model.loss import CumulativeBCELoss
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
@@ -110,22 +110,22 @@ def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torc
     opt.step(closure)
 
 
-def _mix_nll(p: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _mix_nll(
+    p: torch.Tensor, out_of_fold: torch.Tensor, judge: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """Summed ordinal NLL of `p` = (judge weight, log personal weight, first bar, gap logits)."""
-    bars = torch.cat([p[2:3], p[2:3] + torch.cumsum(F.softplus(p[3:]) + 1e-4, 0)])
-    latent = p[0] * judge + p[1].exp() * personal
-    return CumulativeBCELoss(len(bars) + 1).to(p.device)(latent.unsqueeze(-1) - bars, y) * len(y)
+    latent = p[0] * judge + p[1].exp() * out_of_fold
+    loss_fn = CumulativeBCELoss(len(p) - 1).to(p.device)  # K - 1 bars: K classes
+    return loss_fn(latent.unsqueeze(-1) - monotone_bars(p[2], p[3:]), y) * len(y)
 
 
 def fit_judge_mix(
-    head: nn.Module,
-    folds: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    train: tuple[torch.Tensor, torch.Tensor],
+    head: nn.Module, out_of_fold: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor
 ) -> float:
     """How much the judge counts against the personal part, fitted to out-of-fold latents of the
-    train split, and set in `head`. `folds` holds the (personal part, standardised judge latent,
-    rating) of each train image, the personal part from a head that never saw it; `train` the
-    head's own (personal part, judge latent) of the same images.
+    train split, and set in `head`. For each train image: `out_of_fold`, the personal part of a
+    head that never saw it; `personal` and `judge` (standardised), `head`'s own two parts; `y`,
+    its rating.
 
     A two-input ordinal fit of the folds gives the two weights; the judge's is shrunk by its own
     noise (positive-part James-Stein, a / se < 1 -> 0), since with 100 ratings an unrelated judge
@@ -133,28 +133,28 @@ def fit_judge_mix(
     trained with, against the bars it trained with, because refitting the bars on the folds lowered
     QWK at every size of the bench, by up to 0.081 of the oracle (docs/benchmarks.md). Returns
     the factor on the personal part, baked into the MLP's output layer."""
-    personal, judge, y = (t.detach().float() if t.is_floating_point() else t for t in folds)
-    k = head.num_thresholds  # the bars start unit-spaced around 0 (softplus(0.5413) == 1)
-    start = [head.learned_judge_weight, 0.0, -(k - 1) / 2, *[0.5413] * (k - 1)]
-    p = torch.tensor(start, device=personal.device, requires_grad=True)
+    out_of_fold, personal, judge = (v.detach().float() for v in (out_of_fold, personal, judge))
+    w = head.learned_judge_weight
+    # from the weight and bars training left (the fit has one optimum; this start is near it)
+    bars = head.theta_first.detach().reshape(1), head.theta_gaps.detach()
+    p = torch.cat([torch.tensor([w, 0.0], device=bars[0].device), *bars]).requires_grad_(True)
     opt = torch.optim.LBFGS([p], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = _mix_nll(p, personal, judge, y)
+        loss = _mix_nll(p, out_of_fold, judge, y)
         loss.backward()
         return loss
 
     opt.step(closure)
     p = p.detach()
-    hessian = torch.autograd.functional.hessian(lambda q: _mix_nll(q, personal, judge, y), p)
+    hessian = torch.autograd.functional.hessian(lambda q: _mix_nll(q, out_of_fold, judge, y), p)
     se = float(torch.linalg.pinv(hessian.double())[0, 0].clamp_min(1e-12).sqrt())
     t = float(p[0]) / se
     weight = float(p[0]) * max(0.0, 1.0 - 1.0 / t**2) if t else 0.0
     scale = float(p[1].exp())
-    own_personal, own_judge = (v.detach().float() for v in train)
-    before = head.learned_judge_weight * own_judge + own_personal
-    after = weight * own_judge + scale * own_personal
+    before = w * judge + personal
+    after = weight * judge + scale * personal
     spread = float(before.std() / after.std().clamp_min(1e-12)) if len(after) > 1 else 1.0
     with torch.no_grad():
         head.judge_weight.fill_(spread * weight)

@@ -125,28 +125,25 @@ def weigh_judge_by_folds(
     k = config.judge_folds
     if len(rows) < k * MIN_FOLD_ROWS:
         return None
-    fold = np.random.default_rng(config.seed).permutation(len(rows)) % k
+    fold = torch.from_numpy(np.random.default_rng(config.seed).permutation(len(rows)) % k)
     inner = dataclasses.replace(config, judge_folds=0)
     device = head.judge_weight.device
-    parts: list[list[torch.Tensor]] = [[], [], []]  # out of fold: personal part, judge latent, rating
+    x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[rows])).to(device)
+    with torch.no_grad():
+        personal, judge = head.personal_latent(x), head.judge_input(x)
+    out_of_fold = torch.empty_like(personal)
     for f in tqdm(range(k), desc="judge folds", unit="fold", disable=not progress, file=sys.stderr):
-        held = rows[fold == f]
+        held = (fold == f).to(device)
         codes = arrays.split_codes.copy()
-        codes[held] = SPLITS.index("test")
+        codes[rows[(fold == f).numpy()]] = SPLITS.index("test")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the full training warned already
             rest = dataclasses.replace(arrays, split_codes=codes)
             fold_head = train(rest, inner, progress=False, pairs=pairs).head
-        x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[held])).to(device)
         with torch.no_grad():
-            parts[0].append(fold_head.personal_latent(x))
-            parts[1].append(head.judge_input(x))
-        parts[2].append(torch.from_numpy(arrays.scores[held]).to(device))
-    x = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[rows])).to(device)
-    with torch.no_grad():
-        own = head.personal_latent(x), head.judge_input(x)
-    folds = (torch.cat(parts[0]), torch.cat(parts[1]), torch.cat(parts[2]))
-    return fit_judge_mix(head, folds, own)
+            out_of_fold[held] = fold_head.personal_latent(x[held])
+    y = torch.from_numpy(arrays.scores[rows]).to(device)
+    return fit_judge_mix(head, out_of_fold, personal, judge, y)
 
 
 def train(

@@ -116,11 +116,10 @@ def test_the_out_of_fold_fit_weighs_the_part_that_predicts_the_ratings(truth):
     output_layer = head.mlp.weights[-1].detach().clone()
     before = head.judge_weight.detach() * judge + personal
 
-    scale = fit_judge_mix(head, (personal, judge, y), (personal, judge))
+    scale = fit_judge_mix(head, personal, personal, judge, y)
 
-    torch.testing.assert_close(
-        head.mlp.weights[-1].detach(), output_layer * scale
-    )  # the MLP's part, rescaled
+    # the MLP's part, rescaled
+    torch.testing.assert_close(head.mlp.weights[-1].detach(), output_layer * scale)
     if truth == "judge":
         assert head.learned_judge_weight > 5 * scale
     else:
