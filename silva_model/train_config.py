@@ -3,10 +3,11 @@ fields), `silva train --config` and the bench, into the checkpoint and back (`Tr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -21,6 +22,30 @@ def _opt(default: Any, help: str) -> Any:
     """A training option with its help text: the pipeline's launchpad config is generated from
     these fields, so the help lives here once."""
     return field(default=default, metadata={"help": help})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _typed(name: str, hint: Any, value: Any) -> Any:
+    """`value` as option `name`'s type, or a ValueError naming the option. A float may come as a
+    string: PyYAML reads `3e-3` (no dot) as one."""
+    if hint is float and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if hint is float and (_is_int(value) or isinstance(value, float)):
+        return float(value)
+    if hint is int and _is_int(value) or hint in (bool, str) and isinstance(value, hint):
+        return value
+    if get_origin(hint) is tuple and isinstance(value, list | tuple) and all(_is_int(v) for v in value):
+        return tuple(value)
+    if get_origin(hint) is Literal and value in get_args(hint):
+        return value
+    kind = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(hint)
+    if kind is None:
+        kind = f"one of {get_args(hint)}" if get_origin(hint) is Literal else "a list of integers"
+    raise ValueError(f"training option {name} must be {kind}, got {value!r}")
 
 
 @dataclass
@@ -67,18 +92,14 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(int(h) for h in self.hidden)
+        for name, hint in get_type_hints(TrainConfig).items():
+            setattr(self, name, _typed(name, hint, getattr(self, name)))
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.members < 1:
             raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
         if self.judge_folds < 0 or self.judge_folds == 1:
             raise ValueError(f"judge_folds must be 0 (off) or 2 or more, got {self.judge_folds}")
         if self.input_components < -1:
             raise ValueError(f"input_components must be -1 (auto), 0 or more, got {self.input_components}")
-        hints = get_type_hints(TrainConfig)
-        for name in ("threshold_init", "device"):
-            allowed = get_args(hints[name])
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

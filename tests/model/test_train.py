@@ -68,6 +68,23 @@ def test_unknown_config_option_is_named(tmp_path):
         TrainConfig.from_yaml(p)
 
 
+def test_yaml_exponent_floats_are_read_as_numbers(tmp_path):
+    """PyYAML reads `3e-3` (no dot) as a string; a person writing it means the number."""
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 3e-3\nweight_decay: 1E-2\nepochs: 3\n")
+    cfg = TrainConfig.from_yaml(p)
+    assert cfg.lr == 0.003 and cfg.weight_decay == 0.01 and cfg.epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("dropout", "abc"), ("epochs", 2.5), ("epochs", True), ("calibrate", "yes"), ("hidden", ["wide"])],
+)
+def test_an_option_of_the_wrong_type_is_named(option, value):
+    with pytest.raises(ValueError, match=rf"training option {option} must be"):
+        TrainConfig.from_dict({option: value})
+
+
 def test_absent_class_in_train_warns_but_trains(taste_data):
     keep = taste_data.ratings != 5
     t = build_manifest(taste_data.embeddings[keep], taste_data.ratings[keep])
