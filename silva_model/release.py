@@ -126,6 +126,14 @@ def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> st
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
     data_lines = "\n".join(f"- {k}: {v}" for k, v in sorted(data.items())) or "- not recorded"
+    training = config.get("training") or {}
+    chosen = ", ".join(f"{k} = {v}" for k, v in sorted((training.get("chosen_by_size") or {}).items()))
+    training_lines = (
+        f"- Options the defaults choose by size, as chosen for {data.get('n_train', 'its')} train "
+        f"ratings: {chosen}.\n- The whole training config: `training.config` in `{CONFIG_NAME}`."
+        if chosen
+        else "- not recorded"
+    )
     return f"""---
 library_name: silva
 base_model: {backbone}
@@ -163,6 +171,10 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 ## Training data
 
 {data_lines}
+
+## Training
+
+{training_lines}
 
 ## Prior
 

@@ -194,6 +194,7 @@ def train(
         loss_fn = CumulativeBCELoss().to(device)
     trainable = [p for p in head.parameters() if p.requires_grad]  # not a judge's
     opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    rank_weight = config.rank_weight_for(x.shape[0])
     steps_per_epoch = math.ceil(x.shape[0] / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = max(1, total // 20)
@@ -231,8 +232,8 @@ def train(
             # each member fits the bars on its own; they share only the bars
             member_logits = latents.float().unsqueeze(-1) - head.thresholds()
             loss = loss_fn(member_logits.flatten(0, 1), y[idx].repeat(config.members))
-            if config.rank_weight > 0:
-                loss = loss + config.rank_weight * rank_loss(latents.float(), y[idx])
+            if rank_weight > 0:
+                loss = loss + rank_weight * rank_loss(latents.float(), y[idx])
             if train_pairs is not None:
                 j = torch.randint(len(train_pairs), (pair_batch,), generator=gen).to(device)
                 with amp:

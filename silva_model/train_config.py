@@ -16,6 +16,11 @@ import yaml
 # 8,000 and lower below (the README's "principal components at large sizes").
 AUTO_COMPONENTS = 128
 AUTO_COMPONENTS_FROM = 10_000
+# A RankNet term over each batch's differently rated pairs raised the family's mean Spearman at
+# 80 to 2,400 train ratings (most at a few hundred, and the worst taste-seed more) and lowered it
+# at 4,800 (the README's "small sizes"); auto turns it on below this many train ratings.
+AUTO_RANK_WEIGHT = 1.0
+AUTO_RANK_BELOW = 4_000
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -75,7 +80,11 @@ class TrainConfig:
     threshold_init: Literal["prior", "uniform"] = _opt(
         "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
     )
-    rank_weight: float = _opt(0.0, "weight of a RankNet loss over the batch's differently rated pairs")
+    rank_weight: float = _opt(
+        -1.0,
+        "weight of a RankNet loss over the batch's differently rated pairs; -1 = auto "
+        f"({AUTO_RANK_WEIGHT:g} below {AUTO_RANK_BELOW:,} train ratings, else 0)",
+    )
     pair_weight: float = _opt(1.0, "weight of one pairwise judgement against one rating (only with pairs)")
     prior: str = _opt(
         "",
@@ -98,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
         if self.judge_folds < 0 or self.judge_folds == 1:
             raise ValueError(f"judge_folds must be 0 (off) or 2 or more, got {self.judge_folds}")
+        if self.rank_weight < 0 and self.rank_weight != -1:
+            raise ValueError(f"rank_weight must be -1 (auto), 0 or more, got {self.rank_weight}")
         if self.input_components < -1:
             raise ValueError(f"input_components must be -1 (auto), 0 or more, got {self.input_components}")
 
@@ -129,3 +140,17 @@ class TrainConfig:
         if k == -1:
             k = AUTO_COMPONENTS if n_train >= AUTO_COMPONENTS_FROM and dim > AUTO_COMPONENTS else 0
         return min(k, dim, max(n_train - 1, 1)) if k else 0
+
+    def rank_weight_for(self, n_train: int) -> float:
+        """The RankNet term's weight for a head trained on `n_train` rows."""
+        if self.rank_weight == -1:
+            return AUTO_RANK_WEIGHT if n_train < AUTO_RANK_BELOW else 0.0
+        return self.rank_weight
+
+    def chosen_by_size(self, n_train: int, dim: int) -> dict[str, float | int]:
+        """What the size-dependent options come to for this many `dim`-d train rows (for the
+        model card: the same config trains a different head at 500 and at 20,000 ratings)."""
+        return {
+            "input_components": self.components_for(n_train, dim),
+            "rank_weight": self.rank_weight_for(n_train),
+        }

@@ -67,6 +67,10 @@ def hub_release(
             metrics=evaluation.metrics,
             extra={
                 "data": data,
+                "training": {
+                    "config": head.train_config.to_dict(),
+                    "chosen_by_size": head.train_config.chosen_by_size(head.n_train, model.config.embed_dim),
+                },
                 "intervals": evaluation.intervals,
                 "mlflow_run_id": run_id,
                 "dagster_run_id": context.run_id,

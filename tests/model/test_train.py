@@ -141,6 +141,28 @@ def test_auto_input_components_follow_the_train_size():
         TrainConfig(input_components=-2)
 
 
+def test_auto_rank_weight_follows_the_train_size():
+    auto = TrainConfig()
+    assert auto.rank_weight_for(train_mod.AUTO_RANK_BELOW - 1) == train_mod.AUTO_RANK_WEIGHT
+    assert auto.rank_weight_for(train_mod.AUTO_RANK_BELOW) == 0.0
+    assert TrainConfig(rank_weight=0).rank_weight_for(100) == 0.0
+    assert TrainConfig(rank_weight=0.3).rank_weight_for(50_000) == 0.3
+    assert auto.chosen_by_size(200, 1152) == {"input_components": 0, "rank_weight": 1.0}
+    with pytest.raises(ValueError, match="rank_weight"):
+        TrainConfig(rank_weight=-0.5)
+
+
+def test_auto_rank_weight_trains_the_head_an_explicit_weight_trains(manifest_path):
+    """Auto is the explicit weight the size calls for, not a third recipe (CPU runs are deterministic)."""
+    cfg = {**FAST_TRAIN, "epochs": 2}
+    states = [
+        train(manifest_path, TrainConfig(**cfg, rank_weight=w), progress=False).head.state_dict()
+        for w in (-1, train_mod.AUTO_RANK_WEIGHT, 0)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(states[0].values(), states[1].values(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(states[0].values(), states[2].values(), strict=True))
+
+
 def test_a_projected_head_learns_and_its_release_scores_the_same(manifest_path, tmp_path):
     res = train(manifest_path, TrainConfig(**FAST_TRAIN, input_components=32), progress=False)
     assert res.head.config.input_components == 32 and res.head.mlp.weights[0].shape[1] == 32

@@ -54,6 +54,10 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
         files = hub.committed_files()
         assert set(files) == {"README.md", "config.json", "model.safetensors"}
         assert files["model.safetensors"] == (Path(release) / "model.safetensors").read_bytes()
+        # the card says what the size-dependent defaults chose for this head's ~48 train ratings
+        assert b"input_components = 0, rank_weight = 1.0" in files["README.md"]
+        training = json.loads(files["config.json"])["training"]
+        assert training["config"]["rank_weight"] == -1 and training["chosen_by_size"]["rank_weight"] == 1.0
         assert all(q["headers"]["authorization"] == f"Bearer {secret}" for q in hub.requests)
         assert any(q["path"] == "/api/repos/create" for q in hub.requests)
         logs = " ".join(str(e) for e in instance.all_logs(r.run_id))
