@@ -95,7 +95,9 @@ def test_absent_class_in_train_warns_but_trains(taste_data):
 
 def test_calibration_spreads_expected_ratings_without_reordering_anything(taste_data, tmp_path):
     """Histogram specification onto the train ratings: the same ranking (Spearman and QWK equal to
-    the last digit), but rated-1 images get a lower and rated-5 images a higher expected rating."""
+    the last digit), but rated-1 images get a lower and rated-5 images a higher expected rating.
+    The ordinal loss alone compresses toward the middle, so that head is the one calibrated here
+    (the rank term spreads on its own; calibrated, both land on the same level means)."""
     from silva_model.head import predict
     from silva_model.manifest import build_manifest, to_arrays
     from silva_model.metrics import compute_metrics, level_bias
@@ -103,7 +105,7 @@ def test_calibration_spreads_expected_ratings_without_reordering_anything(taste_
 
     arrays = to_arrays(build_manifest(taste_data.embeddings, taste_data.ratings))
     xt, yt = arrays.subset("test")
-    cfg = {**FAST_TRAIN, "epochs": 6}
+    cfg = {**FAST_TRAIN, "epochs": 6, "rank_weight": 0.0}
     raw = train(arrays, TrainConfig(**cfg, calibrate=False), progress=False).head
     cal = train(arrays, TrainConfig(**cfg, calibrate=True), progress=False).head
     (s0, p0), (s1, p1) = predict(raw, xt), predict(cal, xt)
@@ -111,6 +113,9 @@ def test_calibration_spreads_expected_ratings_without_reordering_anything(taste_
     assert m1["spearman"] == pytest.approx(m0["spearman"], abs=1e-12) and m1["qwk"] == m0["qwk"]
     b0, b1 = level_bias(yt, s0), level_bias(yt, s1)
     assert b1[1][1] < b0[1][1] and b1[5][1] > b0[5][1]
+    ranked = train(arrays, TrainConfig(**{**cfg, "rank_weight": 1.0}, calibrate=True), progress=False)
+    b2 = level_bias(yt, predict(ranked.head, xt)[0])
+    assert all(abs(b2[k][1] - b1[k][1]) < 0.1 for k in b1)
     assert np.allclose(predict(cal, xt[:1])[0], s1[:1], atol=1e-6)  # one image scores as in a batch
     # the table travels in the weights; heads saved before calibration still load, uncalibrated
     folder = save_pretrained(cal, tmp_path / "cal")
