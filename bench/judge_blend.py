@@ -22,22 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
-from judges import FRESH, SIZES, publish_judge  # noqa: E402
+from judges import FRESH, SIZES, first_ratings, person, publish_judge, standard  # noqa: E402
 from tastes import TASTES  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import spearman  # noqa: E402
 from silva_model.release import load_head  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
 from silva_model.train import train  # noqa: E402
 from silva_model.train_config import TrainConfig  # noqa: E402
 
 WEIGHTS = np.linspace(0.0, 3.0, 61)
-
-
-def _z(v: np.ndarray) -> np.ndarray:
-    return (v - v.mean()) / v.std()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, taste in TASTES.items():
             judge = load_head(publish_judge(taste, a.rho, a.judge_ratings, cfg, Path(tmp) / name))[0]
             for seed in a.seeds:
-                d = make_taste_dataset(max(SIZES) + FRESH, seed=seed, **taste)  # judges.py's people
+                d = person(taste, seed, max(SIZES))  # judges.py's people
                 xt, yt = d.embeddings[-FRESH:], d.ratings[-FRESH:]
                 oracle = spearman(yt, d.taste[-FRESH:])
-                j = _z(predict(judge, xt)[0])
+                j = standard(predict(judge, xt)[0])
                 for n in a.sizes:
-                    arrays = to_arrays(build_manifest(d.embeddings[:n], d.ratings[:n], copy_rule=None))
-                    head = train(arrays, dataclasses.replace(cfg, seed=seed), progress=False).head
-                    s = _z(predict(head, xt)[0])
+                    run = dataclasses.replace(cfg, seed=seed)
+                    head = train(first_ratings(d, n), run, progress=False).head
+                    s = standard(predict(head, xt)[0])
                     blend = max(spearman(yt, s + w * j) for w in WEIGHTS)
                     rows[n].append((spearman(yt, s) / oracle, spearman(yt, j) / oracle, blend / oracle))
                 print(f"  {name} seed={seed}", file=sys.stderr, flush=True)

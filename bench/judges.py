@@ -27,7 +27,7 @@ from common import machine, table  # noqa: E402
 from tastes import TASTES  # noqa: E402
 
 from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
+from silva_model.manifest import ManifestArrays, build_manifest, to_arrays  # noqa: E402
 from silva_model.metrics import qwk, spearman  # noqa: E402
 from silva_model.release import save_pretrained  # noqa: E402
 from silva_model.synthetic import (  # noqa: E402
@@ -47,8 +47,18 @@ FRESH = 4000
 KINDS = ("judge alone", "from scratch", "with the judge")
 
 
-def _standard(v: np.ndarray) -> np.ndarray:
+def standard(v: np.ndarray) -> np.ndarray:
     return (v - v.mean()) / v.std()
+
+
+def person(taste: dict, seed: int, largest: int) -> TasteData:
+    """One person of the bench: `largest` ratings to train on, then FRESH test images."""
+    return make_taste_dataset(largest + FRESH, seed=seed, **taste)
+
+
+def first_ratings(d: TasteData, n: int) -> ManifestArrays:
+    """The person's first n ratings as training arrays."""
+    return to_arrays(build_manifest(d.embeddings[:n], d.ratings[:n], copy_rule=None))
 
 
 def other_taste(d: TasteData, taste: dict, world_seed: int) -> np.ndarray:
@@ -65,8 +75,8 @@ def judge_ratings(d: TasteData, taste: dict, rho: float, seed: int) -> np.ndarra
     """The second rater's 1-5 ratings: its taste (correlated rho with the person's on these images:
     the other taste's chance correlation is taken out first) plus the taste's rater noise, cut into
     the taste's rating mix."""
-    t, o = _standard(d.taste), _standard(other_taste(d, taste, 10_000 + seed))
-    o = _standard(o - np.mean(o * t) * t)
+    t, o = standard(d.taste), standard(other_taste(d, taste, 10_000 + seed))
+    o = standard(o - np.mean(o * t) * t)
     mixed = rho * t + np.sqrt(1 - rho**2) * o
     noisy = mixed + taste.get("noise", 0.5) * np.random.default_rng(seed).standard_normal(len(mixed))
     cuts = np.quantile(noisy, np.cumsum(taste.get("mix", DEFAULT_MIX))[:-1])
@@ -86,7 +96,7 @@ def measure(
     name: str, seed: int, judges: dict[float, Path], sizes: tuple[int, ...], cfg: TrainConfig
 ) -> list:
     """(taste, seed, rho, size, kind, Spearman / oracle, QWK / oracle) for one person."""
-    d = make_taste_dataset(max(sizes) + FRESH, seed=seed, **TASTES[name])
+    d = person(TASTES[name], seed, max(sizes))
     test = slice(-FRESH, None)
     xt, yt = d.embeddings[test], d.ratings[test]
     oracle = spearman(yt, d.taste[test]), qwk(yt, d.oracle_ratings[test])
@@ -101,7 +111,7 @@ def measure(
     for rho, folder in judges.items():
         rows.append((name, seed, rho, 0, KINDS[0], *fractions(load_head(folder)[0])))
     for n in sizes:
-        arrays = to_arrays(build_manifest(d.embeddings[:n], d.ratings[:n], copy_rule=None))
+        arrays = first_ratings(d, n)
         run = dataclasses.replace(cfg, seed=seed)
         scratch = fractions(train(arrays, run, progress=False).head)
         for rho, folder in judges.items():
