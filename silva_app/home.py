@@ -44,6 +44,16 @@ class Home:
     def releases(self) -> Path:
         return self._dir("releases")
 
+    def latest(self, name: str) -> Path:
+        """The fixed place where the pipeline publishes the newest value of a table the person's
+        side reads (`manifest`, `library_scores`, `rating_queue`), whichever run made it."""
+        return self._dir("latest") / f"{name}.parquet"
+
+    @property
+    def thumbnails(self) -> Path:
+        """Small JPEGs of library images, content-addressed (the gallery's cache)."""
+        return self._dir("thumbnails")
+
     @property
     def ratings_log(self) -> Path:
         return self.root / "ratings-log.sqlite"

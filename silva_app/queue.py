@@ -7,6 +7,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from silva_app.home import Home, silva_home
+
 QUEUE_COLUMNS = (
     "image_sha256",
     "path",
@@ -31,21 +33,13 @@ def read_queue(path: str | Path) -> list[dict[str, Any]]:
     return [dict.fromkeys(OPTIONAL_COLUMNS) | r for r in rows]
 
 
-def latest_queue() -> Path:
-    """The latest materialized `rating_queue`, as Dagster recorded it (not the newest file)."""
-    import dagster as dg
-
-    from silva_app.home import dagster_home
-    from silva_pipeline.resources.io_manager import latest_uri
-
-    home = dagster_home()
-    path = None
-    if (home / "dagster.yaml").exists() or (home / "storage").exists():
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            path = latest_uri(instance, dg.AssetKey(QUEUE_ASSET))
-    if path is None or not path.exists():
+def latest_queue(home: Home | None = None) -> Path:
+    """The newest rating queue the pipeline chose, where it publishes it in the workspace."""
+    home = home or silva_home()
+    path = home.latest(QUEUE_ASSET)
+    if not path.exists():
         raise FileNotFoundError(
-            f"no rating queue in the Dagster instance at {home}: materialize `{QUEUE_ASSET}` first "
-            "(uv run silva-demo, or the retrain job), or pass --queue"
+            f"no rating queue in the workspace at {home.root}: run `uv run silva-run` (or "
+            "`uv run silva-demo` and `silva rate --demo`) first, or pass --queue"
         )
     return path

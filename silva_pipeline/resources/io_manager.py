@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,15 @@ import dagster as dg
 import pyarrow as pa
 
 from silva_app.home import silva_home
-from silva_model.atomic import atomic_write_text
+from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.parquet import read_parquet, write_parquet
 from silva_model.release import TrainedHead
 from silva_pipeline.records import EmbedWork, EvaluationReport, Release
 
 _JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EmbedWork, EvaluationReport, Release)}
+# Tables the person's side reads (`silva rate`, the gallery, `silva score --explain`): each newest
+# value is also published at one fixed place in the workspace (`Home.latest`), so they need no Dagster.
+PUBLISHED = ("manifest", "library_scores", "rating_queue")
 
 
 def latest_uri(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> Path | None:
@@ -50,6 +55,17 @@ def store(obj: Any, stem: Path) -> Path:
         atomic_write_text(path, json.dumps({"type": type(obj).__name__, "value": dataclasses.asdict(obj)}))
         return path
     raise TypeError(f"cannot store a {type(obj).__name__}")
+
+
+def publish(stored: Path, target: Path) -> None:
+    """Make `target` the stored file, atomically: a hard link (stored values are never
+    overwritten), a copy where the file system has none."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(stored, tmp)
+        except OSError:
+            shutil.copyfile(stored, tmp)
 
 
 def load(path: Path) -> Any:
@@ -87,6 +103,9 @@ class SilvaIOManager(dg.ConfigurableIOManager):
             folder = folder / context.asset_partition_key
         path = store(obj, folder / context.run_id)
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(path))})
+        name = context.asset_key.to_user_string()
+        if name in PUBLISHED and not context.has_asset_partitions:
+            publish(path, silva_home().latest(name))
 
     def load_input(self, context: dg.InputContext) -> Any:
         if not context.has_asset_key:
