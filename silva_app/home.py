@@ -1,8 +1,9 @@
 """The one data root: every file silva writes (assets, embedding cache, releases, ratings log,
 demo data, MLflow files, local services) lives under `Home.root`, so one setting moves it all.
 
-`SILVA_HOME` names it, else the project-local `.data`. It is read here and nowhere else; Dagster's
-own instance lives in DAGSTER_HOME (`dagster_home()`), which Dagster reads itself.
+`SILVA_HOME` names it, else the project-local `.data`. It is read here and nowhere else, by the
+commands a person runs (and where Dagster loads the Definitions), and handed on from there.
+Dagster's own instance lives in the data root's `dagster/` too, unless DAGSTER_HOME says otherwise.
 
 The demo has a workspace of its own (`SILVA_DEMO_HOME`, else `.demo`: its data root and its
 Dagster instance), so nothing the demo writes is ever read by the person's runs, and the other way
@@ -84,6 +85,11 @@ class Home:
     def gpu_leases(self) -> Path:
         return self._dir("gpu-leases")
 
+    @property
+    def dagster(self) -> Path:
+        """Where the workspace's Dagster instance lives unless DAGSTER_HOME says otherwise."""
+        return self.root / "dagster"
+
 
 def silva_home() -> Home:
     root = Path(os.environ.get(HOME_VARIABLE) or PROJECT_ROOT / ".data").expanduser().resolve()
@@ -91,9 +97,10 @@ def silva_home() -> Home:
     return Home(root)
 
 
-def dagster_home() -> Path:
-    """The Dagster instance silva's commands use: DAGSTER_HOME, else the project-local one."""
-    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+def dagster_home(home: Home | None = None) -> Path:
+    """The Dagster instance silva's commands use: DAGSTER_HOME, else the workspace's own."""
+    env = os.environ.get("DAGSTER_HOME")
+    return Path(env).expanduser().resolve() if env else (home or silva_home()).dagster
 
 
 def demo_root() -> Path:

@@ -69,10 +69,12 @@ class EmbedBatch:
     signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, SIGNATURE_DIM), np.float32))
 
 
-def check_backbone(model: str) -> None:
-    """Fail at once, in one line, for a backbone that cannot load: neither a local folder nor in
-    the Hugging Face cache nor reachable on the Hub (a label such as the demo's `synthetic-demo`,
-    a typo, no network). Loading it anyway retried the Hub for minutes."""
+def check_backbone(
+    model: str, what: str = "backbone", fix: str = "pass --backbone with a SigLIP folder or model id"
+) -> None:
+    """Fail at once, in one line, for a backbone (or another checkpoint: `what`) that cannot load:
+    neither a local folder nor in the Hugging Face cache nor reachable on the Hub (a label such as
+    the demo's `synthetic-demo`, a typo, no network). Loading it anyway retried the Hub for minutes."""
     if Path(model).is_dir():
         return
     from huggingface_hub import HfApi, constants, try_to_load_from_cache
@@ -81,7 +83,7 @@ def check_backbone(model: str) -> None:
     try:
         validate_repo_id(model)
     except HFValidationError:
-        raise ValueError(f"backbone {model!r} is neither a local folder nor a Hub model id") from None
+        raise ValueError(f"{what} {model!r} is neither a local folder nor a Hub model id") from None
     if isinstance(try_to_load_from_cache(model, "config.json"), str):
         return  # downloaded before: loads offline
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else ""
@@ -93,9 +95,8 @@ def check_backbone(model: str) -> None:
             why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'}"
     hint = " (a demo label: heads trained on the demo's synthetic vectors score only such vectors)"
     raise ValueError(
-        f"backbone {model!r} is not a local folder, not in the Hugging Face cache and not reachable on "
-        f"the Hub ({why}){hint if model == 'synthetic-demo' else ''}; pass --backbone with a SigLIP "
-        "folder or model id"
+        f"{what} {model!r} is not a local folder, not in the Hugging Face cache and not reachable on "
+        f"the Hub ({why}){hint if model == 'synthetic-demo' else ''}; {fix}"
     )
 
 
@@ -149,7 +150,9 @@ class SiglipEmbedder:
 
         if preprocess not in PREPROCESS_VARIANTS:
             raise ValueError(f"unknown preprocess {preprocess!r}; use one of {PREPROCESS_VARIANTS}")
-        self.model_id = str(model)
+        local = Path(model).expanduser()
+        # a folder is recorded by its absolute path, so a head trained on it scores from anywhere
+        self.model_id = str(local.resolve()) if local.is_dir() else str(model)
         check_backbone(self.model_id)
         self.device = resolve_device(device)
         if dtype is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -21,6 +22,32 @@ AUTO_COMPONENTS_FROM = 10_000
 # at 4,800 (the README's "small sizes"); auto turns it on below this many train ratings.
 AUTO_RANK_WEIGHT = 1.0
 AUTO_RANK_BELOW = 4_000
+
+
+def option_variable(name: str) -> str:
+    """The environment variable of training option `name`."""
+    return f"SILVA_{name.upper()}"
+
+
+def _from_text(variable: str, hint: Any, raw: str) -> Any:
+    """An environment variable's text as the option's value: YAML scalars (`5`, `3e-3`, `true`),
+    and a list of integers as `1024,512` or `[1024, 512]` (`[]`: none)."""
+    if get_origin(hint) is tuple:
+        items = [v for v in raw.strip().strip("[]").split(",") if v.strip()]
+        try:
+            return [int(v) for v in items]
+        except ValueError:
+            raise ValueError(f"{variable}={raw!r} is not a list of integers (e.g. 1024,512)") from None
+    value = yaml.safe_load(raw)
+    return raw if hint is str else value
+
+
+def read_options(path: str | Path) -> dict[str, Any]:
+    """A YAML file of training options, as a mapping."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of training options")
+    return data
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -122,10 +149,27 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of training options")
-        return cls.from_dict(data)
+        return cls.load(read_options(path))
+
+    @classmethod
+    def load(
+        cls,
+        values: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> TrainConfig:
+        """The one way in for training options, whoever trains (`silva train`, `silva-run`, the
+        launchpad): the defaults, then `values` (a `--config` file, a workspace's `training:`),
+        then the environment (`SILVA_<OPTION>`, e.g. SILVA_EPOCHS=5, SILVA_PRIOR=you/judge), then
+        `overrides` (command-line options, the launchpad's; None leaves an option as it is)."""
+        merged = dict(values or {})
+        for name, hint in get_type_hints(cls).items():
+            variable = option_variable(name)
+            raw = (env or {}).get(variable, "")
+            if raw.strip():
+                merged[name] = _typed(f"{name} ({variable})", hint, _from_text(variable, hint, raw))
+        merged |= {k: v for k, v in (overrides or {}).items() if v is not None}
+        return cls.from_dict(merged)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

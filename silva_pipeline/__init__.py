@@ -1,8 +1,9 @@
 """silva_pipeline: the Dagster project from a person's ratings to a released silva head.
 
-`defs` is importable from the package so `dagster ... -m silva_pipeline` finds it. The package
-needs the `pipeline` extra (Dagster, MLflow, polars, matplotlib); scoring with `silva_model`
-and the `silva` CLI does not.
+Its Definitions load from `silva_pipeline.definitions` (`dagster dev -m silva_pipeline.definitions`);
+importing this package or any of its modules builds nothing and reads no setting. The package needs
+the `pipeline` extra (Dagster, MLflow, polars, matplotlib); scoring with `silva_model` and the
+`silva` CLI does not.
 """
 
 from importlib.util import find_spec
@@ -13,7 +14,3 @@ if _missing:
         f"silva_pipeline needs the 'pipeline' extra ({', '.join(_missing)} missing): "
         "pip install 'silva[pipeline]'"
     )
-
-from silva_pipeline.definitions import defs  # noqa: E402
-
-__all__ = ["defs"]

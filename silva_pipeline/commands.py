@@ -1,8 +1,8 @@
-"""The pipeline's commands. `uv run silva-demo`: materialize the whole graph on the built-in demo
-data, in the demo's own workspace, and print the evaluation; `uv run silva-run`: the same on the
-person's own sources, in theirs; `uv run silva-ui`: `dagster dev` on a workspace's instance;
-`uv run silva-mlflow`: the MLflow UI on its tracking store. Each workspace has a persistent
-Dagster instance (SQLite under its DAGSTER_HOME), so the runs show up in its UI."""
+"""The pipeline's commands. `uv run silva-run`: the whole graph on the person's own sources, in
+their workspace (and, run again with no variables, the retrain); `uv run silva-demo`: the same on
+the built-in demo, in the demo's own workspace; `uv run silva-ui`: `dagster dev` on a workspace's
+instance; `uv run silva-mlflow`: the MLflow UI on its store. Each workspace has a persistent
+Dagster instance (SQLite), so its runs show up in its UI."""
 
 from __future__ import annotations
 
@@ -11,151 +11,149 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from silva_app.home import PROJECT_ROOT, demo_root, silva_home, use_demo_workspace
-from silva_pipeline.instance import ensure_dagster_home
+from silva_app.home import PROJECT_ROOT, Home, dagster_home, demo_root, silva_home, use_demo_workspace
+from silva_app.setup import Setup, forget_person_settings
+from silva_pipeline.instance import ensure_instance
 from silva_pipeline.release_gate import force_release
+from silva_pipeline.workspace_lock import WorkspaceBusy, workspace_lock
+
+
+class NotReady(Exception):
+    """The workspace cannot run as set up; the message says what to change."""
+
+
+@dataclass
+class Workspace:
+    """Where a command runs: the data root, its Dagster instance and how it is set up."""
+
+    home: Home
+    instance: Path
+    setup: Setup
+    demo: bool
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    own = prog == "silva-run"
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Materialize the whole graph on your workspace's sources (set them once with SILVA_SOURCE, "
+            "SILVA_RATINGS, SILVA_LIBRARY_SOURCE, SILVA_LIBRARY, SILVA_BACKBONE; they are recorded, so "
+            "run it again with no variables to retrain) and print a summary."
+            if own
+            else "Materialize the whole graph on the built-in demo data and print the evaluation."
+        ),
+    )
+    p.add_argument("--epochs", type=int, help="this run's training epochs")
+    p.add_argument("--prior", metavar="JUDGE", help="start the head from a published judge (recorded)")
+    p.add_argument("--force-release", action="store_true", help="release even if worse than the last release")
+    p.add_argument("--verbose", action="store_true", help="Dagster's and MLflow's own logs, and tracebacks")
+    if not own:
+        where = demo_root()
+        p.add_argument("--reset", action="store_true", help=f"delete the demo's workspace first ({where})")
+    return p
+
+
+def own_workspace(a: argparse.Namespace) -> Workspace:
+    """The person's workspace as recorded, with this shell's SILVA_* and the options on top,
+    checked before anything is written."""
+    from silva_pipeline.preflight import preflight
+
+    home = silva_home()
+    setup = Setup.load(home, os.environ, {"training.prior": a.prior})
+    if not setup.configured:
+        raise NotReady(
+            "runs on your own ratings, and this workspace has none set up yet: set SILVA_SOURCE (file, "
+            "folder or pictoria) and SILVA_RATINGS once (the README's 'Your own images'); "
+            "`uv run silva-demo` runs the demo"
+        )
+    problems = preflight(home, setup)
+    if problems:
+        raise NotReady("\n".join(problems))
+    return Workspace(home, dagster_home(home), setup, demo=False)
+
+
+def demo_workspace(a: argparse.Namespace) -> Workspace:
+    """The demo's own workspace, set up for the demo whatever the person's SILVA_* say."""
+    if a.reset:
+        shutil.rmtree(demo_root(), ignore_errors=True)
+    use_demo_workspace()
+    forget_person_settings(os.environ)
+    home = silva_home()
+    overrides = {"ratings.source": "demo", "library.source": "auto", "training.prior": a.prior}
+    return Workspace(home, dagster_home(home), Setup.load(home, os.environ, overrides), demo=True)
+
+
+def remember_instance(ws: Workspace) -> None:
+    """Point plain `dagster`/`dg` commands in the project folder (`dg launch --job retrain`,
+    `dagster dev`) at the workspace's instance, through the `.env` file Dagster reads there: only
+    for the project's own workspace (SILVA_HOME and DAGSTER_HOME unset)."""
+    if ws.demo or os.environ.get("SILVA_HOME") or ws.home.root != (PROJECT_ROOT / ".data").resolve():
+        return
+    env = PROJECT_ROOT / ".env"
+    lines = env.read_text(encoding="utf-8").splitlines() if env.exists() else []
+    lines = [line for line in lines if not line.startswith("DAGSTER_HOME=")]
+    from silva_model.atomic import atomic_write_text
+
+    atomic_write_text(env, "\n".join([*lines, f"DAGSTER_HOME={ws.instance}"]) + "\n")
+
+
+def _run_config(a: argparse.Namespace) -> dict:
+    run_config: dict = {"ops": {}}
+    if not a.verbose:  # one line per step from here, not Dagster's event stream
+        run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    if a.epochs:
+        run_config["ops"]["head"] = {"config": {"epochs": a.epochs}}
+    if a.force_release:
+        run_config["ops"] |= force_release()["ops"]
+    return run_config
 
 
 def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     """Everything, in order: ratings to release and the library's shards, each new shard
-    embedded, the library scored and the rating queue chosen. `silva-demo` on the built-in demo
-    set unless SILVA_* variables name other sources; `silva-run` on yours."""
-    description = (
-        "Materialize the whole graph on your configured sources (SILVA_SOURCE, SILVA_RATINGS, "
-        "SILVA_LIBRARY_SOURCE, SILVA_LIBRARY, SILVA_BACKBONE) and print a summary."
-        if prog == "silva-run"
-        else "Materialize the whole graph on the built-in demo data and print the evaluation."
-    )
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--epochs", type=int, help="override the head's training epochs")
-    p.add_argument(
-        "--prior", metavar="JUDGE", help="start the head from a published judge: a Hub id or a folder"
-    )
-    p.add_argument("--force-release", action="store_true", help="release even if worse than the last release")
-    p.add_argument("--verbose", action="store_true", help="Dagster's and MLflow's own logs as well")
-    if prog == "silva-demo":
-        p.add_argument(
-            "--reset", action="store_true", help=f"delete the demo's workspace first ({demo_root()})"
-        )
-    a = p.parse_args(argv)
-    demo = prog == "silva-demo"
-    if demo:
-        if a.reset:
-            shutil.rmtree(demo_root(), ignore_errors=True)
-        use_demo_source()
-    if prog == "silva-run" and os.environ.get("SILVA_SOURCE", "demo") == "demo":
-        print(
-            "silva-run: runs on your own ratings: set SILVA_SOURCE (file, folder or pictoria) and "
-            "SILVA_RATINGS (see the README's 'Your own images'); `uv run silva-demo` runs the demo",
-            file=sys.stderr,
-        )
+    embedded, the library scored and the rating queue chosen; then a summary, also on failure."""
+    a = _parser(prog).parse_args(argv)
+    started = time.perf_counter()
+    try:
+        ws = demo_workspace(a) if prog == "silva-demo" else own_workspace(a)
+    except (NotReady, ValueError) as e:
+        for line in str(e).splitlines():
+            print(f"{prog}: {line}", file=sys.stderr)
         return 2
-    home = ensure_dagster_home()
     if not a.verbose:
         quiet_libraries()
+    try:
+        with workspace_lock(ws.home.root, prog):
+            ws.setup.record()
+            remember_instance(ws)
+            chain = _run(ws, _run_config(a))
+    except WorkspaceBusy as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; run it again to go on from where it stopped", file=sys.stderr)
+        return 130
+    from silva_pipeline.summary import print_summary
+
+    print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started)
+    return 1 if chain.failed else 0
+
+
+def _run(ws: Workspace, run_config: dict):
     import dagster as dg
 
-    from silva_pipeline.assets import MODEL_ASSETS, library_shards
-    from silva_pipeline.assets.evaluation import OUT_OF_FOLD, OUT_OF_FOLDS
-    from silva_pipeline.definitions import defs
+    from silva_pipeline.chain import Runner, run_chain
+    from silva_pipeline.definitions import build_definitions
+    from silva_pipeline.summary import print_steps
 
-    run_config: dict = {"ops": {}}
-    if not a.verbose:  # one line per step from here, not Dagster's event stream
-        run_config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
-    head_config = {k: v for k, v in {"epochs": a.epochs, "prior": a.prior}.items() if v}
-    if head_config:
-        run_config["ops"]["head"] = {"config": head_config}
-    if a.force_release:
-        run_config["ops"] |= force_release()["ops"]
-    if demo:  # the resources were built when the definitions loaded, from the person's SILVA_*
-        run_config["resources"] = DEMO_RESOURCES
-    with dg.DagsterInstance.get() as instance:
-        job = defs.resolve_implicit_global_asset_job_def()
-
-        def run(keys: list[str], **kwargs) -> dg.ExecuteInProcessResult | None:
-            result = job.execute_in_process(
-                instance=instance,
-                run_config=run_config,
-                raise_on_error=False,
-                asset_selection=[dg.AssetKey(k) for k in keys],
-                **kwargs,
-            )
-            for e in result.get_asset_check_evaluations():
-                if not e.passed:
-                    print(
-                        f"check {e.asset_key.to_user_string()}:{e.check_name} failed: {e.description}",
-                        file=sys.stderr,
-                    )
-            if not result.success:
-                print(
-                    f"{prog}: run {result.run_id} failed; see `dagster dev` (DAGSTER_HOME={home})",
-                    file=sys.stderr,
-                )
-                return None
-            if "partition_key" not in kwargs:
-                print_steps(result)
-            return result
-
-        # 1. ratings -> release, and the library's shards; 2. each new shard embedded (in the UI:
-        # a backfill of `embed_library`); 3. the library scored and the rating queue chosen.
-        model = run([*MODEL_ASSETS, "library"])
-        if model is None:
-            return 1
-        done = instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
-        todo = [s for s in instance.get_dynamic_partitions(library_shards.name) if s not in done]
-        started = time.perf_counter()
-        for shard in todo:
-            if run(["library_embeddings"], partition_key=shard) is None:
-                return 1
-        print(f"  {'library_embeddings':<32}{time.perf_counter() - started:7.1f} s  {len(todo)} new shard(s)")
-        loop = run(["library_scores", "rating_queue"])
-        if loop is None:
-            return 1
-        ev = model.output_for_node("evaluation")
-        trained = model.output_for_node("head")
-        release = model.output_for_node("hub_release")
-        queue = loop.output_for_node("rating_queue")
-        scores = loop.output_for_node("library_scores")
-    print()
-    for split, m in ev.metrics.items():
-        split = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
-        print(f"{split}: spearman {m['spearman']:.4f}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})")
-    print(f"\nrelease: {release.path}  (MLflow registry: silva-head v{release.registry_version})")
-    print(f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images")
-    verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
-    useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
-    print(f"head: {trained.n_train:,} train ratings, {verdict}: {useful}")
-    if trained.head.has_judge:
-        print(f"judge: {trained.train_config.prior}, learned weight {trained.head.learned_judge_weight:.3f}")
-    flag = " --demo" if demo else ""
-    print(f"workspace: {silva_home().root} (Dagster: {home})")
-    print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")
-    return 0
-
-
-# From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
-# the taste allows; at 500 ratings it reaches about 0.8 of the oracle.
-USEFUL_RATINGS = 500
-SMALL_DATA_DOC = "docs/benchmarks.md#small-data"
-
-
-# The demo's sources and tracking store, whatever the person's SILVA_* and MLFLOW_TRACKING_URI say.
-DEMO_RESOURCES = {
-    "ratings_source": {"config": {"kind": "demo", "path": "", "pairs": ""}},
-    "library_source": {"config": {"kind": "auto", "path": ""}},
-    "mlflow": {"config": {"tracking_uri": ""}},  # the SQLite file in the demo's data root
-}
-
-
-def use_demo_source() -> None:
-    """The demo runs on the demo, in the demo's workspace, whatever the person's SILVA_* say."""
-    use_demo_workspace()
-    os.environ["SILVA_SOURCE"] = "demo"
-    os.environ["SILVA_LIBRARY_SOURCE"] = "auto"
-    for own in ("SILVA_RATINGS", "SILVA_LIBRARY", "SILVA_LIBRARY_ROOT", "SILVA_PAIRS"):
-        os.environ.pop(own, None)
+    ensure_instance(ws.instance)
+    job = build_definitions(ws.home).resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
+        say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
+        return run_chain(Runner(job, instance, run_config, say), print_steps)
 
 
 def run_own(argv: list[str] | None = None) -> int:
@@ -164,50 +162,40 @@ def run_own(argv: list[str] | None = None) -> int:
 
 
 def quiet_libraries() -> None:
-    """MLflow's INFO lines (database migrations, model validation) and its artifact progress bars
-    off the console; set before MLflow is imported, which reads them then."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    """MLflow's own lines off the console (database migrations, model validation, pip resolution,
+    "Created version ..."), and its artifact progress bars: a failure still reaches the summary,
+    as the step's cause."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.utils.logging_utils import disable_logging
+
+    disable_logging()
 
 
-def print_steps(result) -> None:
-    """One line per step of a finished run: its name, its time and its row count when it has one."""
-    import dagster as dg
-
-    rows = {}
-    for e in result.all_events:
-        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            meta = e.event_specific_data.materialization.metadata
-            if "dagster/row_count" in meta:
-                rows[e.step_key] = meta["dagster/row_count"].value
-    for e in result.all_events:
-        if e.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            count = f"  {rows[e.step_key]:,} rows" if e.step_key in rows else ""
-            print(f"  {e.step_key:<32}{e.event_specific_data.duration_ms / 1000:7.1f} s{count}")
-
-
-def _workspace(argv: list[str]) -> list[str]:
+def _workspace(argv: list[str]) -> tuple[list[str], bool]:
     """`--demo` points at the demo's workspace (and its sources); the other arguments are passed on."""
-    if "--demo" in argv:
-        use_demo_source()
-    return [a for a in argv if a != "--demo"]
+    demo = "--demo" in argv
+    if demo:
+        use_demo_workspace()
+        forget_person_settings(os.environ)
+    return [a for a in argv if a != "--demo"], demo
 
 
 def ui() -> None:
-    """`dagster dev -m silva_pipeline` (webserver + daemon) on the person's instance, or with
-    `--demo` the demo's. `--postgres`: on a PostgreSQL instance (pgserver) with an MLflow tracking
-    server on the same PostgreSQL, in DAGSTER_HOME or else `.dagster_home_postgres`; both stop
-    when the UI does."""
-    argv = _workspace(sys.argv[1:])
+    """`dagster dev -m silva_pipeline.definitions` (webserver + daemon) on the workspace's
+    instance, or with `--demo` the demo's. `--postgres`: on a PostgreSQL instance (pgserver) with
+    an MLflow tracking server on the same PostgreSQL, in DAGSTER_HOME or else
+    `.dagster_home_postgres`; both stop when the UI does."""
+    argv, _ = _workspace(sys.argv[1:])
     dagster = str(Path(sys.executable).with_name("dagster"))
-    command = [dagster, "dev", "-m", "silva_pipeline", *[a for a in argv if a != "--postgres"]]
+    command = [dagster, "dev", "-m", "silva_pipeline.definitions", *[a for a in argv if a != "--postgres"]]
     if "--postgres" not in argv:
-        ensure_dagster_home()
         import dagster as dg
 
         from silva_pipeline.instance import ensure_gpu_pool
 
-        with dg.DagsterInstance.get() as instance:
+        home = silva_home()
+        os.environ["SILVA_HOME"] = str(home.root)
+        with dg.DagsterInstance.from_config(str(ensure_instance(dagster_home(home)))) as instance:
             ensure_gpu_pool(instance)
         os.execv(dagster, command)
     from silva_pipeline.local_services import run_on_postgres
@@ -220,12 +208,14 @@ def mlflow_ui() -> None:
     """`mlflow ui` on the workspace's tracking store (`--demo`: the demo's), on 127.0.0.1 with one
     worker (MLflow's default of several did not come up on a small machine); other arguments
     (`--port`, ...) are passed on. A tracking server (MLFLOW_TRACKING_URI) has its own UI."""
-    argv = _workspace(sys.argv[1:])
-    from silva_pipeline.tracking import MlflowTracking
+    argv, _ = _workspace(sys.argv[1:])
+    from silva_pipeline.definitions import workspace_resources
+    from silva_pipeline.tracking.store import open_store
 
-    uri = MlflowTracking().uri()
+    uri = workspace_resources(silva_home())["mlflow"].uri()
     if uri.startswith(("http://", "https://")):
         raise SystemExit(f"silva-mlflow: runs are tracked on a server; open {uri}")
+    open_store(uri)  # created or migrated here, under its lock, not by the UI's workers
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     os.execv(
         mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--workers", "1", *argv]

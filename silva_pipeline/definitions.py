@@ -1,10 +1,11 @@
-"""The one Definitions object of silva_pipeline.
+"""The one Definitions of silva_pipeline, built for one workspace.
 
-Resources read their defaults from the environment so that the embedded defaults need no
-configuration at all: SILVA_SOURCE (demo|file|folder|pictoria), SILVA_RATINGS (path),
-SILVA_LIBRARY_SOURCE (auto|none|demo|folder|list|pictoria), SILVA_LIBRARY (path),
-SILVA_LIBRARY_ROOT (pictoria), SILVA_DEMO_SIZE, SILVA_DEMO_LIBRARY_SIZE, SILVA_BACKBONE,
-MLFLOW_TRACKING_URI, SILVA_HUB_REPO, HF_TOKEN.
+Dagster loads `defs` (`dagster dev -m silva_pipeline.definitions`, `dg launch`, the daemon) when it
+needs it, not at import: then the data root is read, once (SILVA_HOME, else the project's
+`.data`), and handed to every resource as configuration. How the workspace is set up (its sources,
+backbone, judge) is read from the workspace at run time (`silva_app.setup`), so a long-running
+daemon retrains on what the latest `silva-run` recorded. `silva-demo` and `silva-run` build their
+own with `build_definitions`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 
 import dagster as dg
 
+from silva_app.home import Home, silva_home
 from silva_pipeline.assets import ASSET_CHECKS, ASSETS
 from silva_pipeline.automation import (
     embed_images_job,
@@ -28,32 +30,43 @@ from silva_pipeline.resources import (
     RatingsSource,
     SiglipEmbedderResource,
     SilvaIOManager,
+    Workspace,
 )
 from silva_pipeline.tracking import MlflowTracking
 
 
-def default_resources() -> dict[str, object]:
-    """Every setting has an environment default (see each resource's fields), so the embedded
-    defaults need no configuration and partial run config keeps the rest."""
+def workspace_resources(home: Home) -> dict[str, object]:
+    """Every resource of a run in the workspace at `home`: each holds the workspace, and a
+    setting it leaves empty comes from the workspace's setup (partial run config keeps the rest)."""
+    workspace = Workspace(root=str(home.root))
+    token = dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None
     return {
-        "ratings_source": RatingsSource(),
-        "library_source": LibrarySource(),
-        "embedder": SiglipEmbedderResource(),
-        "mlflow": MlflowTracking(),
-        "hub": HubResource(token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
-        "io_manager": SilvaIOManager(),
+        "workspace": workspace,
+        "ratings_source": RatingsSource(workspace=workspace),
+        "library_source": LibrarySource(workspace=workspace),
+        "embedder": SiglipEmbedderResource(workspace=workspace),
+        "mlflow": MlflowTracking(workspace=workspace),
+        "hub": HubResource(workspace=workspace, token=token),
+        "io_manager": SilvaIOManager(workspace=workspace),
     }
 
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=ASSET_CHECKS,
-    jobs=[retrain_job, embed_images_job, embed_library_job],
-    sensors=[new_ratings_sensor],
-    schedules=[nightly_retrain],
-    resources=default_resources(),
-    # The graph is a chain sharing one GPU: running its steps in one process avoids re-importing
-    # torch and reloading the backbone per step, and never puts two steps on the GPU at once.
-    # `embed_images` is the exception: there the steps are shards, one worker process each.
-    executor=in_process_executor,
-)
+def build_definitions(home: Home) -> dg.Definitions:
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=ASSET_CHECKS,
+        jobs=[retrain_job, embed_images_job, embed_library_job],
+        sensors=[new_ratings_sensor],
+        schedules=[nightly_retrain],
+        resources=workspace_resources(home),
+        # The graph is a chain sharing one GPU: running its steps in one process avoids re-importing
+        # torch and reloading the backbone per step, and never puts two steps on the GPU at once.
+        # `embed_images` is the exception: there the steps are shards, one worker process each.
+        executor=in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The person's workspace (SILVA_HOME, else the project's `.data`)."""
+    return build_definitions(silva_home())

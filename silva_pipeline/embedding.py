@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from silva_app.home import silva_home
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_to_arrow
 from silva_model.parquet import backbone_column, embeddings_from_arrow, embeddings_to_arrow
 from silva_model.provenance import BackboneSpec
@@ -37,7 +36,7 @@ def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) ->
 
 
 def embedding_cache(embedder: SiglipEmbedderResource) -> EmbeddingCache:
-    return EmbeddingCache(silva_home().embeddings, embedder.cache_key())
+    return EmbeddingCache(embedder.workspace.home().embeddings, embedder.cache_key())
 
 
 def log_quarantined(context: Context, cache: EmbeddingCache) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from silva_app.home import dagster_home
 from silva_model.atomic import atomic_write_text
 
 _QUEUED = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
@@ -103,11 +102,11 @@ def write_instance_yaml(home: str | Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def ensure_dagster_home() -> str:
-    """DAGSTER_HOME (set to the project-local instance when unset), with a SQLite instance
-    config written the first time; one written by the person is kept."""
-    home = os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
-    if not (Path(home) / "dagster.yaml").exists():
+def ensure_instance(home: Path) -> Path:
+    """A Dagster instance at `home`, and DAGSTER_HOME pointing there for this process and what
+    it starts: a SQLite instance config is written the first time; one the person wrote is kept."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
         write_instance_yaml(home, sqlite_instance())
     return home
 

@@ -2,15 +2,13 @@
 its launchpad config is generated from `TrainConfig`."""
 
 import dataclasses
-import os
 import tempfile
-from typing import get_type_hints
+from typing import Literal, get_origin, get_type_hints
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field, create_model
 
-from silva_app.ratings_log import RatingsLog
 from silva_model.manifest import to_arrays
 from silva_model.pairs import PairsError
 from silva_model.prior import PriorError
@@ -22,23 +20,24 @@ from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.embedding import embedding_cache
 from silva_pipeline.judged_pairs import judged_pairs
 from silva_pipeline.report import md_table
-from silva_pipeline.resources import RatingsSource, SiglipEmbedderResource
+from silva_pipeline.resources import RatingsSource, SiglipEmbedderResource, Workspace
 from silva_pipeline.tracking import MlflowTracking
 
 
 def _launchpad_config() -> type[dg.Config]:
-    """The launchpad's training config, generated from `TrainConfig` (the one source of truth):
-    same names, types, defaults and help. `SILVA_PRIOR` sets the judge every run starts from
-    (the sensor's and the schedule's too) unless a run's config says otherwise."""
+    """The launchpad's training options, generated from `TrainConfig` (the one source of truth):
+    same names, types and help. Each is empty unless a run sets it: the run then trains as the
+    workspace is set up (its setup.yaml, SILVA_<OPTION>), so the sensor's and the schedule's
+    retrains use the workspace's judge, and a scaffolded launchpad config changes nothing."""
     hints = get_type_hints(TrainConfig)
     fields = {}
     for f in dataclasses.fields(TrainConfig):
-        kind, default = hints[f.name], f.default
-        if f.name == "prior":
-            default = os.environ.get("SILVA_PRIOR", default)
-        if isinstance(default, tuple):  # Dagster config has lists, not tuples
-            kind, default = list[int], list(default)
-        fields[f.name] = (kind, Field(default=default, description=f.metadata.get("help")))
+        kind = list[int] if isinstance(f.default, tuple) else hints[f.name]  # Dagster has lists
+        if get_origin(kind) is Literal:  # no Dagster config type when optional: TrainConfig checks it
+            kind = str
+        shown = list(f.default) if isinstance(f.default, tuple) else f.default
+        help = f"{f.metadata.get('help')} (empty: as the workspace is set up, else {shown!r})"
+        fields[f.name] = (kind | None, Field(default=None, description=help))
     return create_model("HeadTrainingConfig", __base__=dg.Config, __doc__="Training options.", **fields)
 
 
@@ -53,17 +52,18 @@ def head(
     mlflow: MlflowTracking,
     ratings_source: RatingsSource,
     embedder: SiglipEmbedderResource,
+    workspace: Workspace,
 ) -> dg.Output[TrainedHead]:
     """The trained ordinal head (best epoch by validation Spearman), which records the backbone
     its training embeddings came from, with its run in MLflow: parameters, per-epoch metrics and
     the checkpoint. Pairwise judgements (the source's pairs file, pictoria's pairwise and ranking
     annotations, the rating page's pair and rank modes) add a pair loss; those it cannot use
     are listed in the metadata."""
-    cfg = TrainConfig.from_dict(config.model_dump())
+    cfg = workspace.setup().train_config(config.model_dump(exclude_none=True))
     arrays = to_arrays(manifest, dim=None)
     try:
         judged = judged_pairs(
-            manifest, arrays, ratings_source, embedding_cache(embedder), RatingsLog.default()
+            manifest, arrays, ratings_source, embedding_cache(embedder), ratings_source.ratings_log()
         )
     except PairsError as e:
         raise dg.Failure(description=str(e)) from e

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from silva_app.home import silva_home
 from silva_model.provenance import sha256_file
 from silva_model.release import CONFIG_NAME, TrainedHead, save_pretrained
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.records import EvaluationReport, Release
 from silva_pipeline.release_gate import gate_verdict
 from silva_pipeline.release_transaction import ReleaseTransaction
-from silva_pipeline.resources import HubResource
+from silva_pipeline.resources import HubResource, Workspace
+from silva_pipeline.resources.io_manager import latest_uri
 from silva_pipeline.tracking import REGISTERED_MODEL, MlflowTracking
 
 
@@ -34,6 +34,7 @@ def hub_release(
     evaluation: EvaluationReport,
     mlflow: MlflowTracking,
     hub: HubResource,
+    workspace: Workspace,
 ) -> dg.Output[Release]:
     """A `save_pretrained` release folder (config.json + model.safetensors + model card with
     metrics, data size, backbone and date), registered in the MLflow model registry as
@@ -48,7 +49,7 @@ def hub_release(
     model = head.head
     run_id = head.tracking["mlflow_run_id"]
     now = dt.datetime.now(dt.UTC)
-    folder = silva_home().releases / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
+    folder = workspace.home().releases / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
     data = {
         "n_train": head.n_train,
         "n_val": head.n_val,
@@ -56,6 +57,8 @@ def hub_release(
         "manifest_fingerprint": head.manifest_fingerprint,
         "best_epoch": head.best_epoch,
         "released": now.date().isoformat(),
+        # the rated images it learned from (what `silva score --explain` shows as neighbours)
+        "manifest": str(latest_uri(context.instance, dg.AssetKey("manifest")) or ""),
     }
     spearman = evaluation.heldout_spearman()
     client = mlflow.client()

@@ -53,7 +53,7 @@ def library(
     table = load.rows.with_columns(pl.Series("shard", shards, pl.String)).to_arrow()
     if load.backbone is not None:
         table = table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: load.backbone.to_json().encode()})
-    kind, _ = library_source.resolved(ratings_source)
+    kind, _, _ = library_source.resolved(ratings_source)
     context.log.info(
         f"library: {len(shas)} images in {len(set(shards))} shards, {len(new_keys)} new shard(s)"
     )
@@ -91,6 +91,48 @@ def library_embeddings(
     return embed_rows(context, rows, precomputed_backbone(library), embedder)
 
 
+def shard_embeddings(
+    context: dg.AssetExecutionContext,
+    library: pa.Table,
+    stored: dict[str, pa.Table],
+    embedder: SiglipEmbedderResource,
+) -> tuple[list[pa.Table], int]:
+    """The embeddings of every shard of this library: those stored as `library_embeddings`
+    partitions, and the rest embedded now through the cache (new images since the shards were
+    last embedded; with the daemon, `embed_library` may not have run yet)."""
+    current = set(library.column("shard").to_pylist())
+    parts = [t.select(["image_sha256", "embedding", "backbone"]) for k, t in stored.items() if k in current]
+    missing = sorted(current - set(stored))
+    if missing:
+        rows = pl.from_arrow(library).filter(pl.col("shard").is_in(missing))
+        context.log.info(f"{len(missing)} shard(s) not embedded yet ({rows.height} images): embedding them")
+        made = embed_rows(context, rows, precomputed_backbone(library), embedder).value
+        parts.append(made.select(["image_sha256", "embedding", "backbone"]))
+    return parts, len(missing)
+
+
+def _embedded_rows(
+    lib: pl.DataFrame, parts: list[pa.Table], head: TrainedHead
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The library rows that have an embedding, in order, and their embeddings (checked to come
+    from the head's backbone)."""
+    emb_table = pa.concat_tables(parts) if parts else None
+    if emb_table is None or not emb_table.num_rows:
+        return lib.clear(), np.zeros((0, head.head.config.embed_dim), np.float32)
+    index = pl.DataFrame({"image_sha256": emb_table.column("image_sha256").to_pylist()}).with_row_index("row")
+    lib = lib.join(
+        index.unique("image_sha256", keep="first"), on="image_sha256", how="inner", maintain_order="left"
+    )
+    rows = lib["row"].to_numpy()
+    x = embeddings_from_arrow(emb_table.column("embedding"))[rows]
+    codes, specs = backbones_from_arrow(emb_table.column("backbone"))
+    try:
+        common_backbone([head.head.config.backbone, *(specs[c] for c in np.unique(codes[rows]))])
+    except BackboneMismatchError as e:
+        raise dg.Failure(f"the library's embeddings do not match the head's backbone: {e}") from e
+    return lib.drop("row"), x
+
+
 class LibraryScoresConfig(dg.Config):
     neighbours: int = Field(default=10, description="rated neighbours for the out-of-domain distance")
     out_of_domain_quantile: float = Field(
@@ -125,39 +167,18 @@ def library_scores(
     manifest: pa.Table,
     library_source: LibrarySource,
     ratings_source: RatingsSource,
+    embedder: SiglipEmbedderResource,
 ) -> dg.Output[pa.Table]:
     """Every embedded library image scored by the current head: score, expected rating, the five
     class probabilities, the class-distribution entropy (uncertainty), and how far it lies from
     the rated images (mean cosine distance to its nearest rated images, and where that falls in
-    the rated images' own leave-one-out distribution). Shards not embedded yet are counted, not
-    scored. Metadata: the best and worst images, the score histogram, the out-of-domain count."""
+    the rated images' own leave-one-out distribution). Shards not embedded yet (a retrain after
+    new images joined the library) are embedded here, through the same cache. Metadata: the best
+    and worst images, the score histogram, the out-of-domain count."""
     t0 = time.perf_counter()
     lib = pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"]))
-    current = set(lib["shard"].unique().to_list())  # shards of libraries before this one are not read
-    parts = [
-        t.select(["image_sha256", "embedding", "backbone"])
-        for k, t in library_embeddings.items()
-        if k in current
-    ]
-    unembedded = sorted(set(lib["shard"].unique().to_list()) - set(library_embeddings))
-    emb_table = pa.concat_tables(parts) if parts else None
-    if emb_table is not None and emb_table.num_rows:
-        index = pl.DataFrame({"image_sha256": emb_table.column("image_sha256").to_pylist()}).with_row_index(
-            "row"
-        )
-        lib = lib.join(
-            index.unique("image_sha256", keep="first"), on="image_sha256", how="inner", maintain_order="left"
-        )
-        rows = lib["row"].to_numpy()
-        x = embeddings_from_arrow(emb_table.column("embedding"))[rows]
-        codes, specs = backbones_from_arrow(emb_table.column("backbone"))
-        try:
-            common_backbone([head.head.config.backbone, *(specs[c] for c in np.unique(codes[rows]))])
-        except BackboneMismatchError as e:
-            raise dg.Failure(f"the library's embeddings do not match the head's backbone: {e}") from e
-        lib = lib.drop("row")
-    else:
-        lib, x = lib.clear(), np.zeros((0, head.head.config.embed_dim), np.float32)
+    parts, embedded_here = shard_embeddings(context, library, library_embeddings, embedder)
+    lib, x = _embedded_rows(lib, parts, head)
 
     rated_x = embeddings_from_arrow(manifest.column("embedding"))
     scored = active.score_library(head.head, x, rated_x, config.neighbours)
@@ -185,14 +206,14 @@ def library_scores(
 
     ranked = out.sort("score", descending=True)
     n_ood = int(out["out_of_domain"].sum())
-    context.log.info(f"scored {out.height} library images ({len(unembedded)} shard(s) not embedded yet)")
+    context.log.info(f"scored {out.height} library images ({embedded_here} shard(s) embedded here)")
     return dg.Output(
         out.to_arrow(),
         metadata={
             "dagster/row_count": out.height,
             "scored": out.height,
             "rated": int(out["rated"].sum()),
-            "unembedded_shards": len(unembedded),
+            "shards_embedded_here": embedded_here,
             "out_of_domain": n_ood,
             "mean_expected_rating": float(out["expected_rating"].mean() or 0.0),
             "exported_to_pictoria": exported,

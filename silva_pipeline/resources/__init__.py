@@ -5,6 +5,7 @@ from silva_pipeline.resources.embedder import SiglipEmbedderResource
 from silva_pipeline.resources.hub import HubResource
 from silva_pipeline.resources.io_manager import SilvaIOManager
 from silva_pipeline.resources.sources import LibrarySource, RatingsSource
+from silva_pipeline.resources.workspace import Workspace
 
 __all__ = [
     "HubResource",
@@ -12,4 +13,5 @@ __all__ = [
     "RatingsSource",
     "SiglipEmbedderResource",
     "SilvaIOManager",
+    "Workspace",
 ]

@@ -1,23 +1,27 @@
-"""The SigLIP2 embedder as a resource: one GPU leased per process, the backbone from SILVA_BACKBONE."""
+"""The SigLIP2 embedder as a resource: one GPU leased per process, the backbone as set up."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from silva_app.home import silva_home
-from silva_model.backbone import DEFAULT_BACKBONE, SiglipEmbedder
+from silva_app.setup import Setup
+from silva_model.backbone import SiglipEmbedder
 from silva_model.devices import lease_gpu
-from silva_pipeline.resources.env import env_field
+from silva_pipeline.resources.workspace import InWorkspace, fail_on
 
 
-class SiglipEmbedderResource(dg.ConfigurableResource):
+class SiglipEmbedderResource(InWorkspace):
     """The SigLIP2 image tower on the GPU (or CPU). The model loads on first use, so runs that
     only reuse cached or precomputed embeddings never pay for it."""
 
-    model: str = env_field("SILVA_BACKBONE", DEFAULT_BACKBONE, "Hub model id or local save_pretrained folder")
+    SETTING: ClassVar[dict[str, str]] = {"model": "backbone"}
+    model: str = Field(
+        default="", description="Hub model id or local save_pretrained folder; empty: as set up"
+    )
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         default="auto", description="auto: bf16 on CUDA, fp32 on CPU"
@@ -41,17 +45,32 @@ class SiglipEmbedderResource(dg.ConfigurableResource):
 
         if self.device != "auto" or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
             return self.device
-        index, self._lease = lease_gpu(silva_home().gpu_leases, torch.cuda.device_count())
+        index, self._lease = lease_gpu(self.workspace.home().gpu_leases, torch.cuda.device_count())
         return f"cuda:{index}"
+
+    def backbone(self) -> str:
+        return str(self.setting("model")[0])
+
+    def problems(self, setup: Setup | None = None) -> list[str]:
+        """A backbone named by a path must be a folder (a name is a Hub id, checked when it loads)."""
+        model, where = self.setting("model", setup)
+        path = Path(str(model)).expanduser()
+        if path.is_absolute() and not path.is_dir():
+            return [f"{where}: the backbone folder {path} does not exist"]
+        return []
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        fail_on(self.problems())
 
     def cache_key(self) -> str:
         """What the embedding cache is keyed by: the backbone, and the preprocessing if not exact."""
-        return self.model if self.preprocess == "exact" else f"{self.model}#{self.preprocess}"
+        model = self.backbone()
+        return model if self.preprocess == "exact" else f"{model}#{self.preprocess}"
 
     def get(self) -> SiglipEmbedder:
         if self._embedder is None:
             self._embedder = SiglipEmbedder(
-                self.model,
+                self.backbone(),
                 device=self._device(),
                 dtype=None if self.dtype == "auto" else self.dtype,
                 batch_size=self.batch_size,

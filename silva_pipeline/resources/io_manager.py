@@ -13,11 +13,11 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from silva_app.home import silva_home
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.parquet import read_parquet, write_parquet
 from silva_model.release import TrainedHead
 from silva_pipeline.records import EmbedWork, EvaluationReport, Release
+from silva_pipeline.resources.workspace import Workspace
 
 _JSON_TYPES: dict[str, type] = {t.__name__: t for t in (EmbedWork, EvaluationReport, Release)}
 # Tables the person's side reads (`silva rate`, the gallery, `silva score --explain`): each newest
@@ -87,8 +87,10 @@ class SilvaIOManager(dg.ConfigurableIOManager):
     library is scored as far as it is embedded). An op's output inside a graph asset (no asset
     key) goes to `assets/_steps/<run id>/<step>/<output>[/<mapping key>]/value.*`."""
 
+    workspace: Workspace
+
     def _folder(self, key: dg.AssetKey) -> Path:
-        return silva_home().asset(*key.path)
+        return self.workspace.home().asset(*key.path)
 
     def _step_stem(self, identifier: list[str]) -> Path:
         run_id, *step = identifier
@@ -105,7 +107,7 @@ class SilvaIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(path))})
         name = context.asset_key.to_user_string()
         if name in PUBLISHED and not context.has_asset_partitions:
-            publish(path, silva_home().latest(name))
+            publish(path, self.workspace.home().latest(name))
 
     def load_input(self, context: dg.InputContext) -> Any:
         if not context.has_asset_key:

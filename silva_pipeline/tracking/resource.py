@@ -8,23 +8,27 @@ import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from silva_app.home import silva_home
-from silva_pipeline.resources.env import env_field
+from silva_pipeline.resources.workspace import InWorkspace
 from silva_pipeline.tracking.registry import REGISTERED_MODEL
+from silva_pipeline.tracking.store import StoreError, open_store
 
 HEALTH_TIMEOUT_S = 5.0
 
 
-class MlflowTracking(dg.ConfigurableResource):
+class MlflowTracking(InWorkspace):
     """MLflow as a Pythonic resource (dagster-mlflow is still a legacy resource). The embedded
-    default is a SQLite backend with artifacts pinned under the project's data folder."""
+    default is a SQLite backend with artifacts pinned under the workspace's data root."""
 
-    tracking_uri: str = env_field("MLFLOW_TRACKING_URI", "", "empty: sqlite:///<data>/mlflow.db")
+    SETTING: ClassVar[dict[str, str]] = {"tracking_uri": "tracking_uri"}
+    tracking_uri: str = Field(
+        default="", description="a tracking server; empty: as set up, else <data>/mlflow.db"
+    )
     experiment: str = "silva"
     artifact_location: str = Field(
         default="",
@@ -37,6 +41,10 @@ class MlflowTracking(dg.ConfigurableResource):
         client would retry a refused port for minutes before it gives up."""
         uri = self.uri()
         if not self.is_server():
+            try:
+                open_store(uri)
+            except StoreError as e:
+                raise dg.Failure(str(e)) from e
             return
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S) as r:
@@ -48,7 +56,7 @@ class MlflowTracking(dg.ConfigurableResource):
             ) from e
 
     def uri(self) -> str:
-        return self.tracking_uri or f"sqlite:///{silva_home().mlflow_db}"
+        return str(self.setting("tracking_uri")[0]) or f"sqlite:///{self.workspace.home().mlflow_db}"
 
     def is_server(self) -> bool:
         return self.uri().startswith(("http://", "https://"))
@@ -56,6 +64,7 @@ class MlflowTracking(dg.ConfigurableResource):
     def client(self):
         import mlflow
 
+        open_store(self.uri())
         mlflow.set_tracking_uri(self.uri())
         return mlflow.MlflowClient(self.uri())
 
@@ -66,7 +75,7 @@ class MlflowTracking(dg.ConfigurableResource):
             return exp.experiment_id
         # A tracking server stores artifacts itself (`--artifacts-destination`), so a run pod on
         # another machine needs no path of ours; only the local backend is pinned to <data>.
-        local = None if self.is_server() else silva_home().mlflow_artifacts.as_uri()
+        local = None if self.is_server() else self.workspace.home().mlflow_artifacts.as_uri()
         return client.create_experiment(self.experiment, artifact_location=self.artifact_location or local)
 
     @contextlib.contextmanager

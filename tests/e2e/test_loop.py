@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
@@ -23,12 +21,11 @@ def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatc
     monkeypatch.setenv("SILVA_DEMO_HOME", str(tmp_path / "demo-home"))
     monkeypatch.setenv("SILVA_DEMO_SIZE", "800")
     monkeypatch.setenv("SILVA_DEMO_LIBRARY_SIZE", "2000")
-    from silva_pipeline import definitions
+    from silva_app.home import silva_home
     from silva_pipeline.automation import new_ratings_sensor
     from silva_pipeline.commands import main
-    from silva_pipeline.resources import RatingsSource
+    from silva_pipeline.definitions import build_definitions
 
-    defs = importlib.reload(definitions).defs  # resources read the environment when built
     # The demo, as `uv run silva-demo --reset` runs it: the person's own sources and tracking
     # server set (pointing nowhere) change nothing, and its workspace is made anew.
     monkeypatch.setenv("SILVA_SOURCE", "folder")
@@ -41,16 +38,16 @@ def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatc
     assert not (demo / "data" / "left-over").exists() and not (tmp_path / "silva-home" / "releases").exists()
     assert len(list((demo / "data" / "releases").glob("2*/model.safetensors"))) == 1
 
+    defs = build_definitions(silva_home())  # the demo's workspace: silva-demo pointed this process there
     queue = pq.read_table(latest_queue()).to_pylist()
     assert len(queue) == 200 and {q["kind"] for q in queue} == {"new", "rerate"}
 
     with dg.DagsterInstance.get() as instance:
 
         def tick(cursor):
-            ctx = dg.build_sensor_context(
-                instance=instance, cursor=cursor, resources={"ratings_source": RatingsSource()}
-            )
-            return new_ratings_sensor(ctx), ctx.cursor
+            source = {"ratings_source": defs.resources["ratings_source"]}
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=source) as ctx:
+                return new_ratings_sensor(ctx), ctx.cursor
 
         out, cursor = tick(None)  # the baseline, before any rating
         assert isinstance(out, dg.SkipReason)

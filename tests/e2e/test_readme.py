@@ -276,7 +276,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "SILVA_SOURCE=folder SILVA_RATINGS=my_ratings/ SILVA_LIBRARY_SOURCE=folder SILVA_LIBRARY=my_library/ "
     "SILVA_BACKBONE=trial-siglip uv run silva-run": own_images,
     "uv run silva-ui --postgres": silva_ui_postgres,
-    "uv run dagster definitions validate -m silva_pipeline": definitions_validate,
+    "uv run dagster definitions validate -m silva_pipeline.definitions": definitions_validate,
     "uv run dg check defs": dg_check_defs,
     "uv run dg launch --assets 'key:head+'": retrain_tail,
     "uv run silva score my_art/ new.png --head .data/releases/<timestamp>": score_local,

@@ -63,7 +63,7 @@ def test_the_pipeline_runs_on_postgres_and_an_mlflow_server(tiny_backbone, tmp_p
     from silva_pipeline.tracking import MlflowTracking
 
     res = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 60)))
-    res["mlflow"] = MlflowTracking(tracking_uri=mlflow_url)
+    res["mlflow"] = MlflowTracking(workspace=res["workspace"], tracking_uri=mlflow_url)
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
@@ -106,8 +106,10 @@ def _resources(env: dict) -> dict:
     rated = {"kind": "file", "path": env["SILVA_RATINGS"]} if "SILVA_RATINGS" in env else {"kind": "demo"}
     res = resources(Path(env["SILVA_BACKBONE"]), **rated)
     library = {"kind": "folder", "path": env["SILVA_LIBRARY"]} if "SILVA_LIBRARY" in env else {}
-    res["library_source"] = LibrarySource(**library, shard_size=12)
-    res["embedder"] = SiglipEmbedderResource(model=env["SILVA_BACKBONE"], **EMBEDDER)
+    res["library_source"] = LibrarySource(workspace=res["workspace"], **library, shard_size=12)
+    res["embedder"] = SiglipEmbedderResource(
+        workspace=res["workspace"], model=env["SILVA_BACKBONE"], **EMBEDDER
+    )
     return res
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from pipeline_support import (
     append_ratings,
     make_ratings_file,
+    workspace,
 )
 
 from silva_app.ratings_log import RatingsLog
@@ -18,8 +19,9 @@ def _sensor(src):
     instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"ratings_source": src})
-        return new_ratings_sensor(ctx), ctx.cursor
+        source = {"ratings_source": src}
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=source) as ctx:
+            return new_ratings_sensor(ctx), ctx.cursor
 
     return tick
 
@@ -28,7 +30,7 @@ def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
     from silva_pipeline.resources import RatingsSource
 
     csv = make_ratings_file(tmp_path / "rated", 5)
-    src = RatingsSource(kind="file", path=str(csv))
+    src = RatingsSource(workspace=workspace(), kind="file", path=str(csv))
     tick = _sensor(src)
 
     out, cursor = tick(None)
@@ -45,7 +47,8 @@ def test_sensor_requests_a_run_after_ratings_change_and_not_before(tmp_path):
 def test_a_rating_in_the_log_reaches_the_retrain_sensor(tmp_path):
     from silva_pipeline.resources import RatingsSource
 
-    src = RatingsSource(kind="file", path=str(make_ratings_file(tmp_path / "rated", 5)))
+    csv = make_ratings_file(tmp_path / "rated", 5)
+    src = RatingsSource(workspace=workspace(), kind="file", path=str(csv))
     tick = _sensor(src)
 
     out, cursor = tick(None)
@@ -61,7 +64,7 @@ def test_annotating_in_pictoria_wakes_the_sensor_with_no_other_step(tmp_path):
     from silva_pipeline.resources import RatingsSource
 
     db, _ = make_pictoria_db(tmp_path, n=3, n_with_vectors=0, annotations=True)
-    src = RatingsSource(kind="pictoria", path=str(db))
+    src = RatingsSource(workspace=workspace(), kind="pictoria", path=str(db))
     tick = _sensor(src)
 
     out, cursor = tick(None)

@@ -66,7 +66,7 @@ def test_runs_killed_inside_any_step_block_nothing_and_leave_the_releases_consis
     `head`, and inside `hub_release` once it has begun staging: each next run completes and
     releases, the killed runs are marked failed, and the registry, `champion` and the releases
     folder agree."""
-    from silva_pipeline.instance import ensure_dagster_home
+    from silva_pipeline.instance import ensure_instance
 
     home = tmp_path / "silva-home"
     env = {
@@ -78,7 +78,7 @@ def test_runs_killed_inside_any_step_block_nothing_and_leave_the_releases_consis
         "SILVA_BACKBONE": str(tiny_backbone),
     }
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
-    ensure_dagster_home()
+    ensure_instance(tmp_path / "dagster")
     releases = home / "releases"
     model = ",".join(MODEL_ASSETS)
 

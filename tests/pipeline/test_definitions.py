@@ -88,7 +88,9 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
 
 
 def test_definitions_load_with_sensor_schedule_and_job():
-    from silva_pipeline.definitions import defs
+    from silva_pipeline.definitions import defs as load
+
+    defs = load()
 
     assert defs.resolve_sensor_def("new_ratings_sensor").job_name == "retrain"
     assert defs.resolve_schedule_def("nightly_retrain").cron_schedule == "0 3 * * *"
@@ -111,7 +113,9 @@ def test_definitions_load_with_sensor_schedule_and_job():
 def test_every_asset_check_job_sensor_and_schedule_says_what_it_does():
     """What the Dagster UI shows beside each name (a sensor's docstring is not its description)."""
     from silva_pipeline.assets import ASSET_CHECKS
-    from silva_pipeline.definitions import defs
+    from silva_pipeline.definitions import defs as load
+
+    defs = load()
 
     graph = defs.resolve_asset_graph()
     assert not [k for k in graph.get_all_asset_keys() if not graph.get(k).description]

@@ -69,7 +69,7 @@ def test_the_helm_values_give_the_launcher_a_valid_config():
     cfg = _process(K8sRunLauncher.config_type(), launcher)
     assert cfg["run_k8s_config"]["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
     user = values["dagster-user-deployments"]["deployments"][0]
-    assert user["dagsterApiGrpcArgs"] == ["-m", "silva_pipeline"]
+    assert user["dagsterApiGrpcArgs"] == ["-m", "silva_pipeline.definitions"]
 
 
 @pytest.mark.parametrize("option", ["--backend-store-uri", "--artifacts-destination", "--host"])
@@ -85,10 +85,10 @@ def test_the_mlflow_server_command_names_its_stores(option):
 def test_the_gpu_pool_is_sized_to_the_hosts_gpus_unless_set_by_hand(tmp_path, monkeypatch):
     import torch
 
-    from silva_pipeline.instance import ensure_dagster_home, ensure_gpu_pool, size_gpu_pool
+    from silva_pipeline.instance import ensure_gpu_pool, ensure_instance, size_gpu_pool
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    ensure_dagster_home()
+    ensure_instance(tmp_path / "home")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     with dg.DagsterInstance.get() as instance:
         assert ensure_gpu_pool(instance) == 4
@@ -99,10 +99,10 @@ def test_the_gpu_pool_is_sized_to_the_hosts_gpus_unless_set_by_hand(tmp_path, mo
 
 
 def test_the_project_instance_monitors_runs_and_limits_pools(tmp_path, monkeypatch):
-    from silva_pipeline.instance import ensure_dagster_home
+    from silva_pipeline.instance import ensure_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    ensure_dagster_home()
+    ensure_instance(tmp_path / "home")
     with dg.DagsterInstance.get() as instance:
         assert instance.run_monitoring_enabled
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1

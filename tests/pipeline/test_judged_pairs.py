@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from pipeline_support import workspace
 
 from silva_app.ratings_log import RatingsLog
 from silva_model.manifest import build_manifest, to_arrays
@@ -36,7 +37,7 @@ def test_the_pages_comparisons_train_with_unrated_images_from_the_cache(tmp_path
     withdrawn = log.compare([img(shas[4]), img(shas[5])], "a")
     log.undo_comparison(withdrawn)
     log.compare([img(shas[6]), img(nowhere)], "tie")
-    source = RatingsSource(kind="file", path=str(tmp_path / "none.csv"))
+    source = RatingsSource(workspace=workspace(), kind="file", path=str(tmp_path / "none.csv"))
 
     out = judged_pairs(table, arrays, source, cache, log)
     assert out.counts["log_pairs"] == 5 and out.counts["pairs_used"] == 4

@@ -161,26 +161,28 @@ def make_pictoria_db(
     return db, vecs
 
 
-def resources(tiny_backbone: Path, **source) -> dict:
-    from silva_pipeline.resources import (
-        HubResource,
-        LibrarySource,
-        RatingsSource,
-        SiglipEmbedderResource,
-        SilvaIOManager,
-    )
-    from silva_pipeline.tracking import MlflowTracking
+def workspace():
+    """The test's workspace (its SILVA_HOME) as the resources hold it."""
+    from silva_app.home import silva_home
+    from silva_pipeline.resources import Workspace
 
-    return {
-        "ratings_source": RatingsSource(**source),
-        "library_source": LibrarySource(),
-        "embedder": SiglipEmbedderResource(
-            model=str(tiny_backbone), device="cpu", batch_size=4, decode_workers=2, flush_every=4
-        ),
-        "mlflow": MlflowTracking(tracking_uri=""),  # the SQLite file under SILVA_HOME
-        "hub": HubResource(),
-        "io_manager": SilvaIOManager(),
-    }
+    return Workspace(root=str(silva_home().root))
+
+
+def resources(tiny_backbone: Path, **source) -> dict:
+    """The workspace's resources (as `silva_pipeline.definitions` builds them), with the ratings
+    source given here and the tiny backbone."""
+    from silva_app.home import silva_home
+    from silva_pipeline.definitions import workspace_resources
+    from silva_pipeline.resources import RatingsSource, SiglipEmbedderResource
+
+    res = workspace_resources(silva_home())
+    ws = res["workspace"]
+    res["ratings_source"] = RatingsSource(workspace=ws, **source)
+    res["embedder"] = SiglipEmbedderResource(
+        workspace=ws, model=str(tiny_backbone), device="cpu", batch_size=4, decode_workers=2, flush_every=4
+    )
+    return res
 
 
 def pictoria_resources(tiny_backbone: Path, db: Path) -> dict:
@@ -223,7 +225,7 @@ def run(res, selection=None, run_config=FAST_HEAD, instance=None, **kwargs):
 def dagster_materialize(
     env: dict, select: str, config: dict, *extra: str, log: Path | None = None
 ) -> subprocess.Popen:
-    """`dagster asset materialize -m silva_pipeline` as a user (or a worker) runs it."""
+    """`dagster asset materialize -m silva_pipeline.definitions` as a user (or a worker) runs it."""
     return dagster_process(
         env, config, "dagster", "asset", "materialize", "--select", select, *extra, log=log
     )
@@ -232,11 +234,11 @@ def dagster_materialize(
 def dagster_process(
     env: dict, config: dict, program: str, *args: str, log: Path | None = None
 ) -> subprocess.Popen:
-    """`<program> <args> -m silva_pipeline --config-json <config>` (program: `dagster` or `dg`)
+    """`<program> <args> -m silva_pipeline.definitions --config-json <config>` (program: `dagster` or `dg`)
     from this venv, in its own process group; output on stdout, or in the file `log` (for a run
     nobody reads until it ends, whose output would fill a pipe and stall it)."""
     return subprocess.Popen(
-        [str(Path(sys.executable).with_name(program)), *args, "-m", "silva_pipeline"]
+        [str(Path(sys.executable).with_name(program)), *args, "-m", "silva_pipeline.definitions"]
         + ["--config-json", json.dumps(config)],
         cwd=ROOT,
         env=env,

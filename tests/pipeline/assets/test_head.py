@@ -14,7 +14,8 @@ from pipeline_support import (
 def test_a_pairs_file_reaches_training_and_bad_input_is_named(tiny_backbone, tmp_path, monkeypatch):
     """SILVA_PAIRS names images by their path relative to the pairs file, as a ratings file does;
     the head trains with them, and a pair naming an unrated image fails the head naming its line;
-    so does a judge of another width as the prior. SILVA_PRIOR sets the launchpad's default."""
+    so does a judge of another width as the prior. SILVA_PRIOR sets every run's judge unless the
+    run's launchpad says otherwise."""
     import importlib
 
     from helpers import TINY_DIM
@@ -52,6 +53,8 @@ def test_a_pairs_file_reaches_training_and_bad_input_is_named(tiny_backbone, tmp
     )
     head_module = importlib.import_module("silva_pipeline.assets.head")  # the package names the asset `head`
     monkeypatch.setenv("SILVA_PRIOR", "someone/judge")
-    assert head_module._launchpad_config()().prior == "someone/judge"
-    monkeypatch.delenv("SILVA_PRIOR")
-    assert head_module._launchpad_config()().prior == ""
+    launchpad = head_module.HeadTrainingConfig()
+    assert launchpad.prior is None  # a scaffolded launchpad config changes nothing
+    setup = res["workspace"].setup()
+    assert setup.train_config(launchpad.model_dump(exclude_none=True)).prior == "someone/judge"
+    assert setup.train_config({"prior": ""}).prior == ""  # a run's own choice wins

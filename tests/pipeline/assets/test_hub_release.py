@@ -42,7 +42,10 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
     try:
         res_defs = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 60)))
         res_defs["hub"] = HubResource(
-            repo_id="someone/silva-head", token=dg.EnvVar("HF_TOKEN"), endpoint=hub.url
+            workspace=res_defs["workspace"],
+            repo_id="someone/silva-head",
+            token=dg.EnvVar("HF_TOKEN"),
+            endpoint=hub.url,
         )
         instance = dg.DagsterInstance.ephemeral()
         r = run(res_defs, instance=instance)
@@ -78,7 +81,7 @@ def _materialize(env: dict, seed: int, select: str = "head,evaluation,hub_releas
 def test_two_runs_at_once_each_release_their_own_head(tmp_path, silva_home, monkeypatch):
     """Two head -> hub_release runs started together on one instance (seeds 11 and 22): each
     release holds its own run's weights and metrics, and each registry version names its own run."""
-    from silva_pipeline.instance import ensure_dagster_home
+    from silva_pipeline.instance import ensure_instance
 
     env = {
         **os.environ,
@@ -87,7 +90,7 @@ def test_two_runs_at_once_each_release_their_own_head(tmp_path, silva_home, monk
         "SILVA_DEMO_SIZE": "800",
     }
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
-    ensure_dagster_home()
+    ensure_instance(tmp_path / "dagster")
     prep = _materialize(env, 0, ",".join(MODEL_ASSETS))  # the model's chain once: ratings ... v1
     out = prep.communicate(timeout=600)[0]
     assert prep.returncode == 0, out[-3000:]
@@ -153,7 +156,12 @@ def test_a_release_that_fails_at_any_step_leaves_the_last_one_in_force(
         import huggingface_hub.constants as hf_constants
 
         monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-        res["hub"] = HubResource(repo_id="someone/silva-head", token="hf_x", endpoint="http://127.0.0.1:9")
+        res["hub"] = HubResource(
+            workspace=res["workspace"],
+            repo_id="someone/silva-head",
+            token="hf_x",
+            endpoint="http://127.0.0.1:9",
+        )
     r = run(res, selection=["evaluation", "hub_release"], run_config=FORCE, instance=instance)
     assert not r.success
     assert champion(silva_home) == "1"

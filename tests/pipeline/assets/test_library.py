@@ -62,7 +62,10 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     write_images(lib, 20, seed=9)
     res = resources(tiny_backbone, kind="file", path=str(csv))
     res["library_source"] = LibrarySource(
-        kind="folder", path=f"{tmp_path / 'rated' / 'images'}{os.pathsep}{lib}", shard_size=16
+        workspace=res["workspace"],
+        kind="folder",
+        path=f"{tmp_path / 'rated' / 'images'}{os.pathsep}{lib}",
+        shard_size=16,
     )
     instance = dg.DagsterInstance.ephemeral()
     assert run(res, selection=[*MODEL_ASSETS, "library"], instance=instance).success

@@ -15,6 +15,7 @@ from pipeline_support import (
     make_ratings_file,
     resources,
     run,
+    workspace,
     write_ratings_csv,
 )
 
@@ -113,7 +114,7 @@ def test_the_leakage_check_fails_on_copies_in_two_splits_that_cosine_alone_passe
 
         r = dg.materialize(
             [crafted, manifest_checks],
-            resources={"io_manager": SilvaIOManager()},
+            resources={"io_manager": SilvaIOManager(workspace=workspace())},
             raise_on_error=False,
         )
         results = {e.check_name: e for e in r.get_asset_check_evaluations()}

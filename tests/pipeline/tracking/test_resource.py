@@ -16,7 +16,7 @@ def test_an_unreachable_tracking_server_fails_in_seconds_naming_it(tiny_backbone
     from silva_pipeline.tracking import MlflowTracking
 
     res = resources(tiny_backbone, kind="file", path=str(make_ratings_file(tmp_path / "rated", 30)))
-    res["mlflow"] = MlflowTracking(tracking_uri="http://127.0.0.1:9")
+    res["mlflow"] = MlflowTracking(workspace=res["workspace"], tracking_uri="http://127.0.0.1:9")
     t0 = time.monotonic()
     r = run(res)
     assert not r.success and time.monotonic() - t0 < 60

@@ -1,0 +1,147 @@
+"""The whole graph in-process, as `silva-run` and `silva-demo` run it, in three stages: ratings
+to a release and the library's shards; each new shard embedded; the library scored and the next
+queue chosen.
+
+Each run carries the process that executes it (so a run whose process is killed is recognised as
+dead and reaped by the next one), and waits for a busy `gpu` pool here, where Ctrl-C stops it,
+rather than inside Dagster's loop, which holds Ctrl-C back until a step starts. A run that fails
+comes back as one line: the step and the cause.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from silva_pipeline.assets import MODEL_ASSETS, library_shards
+from silva_pipeline.dead_runs import PROCESS_TAG, reap_dead_runs, this_process
+
+POOL = "gpu"
+EMBEDDING_STEPS = ("image_embeddings", "library_embeddings")
+
+
+@dataclass
+class Failed(Exception):
+    """A run that did not finish: which, where, why (and the traceback, for --verbose)."""
+
+    run_id: str
+    step: str
+    cause: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.cause}"
+
+
+@dataclass
+class Chain:
+    """What a whole run of the graph produced, stage by stage."""
+
+    model: dg.ExecuteInProcessResult | None = None
+    loop: dg.ExecuteInProcessResult | None = None
+    new_shards: int = 0
+    shard_seconds: float = 0.0
+    failed: Failed | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+
+def _message(error) -> str:
+    """The innermost cause of a serialized error, without its exception class."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    text = (error.message or "").strip()
+    head, sep, rest = text.partition(": ")
+    return rest if sep and "." in head and " " not in head else text
+
+
+def first_failure(result: dg.ExecuteInProcessResult) -> Failed:
+    """What stopped a run: resources that could not start (a setting), a blocking check that
+    failed, or the first step that failed."""
+    for check in result.get_asset_check_evaluations():
+        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR:
+            where = f"check {check.asset_key.to_user_string()}:{check.check_name}"
+            return Failed(result.run_id, where, check.description or "failed")
+    for e in result.all_events:
+        if e.event_type == dg.DagsterEventType.STEP_FAILURE:
+            data = e.event_specific_data
+            user = getattr(data, "user_failure_data", None)
+            cause = user.description if user and user.description else _message(data.error)
+            return Failed(result.run_id, e.step_key or "a step", cause, data.error.to_string())
+    for e in result.all_events:  # no step failed: the run could not start (its resources, a setting)
+        error = getattr(e.event_specific_data, "error", None)
+        if e.event_type == dg.DagsterEventType.RUN_FAILURE and error is not None:
+            return Failed(result.run_id, "the start of the run", _message(error), error.to_string())
+    return Failed(result.run_id, "the run", "failed (see the run's log)")
+
+
+def wait_for_pool(instance: dg.DagsterInstance, say: Callable[[str], None]) -> None:
+    """Return once the `gpu` pool has a free slot (dead runs' slots freed first); until then say
+    which run holds it, once, and poll, where Ctrl-C ends the wait."""
+    said = False
+    while True:
+        reap_dead_runs(instance)
+        info = instance.event_log_storage.get_concurrency_info(POOL)
+        if info.slot_count == 0 or len(info.claimed_slots) < info.slot_count:
+            return
+        if not said:
+            holders = ", ".join(sorted(info.active_run_ids))
+            say(f"waiting for run(s) {holders}, which hold the `{POOL}` pool (Ctrl-C stops)")
+            said = True
+        time.sleep(1.0)
+
+
+class Runner:
+    """Runs selections of one job in-process on one instance, each tagged with this process."""
+
+    def __init__(
+        self,
+        job: dg.JobDefinition,
+        instance: dg.DagsterInstance,
+        run_config: dict,
+        say: Callable[[str], None],
+    ) -> None:
+        self.job, self.instance, self.run_config, self.say = job, instance, run_config, say
+        self.run_ids: list[str] = []
+
+    def __call__(self, keys: list[str], partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        reap_dead_runs(self.instance)
+        if any(k.startswith(EMBEDDING_STEPS) for k in keys):
+            wait_for_pool(self.instance, self.say)
+        ops = {k: v for k, v in self.run_config.get("ops", {}).items() if k.startswith(tuple(keys))}
+        result = self.job.execute_in_process(
+            instance=self.instance,
+            run_config={**self.run_config, "ops": ops},
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(k) for k in keys],
+            tags={PROCESS_TAG: this_process()},
+            partition_key=partition_key,
+        )
+        self.run_ids.append(result.run_id)
+        if not result.success:
+            raise first_failure(result)
+        return result
+
+
+def run_chain(run: Runner, on_stage: Callable[[dg.ExecuteInProcessResult], None]) -> Chain:
+    """Ratings to release and the library's shards, each shard not embedded yet, then the
+    library's scores and the queue; stops at the first failure (in `Chain.failed`)."""
+    chain = Chain()
+    try:
+        chain.model = run([*MODEL_ASSETS, "library"])
+        on_stage(chain.model)
+        done = run.instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
+        todo = [s for s in run.instance.get_dynamic_partitions(library_shards.name) if s not in done]
+        started = time.perf_counter()
+        for shard in todo:
+            run(["library_embeddings"], partition_key=shard)
+        chain.new_shards, chain.shard_seconds = len(todo), time.perf_counter() - started
+        run.say(f"{'library_embeddings':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
+        chain.loop = run(["library_scores", "rating_queue"])
+        on_stage(chain.loop)
+    except Failed as failed:
+        chain.failed = failed
+    chain.run_ids = run.run_ids
+    return chain

@@ -1,0 +1,96 @@
+"""What `silva-run` and `silva-demo` print: a line per step as it finishes, and a summary at the
+end, on success and on failure (what is in force, where to look, what to run next)."""
+
+from __future__ import annotations
+
+import sys
+
+import dagster as dg
+
+from silva_pipeline.chain import Chain
+
+# From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
+# the taste allows; at 500 ratings it reaches about 0.8 of the oracle.
+USEFUL_RATINGS = 500
+SMALL_DATA_DOC = "docs/benchmarks.md#small-data"
+
+
+def print_steps(result: dg.ExecuteInProcessResult) -> None:
+    """One line per step of a finished run: its name, its time and its row count when it has one."""
+    rows = {}
+    for e in result.all_events:
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            meta = e.event_specific_data.materialization.metadata
+            if "dagster/row_count" in meta:
+                rows[e.step_key] = meta["dagster/row_count"].value
+    for e in result.all_events:
+        if e.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            count = f"  {rows[e.step_key]:,} rows" if e.step_key in rows else ""
+            print(f"  {e.step_key:<32}{e.event_specific_data.duration_ms / 1000:7.1f} s{count}", flush=True)
+
+
+def metric_lines(metrics: dict, intervals: dict) -> list[str]:
+    """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
+    where known, the 95 % interval of its Spearman."""
+    from silva_pipeline.assets.evaluation import OUT_OF_FOLD, OUT_OF_FOLDS
+
+    lines = []
+    for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
+        m = metrics[split]
+        if not isinstance(m, dict) or "spearman" not in m:
+            continue
+        low, high = (intervals.get(split) or {}).get("spearman", (None, None))
+        ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+        name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
+        lines.append(
+            f"{name}: spearman {m['spearman']:.4f}{ci}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})"
+        )
+    return lines
+
+
+def _in_force(instance: dg.DagsterInstance) -> str:
+    from silva_pipeline.release_gate import last_release
+
+    last = last_release(instance)
+    if not last:
+        return "none yet"
+    return f"{last.get('release')}  (MLflow registry: silva-head v{last.get('registry_version')})"
+
+
+def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None:
+    flag = " --demo" if ws.demo else ""
+    print()
+    if chain.model is not None:
+        ev = chain.model.output_for_node("evaluation")
+        trained = chain.model.output_for_node("head")
+        for line in metric_lines(ev.metrics, ev.intervals):
+            print(line)
+        verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
+        useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
+        print(f"head: {trained.n_train:,} train ratings, {verdict}: {useful}")
+        if trained.head.has_judge:
+            weight = trained.head.learned_judge_weight
+            print(f"judge: {trained.train_config.prior}, learned weight {weight:.3f}")
+    with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
+        print(f"release in force: {_in_force(instance)}")
+    if chain.loop is not None:
+        scores = chain.loop.output_for_node("library_scores")
+        queue = chain.loop.output_for_node("rating_queue")
+        print(f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images")
+    print(f"workspace: {ws.home.root} (Dagster: {ws.instance})")
+    if chain.failed is None:
+        print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")
+        print(f"{prog}: done in {seconds:.0f} s; after rating, `uv run {prog}` again retrains")
+        return
+    failed = chain.failed
+    first, *rest = failed.cause.splitlines() or ["failed"]
+    print(f"{prog}: stopped at {failed.step}: {first}", file=sys.stderr)
+    for line in rest:
+        print(f"{prog}: {line}", file=sys.stderr)
+    print(
+        f"{prog}: the run's log: `uv run silva-ui{flag}`, then http://127.0.0.1:3000/runs/{failed.run_id}"
+        + ("" if verbose else "; --verbose shows the traceback"),
+        file=sys.stderr,
+    )
+    if verbose and failed.detail:
+        print(failed.detail, file=sys.stderr)
