@@ -43,7 +43,7 @@ def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray |
     variable-size lists (what polars or pandas may write), and silva's stored float rows; every
     row must have the same length."""
     if pa.types.is_fixed_size_binary(col.type) and col.type.byte_width % 4 == 0:
-        # silva's parquet storage read by plain pyarrow: raw little-endian float32 rows
+        # silva's private byte layout read by plain pyarrow: raw little-endian float32 rows
         chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
         col = pa.chunked_array([_float_rows(c, col.type.byte_width // 4) for c in chunks])
     if isinstance(col, pa.ChunkedArray):
@@ -137,8 +137,12 @@ def _as_required_list(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list
     if not _is_float_rows(f, col):
         return None
     t = pa.list_(pa.field("element", pa.float32(), nullable=False), f.type.list_size)
-    chunks = [pa.FixedSizeListArray.from_arrays(c.flatten(), type=t) for c in col.chunks]
-    return pa.field(f.name, t, False, f.metadata), chunks
+    return pa.field(f.name, t, False, f.metadata), _relisted(col, t)
+
+
+def _relisted(col: pa.ChunkedArray, t: pa.FixedSizeListType) -> list[pa.Array]:
+    """A fixed-size list column's chunks as type `t` (another nullability), over the same values."""
+    return [pa.FixedSizeListArray.from_arrays(c.flatten(), type=t) for c in col.chunks]
 
 
 def _as_byte_rows(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list[pa.Array]] | None:
@@ -168,9 +172,7 @@ def _as_read(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list[pa.Array
     if f.nullable and f.type.value_field.nullable:
         return None
     t = pa.list_(pa.float32(), f.type.list_size)
-    return pa.field(f.name, t, True, f.metadata), [
-        pa.FixedSizeListArray.from_arrays(c.flatten(), type=t) for c in col.chunks
-    ]
+    return pa.field(f.name, t, True, f.metadata), _relisted(col, t)
 
 
 def _float_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeListArray:
@@ -213,8 +215,9 @@ def write_cache_parquet(table: pa.Table, path: str | Path) -> Path:
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Memory-mapped read of only the `columns` asked for, in either layout, float columns as the
-    fixed-size lists of float32 silva built (the private layout's over the page cache, no copy)."""
+    """Memory-mapped read of only the `columns` asked for, in either layout: parquet decodes each
+    column into memory once, and float columns become the fixed-size lists of float32 silva built
+    without another copy."""
     return _with_columns(pq.read_table(path, columns=columns, memory_map=True, pre_buffer=False), _as_read)
 
 
