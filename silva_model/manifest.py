@@ -7,14 +7,15 @@ Parquet with columns
   - `post_id`: optional integer id, only used to name rows in messages,
   - `backbone`: optional, dictionary-encoded: the JSON of each row's `BackboneSpec` (where its
     embedding came from). Training refuses a manifest whose rows disagree.
-
-  - `copy_signature`: optional, nullable: each image's pixel signature (`copies.py`).
+  - `copy_signature`: optional: each image's pixel signature, fixed-size list of 128 float32,
+    NaN rows where none (`copies.py`).
 
 Splits group copies of one illustration (by the embeddings' cosine and the pixel signatures, the
 rule recorded in the schema metadata as `silva.copy_rule`): a re-encoded, resized, cropped,
 mirrored, recoloured or framed copy lands in its original's split.
 
-How the columns are stored (and embeddings moved to NumPy without a per-row loop): `parquet.py`.
+How the columns are stored (and embeddings moved to NumPy without a per-row loop): `parquet.py`;
+a manifest is written with `write_parquet`, whose float lists any parquet reader reads as floats.
 """
 
 from __future__ import annotations

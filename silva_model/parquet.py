@@ -1,10 +1,13 @@
 """How silva's tables are stored: embedding columns between Arrow and NumPy as one contiguous
 float32 buffer (fixed-size list <-> reshape, never row by row), the per-row backbone column, and
-the parquet format every table silva writes uses (manifests, embedding shards, library scores).
+the two parquet layouts: the open one every table silva hands to others uses (`write_parquet`:
+manifests, library scores, the rating queue), which any tool reads as floats, and a private one
+for caches (`write_cache_parquet`: embedding shards). Both read back the same (`read_parquet`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +43,9 @@ def embeddings_from_arrow(col: pa.Array | pa.ChunkedArray, post_id: np.ndarray |
     variable-size lists (what polars or pandas may write), and silva's stored float rows; every
     row must have the same length."""
     if pa.types.is_fixed_size_binary(col.type) and col.type.byte_width % 4 == 0:
-        # silva's parquet storage read by plain pyarrow: raw little-endian float32 rows
+        # silva's private byte layout read by plain pyarrow: raw little-endian float32 rows
         chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-        col = pa.chunked_array([_floatname_rows(c, col.type.byte_width // 4) for c in chunks])
+        col = pa.chunked_array([_float_rows(c, col.type.byte_width // 4) for c in chunks])
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if not (
@@ -94,49 +97,85 @@ def backbones_from_arrow(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, l
 
 
 ROW_GROUP_ROWS = 65_536
-# A fixed-size list of float32 is stored in parquet as one fixed-length byte string per row (its
-# little-endian floats). Parquet writes a list with a repetition and a definition level per float,
-# which made the 1152-float column 10x slower to write and read than the bytes themselves; one
-# 4,608-byte value per row is plain copying. The field metadata says how to turn it back, and
-# `read_parquet` does, without copying.
+# The private layout (`write_cache_parquet`): a fixed-size list of float32 stored as one
+# fixed-length byte string per row (its little-endian floats), this field metadata saying how to
+# turn it back. Parquet stores a list with levels per float; one 4,608-byte value per row is plain
+# copying, several times faster, but other readers see bytes. Manifests written before the open
+# layout used it too, so every read still turns it back.
 FLOAT_ROWS_KEY = b"silva.float32_per_row"
+_Convert = Callable[[pa.Field, pa.ChunkedArray], "tuple[pa.Field, list[pa.Array]] | None"]
 
 
-def _to_storage(table: pa.Table) -> pa.Table:
+def _is_float_rows(f: pa.Field, col: pa.ChunkedArray) -> bool:
+    """A fixed-size list of float32 with no null row or value: embeddings and pixel signatures,
+    which are written without compression, dictionary or statistics (random floats gain nothing:
+    zstd saved 8 % of an embedding column for 3x the time)."""
+    return (
+        pa.types.is_fixed_size_list(f.type)
+        and pa.types.is_float32(f.type.value_type)
+        and col.null_count == 0
+        and all(c.flatten().null_count == 0 for c in col.chunks)
+    )
+
+
+def _with_columns(table: pa.Table, convert: _Convert) -> pa.Table:
+    """`table` with each column for which `convert(field, column)` gives (field, chunks) replaced."""
     fields, cols = [], []
     for f, col in zip(table.schema, table.columns, strict=True):
-        t = f.type
-        if pa.types.is_fixed_size_list(t) and pa.types.is_float32(t.value_type) and col.null_count == 0:
-            dim = t.list_size
-            chunks = []
-            for c in col.chunks:
-                values = c.flatten()  # honours the chunk's offset
-                chunks.append(
-                    pa.Array.from_buffers(
-                        pa.binary(4 * dim), len(c), [None, values.buffers()[1]], offset=values.offset // dim
-                    )
-                )
-            col = pa.chunked_array(chunks, pa.binary(4 * dim))
-            f = pa.field(f.name, pa.binary(4 * dim), f.nullable, {FLOAT_ROWS_KEY: str(dim).encode()})
+        new = convert(f, col)
+        if new is not None:
+            f, chunks = new
+            col = pa.chunked_array(chunks, f.type)
         fields.append(f)
         cols.append(col)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
-def _from_storage(table: pa.Table) -> pa.Table:
-    fields, cols = [], []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        meta = f.metadata or {}
-        if FLOAT_ROWS_KEY in meta and pa.types.is_fixed_size_binary(f.type):
-            dim = int(meta[FLOAT_ROWS_KEY])
-            col = pa.chunked_array([_floatname_rows(c, dim) for c in col.chunks], pa.list_(pa.float32(), dim))
-            f = pa.field(f.name, col.type, f.nullable)
-        fields.append(f)
-        cols.append(col)
-    return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+def _as_required_list(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list[pa.Array]] | None:
+    """Float rows as a required list of required floats (no copy): parquet's definition levels
+    then take 1 bit per float, not 2, and reading took about 0.7x the CPU of a nullable list's."""
+    if not _is_float_rows(f, col):
+        return None
+    t = pa.list_(pa.field("element", pa.float32(), nullable=False), f.type.list_size)
+    return pa.field(f.name, t, False, f.metadata), _relisted(col, t)
 
 
-def _floatname_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeListArray:
+def _relisted(col: pa.ChunkedArray, t: pa.FixedSizeListType) -> list[pa.Array]:
+    """A fixed-size list column's chunks as type `t` (another nullability), over the same values."""
+    return [pa.FixedSizeListArray.from_arrays(c.flatten(), type=t) for c in col.chunks]
+
+
+def _as_byte_rows(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list[pa.Array]] | None:
+    """Float rows as fixed-length byte rows over the same buffer (the private layout)."""
+    if not _is_float_rows(f, col):
+        return None
+    dim = f.type.list_size
+    t = pa.binary(4 * dim)
+    chunks = []
+    for c in col.chunks:
+        values = c.flatten()  # honours the chunk's offset
+        chunks.append(
+            pa.Array.from_buffers(t, len(c), [None, values.buffers()[1]], offset=values.offset // dim)
+        )
+    return pa.field(f.name, t, f.nullable, {FLOAT_ROWS_KEY: str(dim).encode()}), chunks
+
+
+def _as_read(f: pa.Field, col: pa.ChunkedArray) -> tuple[pa.Field, list[pa.Array]] | None:
+    """A stored float column back as the fixed-size list of float32 silva builds (no copy): from
+    the private byte rows, or from the required list the open layout writes."""
+    meta = f.metadata or {}
+    if FLOAT_ROWS_KEY in meta and pa.types.is_fixed_size_binary(f.type):
+        dim = int(meta[FLOAT_ROWS_KEY])
+        return pa.field(f.name, pa.list_(pa.float32(), dim)), [_float_rows(c, dim) for c in col.chunks]
+    if not (pa.types.is_fixed_size_list(f.type) and pa.types.is_float32(f.type.value_type)):
+        return None
+    if f.nullable and f.type.value_field.nullable:
+        return None
+    t = pa.list_(pa.float32(), f.type.list_size)
+    return pa.field(f.name, t, True, f.metadata), _relisted(col, t)
+
+
+def _float_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeListArray:
     """Fixed-length byte rows -> a fixed-size list of float32 over the same buffer (no copy)."""
     values = pa.Array.from_buffers(
         pa.float32(), len(chunk) * dim, [None, chunk.buffers()[1]], offset=chunk.offset * dim
@@ -144,14 +183,12 @@ def _floatname_rows(chunk: pa.FixedSizeBinaryArray, dim: int) -> pa.FixedSizeLis
     return pa.FixedSizeListArray.from_arrays(values, dim)
 
 
-def write_parquet(table: pa.Table, path: str | Path) -> Path:
-    """Atomic parquet write in row groups of 64k rows. Embedding columns are stored as raw float
-    rows (see FLOAT_ROWS_KEY), uncompressed, without dictionary or statistics: float embeddings
-    barely compress (zstd saved 8 % for 3x the time), and dictionaries and statistics of random
-    floats only cost time. Other columns are snappy-compressed."""
+def _write(table: pa.Table, convert: _Convert, path: str | Path) -> Path:
+    """Atomic write in row groups of 64k rows: float rows converted by `convert` and stored plain
+    (see `_is_float_rows`), the other columns snappy-compressed."""
     path = Path(path)
-    stored = _to_storage(table)
-    raw = [f.name for f in stored.schema if FLOAT_ROWS_KEY in (f.metadata or {})]
+    raw = {f.name for f, col in zip(table.schema, table.columns, strict=True) if _is_float_rows(f, col)}
+    stored = _with_columns(table, convert)
     with atomic_path(path) as tmp:
         pq.write_table(
             stored,
@@ -164,10 +201,24 @@ def write_parquet(table: pa.Table, path: str | Path) -> Path:
     return path
 
 
+def write_parquet(table: pa.Table, path: str | Path) -> Path:
+    """The open layout, for every table silva hands to others (manifests, library scores, the
+    rating queue, asset values): a float embedding is a list of float32 that polars
+    (`Array(Float32, n)`), pandas (float32 arrays), DuckDB (`FLOAT[]`) and pyarrow read as floats."""
+    return _write(table, _as_required_list, path)
+
+
+def write_cache_parquet(table: pa.Table, path: str | Path) -> Path:
+    """The private layout (`FLOAT_ROWS_KEY`), for caches no contract names: faster to write and
+    read, but only silva's readers (and `embeddings_from_arrow`) see floats in it."""
+    return _write(table, _as_byte_rows, path)
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Memory-mapped read (the page cache is the buffer), only the `columns` asked for, with
-    embedding rows turned back into fixed-size lists of float32 without a copy."""
-    return _from_storage(pq.read_table(path, columns=columns, memory_map=True, pre_buffer=False))
+    """Memory-mapped read of only the `columns` asked for, in either layout: parquet decodes each
+    column into memory once, and float columns become the fixed-size lists of float32 silva built
+    without another copy."""
+    return _with_columns(pq.read_table(path, columns=columns, memory_map=True, pre_buffer=False), _as_read)
 
 
 def read_streaming(path: str | Path) -> tuple[pa.Table, np.ndarray | None]:
@@ -181,13 +232,13 @@ def read_streaming(path: str | Path) -> tuple[pa.Table, np.ndarray | None]:
     except pa.ArrowInvalid as e:
         raise TableError(f"{path} is not a readable parquet file: {e}") from e
     names = pf.schema_arrow.names
-    table = _from_storage(pf.read(columns=[c for c in names if c != "embedding"]))
+    table = _with_columns(pf.read(columns=[c for c in names if c != "embedding"]), _as_read)
     if "embedding" not in names:
         return table, None
     out: np.ndarray | None = None
     at = 0
     for batch in pf.iter_batches(batch_size=8_192, columns=["embedding"], use_threads=False):
-        part = embeddings_from_arrow(_from_storage(pa.Table.from_batches([batch])).column(0))
+        part = embeddings_from_arrow(_with_columns(pa.Table.from_batches([batch]), _as_read).column(0))
         if out is None:
             out = np.empty((pf.metadata.num_rows, part.shape[1]), np.float32)
         elif part.shape[1] != out.shape[1]:

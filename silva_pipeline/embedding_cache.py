@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from silva_model.atomic import atomic_write_text
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_of, signatures_to_arrow
-from silva_model.parquet import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_parquet
+from silva_model.parquet import embeddings_from_arrow, embeddings_to_arrow, read_parquet, write_cache_parquet
 from silva_model.provenance import BackboneSpec
 
 _MAX_SHARDS = 32
@@ -137,4 +137,4 @@ class EmbeddingCache:
     def _write(self, table: pa.Table, kind: str) -> None:
         self._seq += 1
         name = f"shard-{time.time_ns():020d}-{os.getpid()}-{self._seq:05d}-{kind}.parquet"
-        write_parquet(table, self.folder / name)
+        write_cache_parquet(table, self.folder / name)

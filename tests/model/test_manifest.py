@@ -212,30 +212,6 @@ def test_null_embedding_row():
         to_arrays(t, dim=D)  # ...and in a manifest it breaks the contract
 
 
-def test_embeddings_are_stored_as_raw_float_rows_and_read_back_exactly(tmp_path):
-    """Parquet keeps one 4,608-byte value per row (no per-float list levels); silva reads it back
-    as the same fixed-size list, plain pyarrow readers get bytes that embeddings_from_arrow takes,
-    and a sliced, multi-chunk table round-trips too."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from silva_model.manifest import load_manifest
-    from silva_model.parquet import FLOAT_ROWS_KEY, embeddings_from_arrow, read_parquet
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 1152)).astype(np.float32)
-    t = build_manifest(x, rng.integers(1, 6, 300), copy_rule=None)
-    t = pa.concat_tables([t.slice(0, 100), t.slice(100, 200)]).slice(10, 280)  # chunks with offsets
-    path = write_parquet(t, tmp_path / "m.parquet")
-    stored = pq.read_schema(path).field("embedding")
-    assert stored.type == pa.binary(4 * 1152) and stored.metadata[FLOAT_ROWS_KEY] == b"1152"
-    back = read_parquet(path)
-    assert back.schema.field("embedding").type == pa.list_(pa.float32(), 1152)
-    assert back.equals(t.combine_chunks())
-    np.testing.assert_array_equal(embeddings_from_arrow(pq.read_table(path).column("embedding")), x[10:290])
-    np.testing.assert_array_equal(load_manifest(path).embeddings, x[10:290])
-
-
 def test_written_manifest_keeps_provenance_and_threshold(taste_data, tmp_path):
     spec = BackboneSpec(model="m", weights="cd" * 32)
     path = write_parquet(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pipeline_support import (
     make_ratings_file,
     resources,
@@ -11,7 +12,7 @@ from pipeline_support import (
 )
 
 from silva_model.copies import SIGNATURE_DIM
-from silva_model.parquet import embeddings_to_arrow, write_parquet
+from silva_model.parquet import embeddings_to_arrow, write_cache_parquet
 from silva_pipeline import embedding_cache as ec
 
 
@@ -21,7 +22,7 @@ def test_shards_without_signatures_read_as_nan_and_compact_into_a_readable_file(
     old = pa.table(
         {"image_sha256": ["old0", "old1"], "embedding": embeddings_to_arrow(rng.random((2, 8), np.float32))}
     )
-    write_parquet(
+    write_cache_parquet(
         old, cache.folder / "shard-00000000000000000001-1-00001-part.parquet"
     )  # as before signatures
     sig = rng.random((2, SIGNATURE_DIM), np.float32)
@@ -75,3 +76,14 @@ def test_a_cache_compacted_by_another_worker_mid_read_loses_nothing(tmp_path, mo
     shas, emb, _ = cache.load()
     assert sorted(shas) == sorted(f"sha{i}{c}" for i in range(3) for c in "ab") and emb.shape == (6, 8)
     assert not cache.quarantined and len(cache.shards()) == 1
+
+
+def test_shards_are_written_in_the_private_byte_layout_and_read_back_as_floats(tmp_path):
+    """The cache is no contract: its shards keep the faster byte rows (`write_cache_parquet`)."""
+    x = np.random.default_rng(0).random((3, 8), np.float32)
+    cache = ec.EmbeddingCache(tmp_path, "some/backbone")
+    cache.add(["a", "b", "c"], x)
+    (shard,) = cache.shards()
+    assert pq.read_schema(shard).field("embedding").type == pa.binary(4 * 8)
+    shas, emb, _ = cache.load()
+    np.testing.assert_array_equal(emb[np.argsort(shas)], x)
