@@ -33,6 +33,7 @@ from silva_app.comparisons import propose_groups, propose_pairs
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
 from silva_app.ratings_log import RatingsLog
+from silva_model.ratings import rating_problem
 
 MODES = ("rate", "pair", "rank")
 
@@ -115,7 +116,9 @@ def build_app(
     def standing() -> dict[str, dict[str, int]]:
         """The latest standing log rating of each queued image (so a reload resumes)."""
         rows = log.entries()
-        rows = rows.filter(pc.is_in(rows["image_sha256"], value_set=queued))
+        rows = rows.filter(
+            pc.and_(pc.is_in(rows["image_sha256"], value_set=queued), pc.is_null(rows["problem"]))
+        )
         return {r["image_sha256"]: {"id": r["id"], "rating": r["rating"]} for r in rows.to_pylist()}
 
     async def page(request: Request) -> HTMLResponse:
@@ -164,8 +167,9 @@ def build_app(
     async def rate(request: Request) -> JSONResponse:
         found = item_at(request)
         rating = (await _json_body(request)).get("rating")
-        if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
-            return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
+        problem = "no such queue item" if found is None else rating_problem(rating, exact=True)
+        if problem:  # true and 4.0 are no ratings
+            return JSONResponse({"error": problem}, status_code=400)
         _, q = found
         if q["path"] and not Path(q["path"]).is_file():  # no path: a vector-only item, shown as a swatch
             return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)

@@ -19,6 +19,7 @@ import polars as pl
 from silva_app.home import Home
 from silva_model.pairs import Pairs
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
+from silva_model.ratings import rating_problem
 
 
 @dataclass
@@ -150,18 +151,6 @@ def hash_files(paths: list[str], workers: int = 8) -> list[str | BaseException]:
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, paths))
-
-
-def rating_problem(value: object) -> str | None:
-    if value is None:
-        return "rating is empty"
-    try:
-        r = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return f"rating {value!r} is not a number"
-    if not r.is_integer() or not 1 <= r <= 5:
-        return f"rating {value!r} is outside 1..5"
-    return None
 
 
 def from_candidates(

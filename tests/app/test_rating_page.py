@@ -167,7 +167,7 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
         {"members": [0, 1, 2], "winner": "a"},
     ):
         assert client.post("/api/compare", content=json.dumps(bad), headers=own).status_code == 400, bad
-    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}'):
+    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}', b'{"rating": "4"}'):
         assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
     assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
     images[1].unlink()  # a vanished image cannot be rated through the API either
