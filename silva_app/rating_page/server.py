@@ -161,7 +161,7 @@ def build_app(
             return Response(jpeg(preview(q["path"], q["image_sha256"], size)), media_type="image/jpeg")
         except FileNotFoundError:
             return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
-        except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
+        except OSError as e:  # load_rgb raises every decode failure as one (a bomb, a cut file, no image)
             return JSONResponse({"error": f"cannot decode {q['path']}: {e}"}, status_code=422)
 
     async def rate(request: Request) -> JSONResponse:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from browser_support import start_page, write_queue
 from helpers import (
+    decompression_bomb,
     stop_process_group,
     write_images,
 )
@@ -28,11 +29,13 @@ def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:
     shutil.copy(images[0], gone)
     broken = tmp_path / "lib" / "broken.png"
     broken.write_bytes(images[1].read_bytes()[:60])  # a PNG cut short
+    bomb = decompression_bomb(tmp_path / "lib" / "bomb.png")  # above Pillow's pixel limit
     rows = [
         {"path": str(images[0]), "kind": "new", "reason": "SECRET-REASON-0", "expected_rating": 3.2},
         {"path": str(images[1]), "kind": "rerate", "reason": "SECRET-REASON-1", "given_rating": 5},
         {"path": str(gone), "kind": "new", "reason": "r"},
         {"path": str(broken), "kind": "new", "reason": "r"},
+        {"path": str(bomb), "kind": "new", "reason": "r"},
         {"path": str(images[2]), "kind": "new", "reason": "r"},
     ]
     for r in rows:
@@ -49,7 +52,7 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         page.goto(url)
         page.wait_for_function("document.getElementById('img').naturalWidth > 0")
-        assert page.inner_text("#total") == "5" and page.inner_text("#pos") == "1"
+        assert page.inner_text("#total") == "6" and page.inner_text("#pos") == "1"
         assert "SECRET-REASON" not in page.content()  # blind: the model's view stays hidden
         page.keyboard.press("3")
         page.wait_for_function("document.getElementById('pos').textContent === '2'")
@@ -65,12 +68,15 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
         page.wait_for_selector("#problem:has-text('cannot decode')")
         page.keyboard.press("s")
         page.wait_for_function("document.getElementById('pos').textContent === '5'")
+        page.wait_for_selector("#problem:has-text('DecompressionBombError')")  # says why, and goes on
+        page.keyboard.press("3")
+        page.wait_for_function("document.getElementById('pos').textContent === '6'")
         page.keyboard.press("ArrowLeft")
         page.keyboard.press("ArrowRight")
         page.keyboard.press("1")
         page.wait_for_function("document.getElementById('rated').textContent === '3'")
         shot = tmp_path / "rating-page.png"  # the last image, stays put, its 1 lit
-        assert page.inner_text("#pos") == "5" and page.inner_text("#stars span.on") == "1"
+        assert page.inner_text("#pos") == "6" and page.inner_text("#stars span.on") == "1"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 5_000
         assert proc.poll() is None  # bad images did not bring the server down
@@ -79,7 +85,7 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
 
     log = RatingsLog(log_path).entries().to_pylist()
     got = [(r["image_sha256"], r["rating"], r["rerate"]) for r in log]
-    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[4])]
+    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[5])]
     assert got == [(sha[0], 3, False), (sha[1], 4, True), (sha[2], 1, False)]
     with sqlite3.connect(log_path) as conn:  # the withdrawn 5 is recorded as undone, not deleted
         assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 4
@@ -125,13 +131,13 @@ def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
     assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
 
 
-def _client(tmp_path: Path):
+def _client(tmp_path: Path, extra: tuple[Path, ...] = ()):
     from starlette.testclient import TestClient
 
     from silva_app.queue import read_queue
     from silva_app.rating_page import build_app
 
-    images = write_images(tmp_path / "lib", 3)
+    images = write_images(tmp_path / "lib", 3) + list(extra)
     rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
     log = RatingsLog(tmp_path / "log.sqlite")
     client = TestClient(
@@ -139,6 +145,18 @@ def _client(tmp_path: Path):
     )
     token = re.search(r'const token = "([^"]+)"', client.get("/").text).group(1)
     return client, log, images, token
+
+
+def test_every_image_that_cannot_be_decoded_is_a_422_with_the_reason(tmp_path):
+    (tmp_path / "bad").mkdir()
+    bomb = decompression_bomb(tmp_path / "bad" / "bomb.png")
+    text = tmp_path / "bad" / "notes.png"
+    text.write_text("not an image")
+    client, *_ = _client(tmp_path, (bomb, text))
+    answers = [client.get(f"/api/image/{i}") for i in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 422, 422]
+    assert "bomb.png: DecompressionBombError: Image size (400000000 pixels)" in answers[3].json()["error"]
+    assert "notes.png: cannot identify image file" in answers[4].json()["error"]
 
 
 def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
