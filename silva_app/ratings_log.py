@@ -122,6 +122,11 @@ def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
             time.sleep(0.01)
 
 
+class RatingsLogError(OSError):
+    """The log cannot be opened or written (a read-only folder or file, a file that is not
+    SQLite, a lock held too long): said with its path, never as a bare SQLite error."""
+
+
 @dataclass(frozen=True)
 class RatingsLog:
     path: Path
@@ -132,12 +137,25 @@ class RatingsLog:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30)) as conn:
-            _wal(conn)
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
-            yield conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                _wal(conn)
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                yield conn
+        except sqlite3.IntegrityError:
+            raise  # a bad value (a CHECK), not a bad log
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise RatingsLogError(f"the ratings log {self.path} cannot be written: {e}") from e
+
+    def check_writable(self) -> None:
+        """Raise RatingsLogError now, naming the file, when nothing could be recorded: so a page
+        refuses to start instead of answering every rating with an error."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO undos (at, rating_id) VALUES ('write check', -1)")
+            conn.rollback()
 
     def append(
         self,

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from silva_app.comparisons import propose_groups, propose_pairs
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
-from silva_app.ratings_log import RatingsLog
+from silva_app.ratings_log import RatingsLog, RatingsLogError
 from silva_model.ratings import rating_problem
 
 MODES = ("rate", "pair", "rank")
@@ -222,13 +222,21 @@ def build_app(
             Route("/api/undo", undo, methods=["POST"]),
         ],
         middleware=[Middleware(OwnPageOnly, hosts=tuple({*LOCAL_HOSTS, host}), token=token)],
+        exception_handlers={RatingsLogError: _log_unavailable},
     )
+
+
+async def _log_unavailable(request: Request, e: Exception) -> JSONResponse:
+    """The log went away under a running page (a full disk, a folder made read-only): the page
+    says why its judgement was not saved, instead of "Internal Server Error"."""
+    return JSONResponse({"error": str(e)}, status_code=503)
 
 
 def serve(queue_path: Path, log: RatingsLog, host: str, port: int, blind: bool, mode: str = "rate") -> None:
     import uvicorn
 
     queue = read_queue(queue_path)
+    log.check_writable()
     app = build_app(queue, log, blind, host=host, mode=mode)
     print(f"silva rate ({mode}): {len(queue)} images from {queue_path}; judgements go to {log.path}")
     print(f"open http://{host}:{port}/  (Ctrl+C stops)")

@@ -6,12 +6,8 @@ import json
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from browser_support import start_page, write_queue
 from helpers import (
     decompression_bomb,
@@ -119,18 +115,6 @@ def test_two_pages_on_one_log_lose_nothing(tmp_path, browser):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
-    bogus = tmp_path / "not-a-queue.parquet"
-    pq.write_table(pa.table({"x": [1]}), bogus)
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("silva")), "rate", "--queue", str(bogus)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
-
-
 def _client(tmp_path: Path, extra: tuple[Path, ...] = ()):
     from starlette.testclient import TestClient
 
@@ -157,6 +141,18 @@ def test_every_image_that_cannot_be_decoded_is_a_422_with_the_reason(tmp_path):
     assert [a.status_code for a in answers] == [200, 200, 200, 422, 422]
     assert "bomb.png: DecompressionBombError: Image size (400000000 pixels)" in answers[3].json()["error"]
     assert "notes.png: cannot identify image file" in answers[4].json()["error"]
+
+
+def test_a_log_that_goes_away_under_a_running_page_is_a_503_that_says_why(tmp_path):
+    client, log, _, token = _client(tmp_path)
+    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    assert client.post("/api/rate/0", content=b'{"rating": 4}', headers=own).status_code == 200
+    for f in log.path.parent.glob(log.path.name + "*"):
+        f.unlink()
+    log.path.mkdir()  # the log's name is now a folder: nothing can be recorded
+    answer = client.post("/api/rate/1", content=b'{"rating": 2}', headers=own)
+    assert answer.status_code == 503
+    assert answer.json()["error"].startswith(f"the ratings log {log.path} cannot be written: ")
 
 
 def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from silva_app.ratings_log import RatingsLog
+from silva_app.ratings_log import RatingsLog, RatingsLogError
 
 WRITER = """
 import sys
 from pathlib import Path
-from silva_app.ratings_log import RatingsLog
+from silva_app.ratings_log import RatingsLog, RatingsLogError
 log = RatingsLog(Path(sys.argv[1]))
 for i in range(100):
     log.append(f"{int(sys.argv[2]) * 1000 + i:064x}", 1 + i % 5)
@@ -74,3 +74,19 @@ def test_bad_values_already_in_a_log_are_named_not_read_as_something_else(tmp_pa
         "rating 'four' is not an integer",
         "rating 9 is outside 1..5",
     ]
+
+
+def test_a_log_that_cannot_be_written_says_so_with_its_path(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    not_sqlite = tmp_path / "notes.sqlite"
+    not_sqlite.write_text("a text file, not a database" * 100)
+    for path, why in ((blocker / "log.sqlite", "File exists"), (not_sqlite, "file is not a database")):
+        log = RatingsLog(path)
+        with pytest.raises(RatingsLogError, match=f"the ratings log {path} cannot be written: .*{why}"):
+            log.check_writable()
+        with pytest.raises(RatingsLogError, match=str(path)):
+            log.append("a" * 64, 3)
+    log = RatingsLog(tmp_path / "log.sqlite")
+    log.check_writable()  # a good log: checked, and nothing recorded
+    assert log.entries().num_rows == 0 and log.fingerprint() == "log:0:0:0:0:0"
