@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -23,22 +24,67 @@ from silva_pipeline.sources.base import (
 )
 
 
-def _csv_problem(path: Path) -> str | None:
-    """What polars will not say: a header naming one column twice (polars renames the second
-    silently) or the first line with more fields than the header, by line number."""
+def _csv_records(path: Path) -> tuple[list[list[str]], list[int], str | None]:
+    """Python's strict reading of the file: its records, the line each starts on (a quoted field
+    may span lines), and what stops it at the first record it cannot read, by line."""
+    records, starts, line = [], [], 1
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
-        header = next(reader, [])
-        twice = sorted({c for c in header if header.count(c) > 1})
-        if twice:
-            return f"its header names column(s) {twice} more than once: keep one of each"
-        for fields in reader:
-            if len(fields) > len(header):
+        reader = csv.reader(f, strict=True)
+        while True:
+            try:
+                records.append(next(reader))
+            except StopIteration:
+                return records, starts, None
+            except csv.Error as e:
+                if "unexpected end of data" in str(e):
+                    return records, starts, f"line {line} opens a quote that is never closed: close it"
                 return (
-                    f"line {reader.line_num} has {len(fields)} fields but the header has {len(header)} "
-                    "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+                    records,
+                    starts,
+                    f"line {line}: text follows a closing quote ({e}): quote the whole field",
                 )
-    return None
+            starts.append(line)
+            line = reader.line_num + 1
+
+
+def _csv_problem(path: Path) -> str | None:
+    """What polars will not say, by line number: a header naming one column twice (polars renames
+    the second silently), a line with more fields than the header, a quote never closed or text
+    after a closing quote."""
+    records, starts, unreadable = _csv_records(path)
+    header = records[0] if records else []
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        return f"its header names column(s) {twice} more than once: keep one of each"
+    for fields, line in zip(records[1:], starts[1:], strict=True):
+        if len(fields) > len(header):
+            return (
+                f"line {line} has {len(fields)} fields but the header has {len(header)} "
+                "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+            )
+    return unreadable
+
+
+def _first_line_polars_refuses(path: Path) -> str | None:
+    """Where polars' own parser stops on a file Python's reads (polars gives no line): the first
+    record whose prefix of the file polars cannot read, found by bisection over records."""
+    _, starts, _ = _csv_records(path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    ends = [s - 1 for s in starts[1:]] + [len(lines)]  # the last line of each record
+
+    def error(k: int) -> str | None:
+        try:
+            pl.read_csv(io.BytesIO(b"".join(lines[: ends[k]])), infer_schema=False)
+        except pl.exceptions.PolarsError as e:
+            return str(e).splitlines()[0]
+        return None
+
+    lo, hi = 1, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if error(mid) else (mid + 1, hi)
+    why = error(lo) if lo < len(starts) else None
+    return f"line {starts[lo]} cannot be read as CSV: {why}: check its quotes" if why else None
 
 
 def _read_table(path: Path) -> pl.DataFrame:
@@ -59,7 +105,7 @@ def _read_table(path: Path) -> pl.DataFrame:
             raise ValueError(
                 f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
             ) from e
-        raise ValueError(f"{path}: {_csv_problem(path) or e}") from e
+        raise ValueError(f"{path}: {_csv_problem(path) or _first_line_polars_refuses(path) or e}") from e
     problem = _csv_problem(path) if any(c.endswith("_duplicated_0") for c in df.columns) else None
     if problem:
         raise ValueError(f"{path}: {problem}")

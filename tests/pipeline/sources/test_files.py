@@ -29,6 +29,22 @@ def test_a_ragged_csv_line_is_named_with_its_file_and_line(tmp_path):
         read_ratings_file(ragged)
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('"{b},4', r"line 3 opens a quote that is never closed"),
+        ('"{b}"x,4', r"line 3: text follows a closing quote"),
+        ('{b}"x,4', r"line 3 cannot be read as CSV: "),  # Python's csv reads it; polars does not
+    ],
+)
+def test_every_csv_parse_error_names_its_line(tmp_path, line, problem):
+    a, b, c = (p.name for p in write_images(tmp_path, 3))
+    broken = tmp_path / "broken.csv"
+    broken.write_text(f"image,rating\n{a},3\n{line.format(b=b)}\n{c},5\n{a},3\n")
+    with pytest.raises(ValueError, match=rf"broken\.csv: {problem}"):
+        read_ratings_file(broken)
+
+
 def test_a_header_naming_rating_twice_is_an_error(tmp_path):
     (a,) = (p.name for p in write_images(tmp_path, 1))
     twice = tmp_path / "twice.csv"
