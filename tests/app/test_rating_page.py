@@ -6,8 +6,11 @@ import json
 import re
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from browser_support import start_page, write_queue
 from helpers import (
     decompression_bomb,
@@ -15,6 +18,7 @@ from helpers import (
     write_images,
 )
 
+from silva_app.comparisons import propose_groups, propose_pairs
 from silva_app.ratings_log import RatingsLog
 from silva_model.provenance import sha256_file
 
@@ -115,20 +119,39 @@ def test_two_pages_on_one_log_lose_nothing(tmp_path, browser):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def _client(tmp_path: Path, extra: tuple[Path, ...] = ()):
+@dataclass
+class _Page:
+    client: Any  # starlette's TestClient on the page's app
+    log: RatingsLog
+    images: list[Path]
+    proposals: list  # what the page proposes to compare, in its mode
+    own: dict[str, str]  # the headers of a write from the page itself
+
+
+def _client(tmp_path: Path, extra: tuple[Path, ...] = (), n: int = 4, mode: str = "rate") -> _Page:
     from starlette.testclient import TestClient
 
     from silva_app.queue import read_queue
     from silva_app.rating_page import build_app
 
-    images = write_images(tmp_path / "lib", 3) + list(extra)
-    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    images = write_images(tmp_path / "lib", n) + list(extra)
+    rows = [
+        {
+            "path": str(p),
+            "kind": "new",
+            "reason": "r",
+            "image_sha256": sha256_file(p),
+            "expected_rating": 1 + i / 4,
+        }
+        for i, p in enumerate(images)
+    ]
+    queue = read_queue(write_queue(tmp_path / "q.parquet", rows))
     log = RatingsLog(tmp_path / "log.sqlite")
-    client = TestClient(
-        build_app(read_queue(write_queue(tmp_path / "q.parquet", rows)), log), "http://127.0.0.1:8765"
-    )
+    client = TestClient(build_app(queue, log, mode=mode), "http://127.0.0.1:8765")
     token = re.search(r'const token = "([^"]+)"', client.get("/").text).group(1)
-    return client, log, images, token
+    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    proposals = {"rate": [], "pair": propose_pairs(queue), "rank": propose_groups(queue)}[mode]
+    return _Page(client, log, images, [list(p.members) for p in proposals], own)
 
 
 def test_every_image_that_cannot_be_decoded_is_a_422_with_the_reason(tmp_path):
@@ -136,28 +159,27 @@ def test_every_image_that_cannot_be_decoded_is_a_422_with_the_reason(tmp_path):
     bomb = decompression_bomb(tmp_path / "bad" / "bomb.png")
     text = tmp_path / "bad" / "notes.png"
     text.write_text("not an image")
-    client, *_ = _client(tmp_path, (bomb, text))
-    answers = [client.get(f"/api/image/{i}") for i in range(5)]
+    page = _client(tmp_path, (bomb, text), n=3)
+    answers = [page.client.get(f"/api/image/{i}") for i in range(5)]
     assert [a.status_code for a in answers] == [200, 200, 200, 422, 422]
     assert "bomb.png: DecompressionBombError: Image size (400000000 pixels)" in answers[3].json()["error"]
     assert "notes.png: cannot identify image file" in answers[4].json()["error"]
 
 
 def test_a_log_that_goes_away_under_a_running_page_is_a_503_that_says_why(tmp_path):
-    client, log, _, token = _client(tmp_path)
-    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
-    assert client.post("/api/rate/0", content=b'{"rating": 4}', headers=own).status_code == 200
-    for f in log.path.parent.glob(log.path.name + "*"):
+    page = _client(tmp_path)
+    assert page.client.post("/api/rate/0", content=b'{"rating": 4}', headers=page.own).status_code == 200
+    for f in page.log.path.parent.glob(page.log.path.name + "*"):
         f.unlink()
-    log.path.mkdir()  # the log's name is now a folder: nothing can be recorded
-    answer = client.post("/api/rate/1", content=b'{"rating": 2}', headers=own)
+    page.log.path.mkdir()  # the log's name is now a folder: nothing can be recorded
+    answer = page.client.post("/api/rate/1", content=b'{"rating": 2}', headers=page.own)
     assert answer.status_code == 503
-    assert answer.json()["error"].startswith(f"the ratings log {log.path} cannot be written: ")
+    assert answer.json()["error"].startswith(f"the ratings log {page.log.path} cannot be written: ")
 
 
 def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
-    client, log, images, token = _client(tmp_path)
-    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    page = _client(tmp_path, mode="pair")
+    client, log, own = page.client, page.log, page.own
     assert client.get("/api/items").status_code == 200
     for path in ("/", "/api/items", "/api/image/0"):  # DNS rebinding: another name for this address
         assert client.get(path, headers={"host": "evil.example:8765"}).status_code == 403
@@ -170,29 +192,51 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
         {**own, "x-silva-token": "guess"},
         {**own, "host": "evil.example:8765", "origin": "http://evil.example:8765"},
     ]
-    pair = json.dumps({"members": [0, 2], "winner": "a"})
+    (first, second), kept = page.proposals, page.proposals[0][0]
+    pair = json.dumps({"members": first, "winner": "a"})
     for headers in refused:
-        assert client.post("/api/rate/0", content=body, headers=headers).status_code == 403, headers
+        assert client.post(f"/api/rate/{kept}", content=body, headers=headers).status_code == 403, headers
         assert client.post("/api/compare", content=pair, headers=headers).status_code == 403, headers
     assert log.entries().num_rows == 0 and log.pairs().num_rows == 0
-    for bad in (
-        {"members": [0, 0], "winner": "a"},
-        {"members": [0, 99]},
-        {"members": [0, 1, 2], "winner": "a"},
-    ):
-        assert client.post("/api/compare", content=json.dumps(bad), headers=own).status_code == 400, bad
     for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}', b'{"rating": "4"}'):
-        assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
+        assert client.post(f"/api/rate/{kept}", content=bad, headers=own).status_code == 400, bad
     assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
-    images[1].unlink()  # a vanished image cannot be rated through the API either
-    assert client.post("/api/rate/1", content=body, headers=own).status_code == 404
-    assert client.post("/api/rate/0", content=body, headers=own).status_code == 200
+    page.images[second[1]].unlink()  # a vanished image cannot be rated or compared through the API
+    assert client.post(f"/api/rate/{second[1]}", content=body, headers=own).status_code == 404
+    gone = json.dumps({"members": second, "winner": "b"})
+    assert client.post("/api/compare", content=gone, headers=own).status_code == 404
+    assert client.post(f"/api/rate/{kept}", content=body, headers=own).status_code == 200
     assert log.entries()["rating"].to_pylist() == [4]
-    assert (
-        client.post("/api/compare", content=json.dumps({"members": [0, 1]}), headers=own).status_code == 404
-    )
     assert client.post("/api/compare", content=pair, headers=own).status_code == 200
     assert log.pairs()["winner"].to_pylist() == ["a"]
+
+
+@pytest.mark.parametrize("mode", ["rate", "pair", "rank"])
+def test_compare_accepts_only_what_the_page_proposed(tmp_path, mode):
+    page = _client(tmp_path, n=12, mode=mode)
+
+    def answer(members: list[int], winner: str | None = None) -> int:
+        body = {"members": members} | ({"winner": winner} if winner else {})
+        return page.client.post("/api/compare", content=json.dumps(body), headers=page.own).status_code
+
+    everything = list(range(12))
+    refused = [
+        (everything, None),  # a 12-image "ranking"
+        ([0, 0], "a"),
+        ([0, 99], None),
+        (everything[:2], "a") if mode != "pair" else ([page.proposals[0][0], page.proposals[1][0]], "a"),
+    ]
+    if mode == "pair":
+        refused += [(page.proposals[0], None), (page.proposals[0] + page.proposals[1][:1], None)]
+    if mode == "rank":
+        group = page.proposals[0]
+        refused += [(group[:-1], None), (group[1:] + page.proposals[1][:1], None), (group[:2], "a")]
+    for members, winner in refused:
+        assert answer(members, winner) == 400, (members, winner)
+    assert page.log.pairs().num_rows == 0
+    if mode != "rate":  # what it proposed, in any order a person may give
+        assert answer(page.proposals[0][::-1], "tie" if mode == "pair" else None) == 200
+        assert page.log.pairs().num_rows == (1 if mode == "pair" else 15)
 
 
 def test_another_website_cannot_write_ratings_in_chromium(tmp_path, browser):
