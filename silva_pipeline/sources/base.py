@@ -39,6 +39,7 @@ class RatingsLoad:
     # takes its vector from here instead of being embedded.
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)  # what the source read, used and did not use
+    skipped: list[BadRow] = field(default_factory=list)  # files it passed over (not images), and why
 
 
 @dataclass
@@ -46,6 +47,7 @@ class LibraryLoad:
     rows: pl.DataFrame  # image_sha256, path, post_id (+ embedding when precomputed)
     bad: list[BadRow] = field(default_factory=list)
     backbone: BackboneSpec | None = None  # where the precomputed embeddings came from
+    skipped: list[BadRow] = field(default_factory=list)  # files it passed over (not images), and why
 
 
 @dataclass

@@ -150,12 +150,35 @@ def read_ratings_file(path: str | Path) -> RatingsLoad:
     return load
 
 
+def _image_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every file under `root` named like an image (a broken link too: reading it says what is
+    wrong), sorted; and what else is there, with why it is passed over: a file that is not an
+    image, a link to a folder (not followed), a folder that cannot be read."""
+    found: list[Path] = []
+    passed: list[tuple[Path, str]] = []
+
+    def unreadable(e: OSError) -> None:
+        passed.append((Path(e.filename), f"folder cannot be read: {e.strerror}"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable):
+        here = Path(folder)
+        passed += [(here / d, "a link to a folder: not followed") for d in dirs if (here / d).is_symlink()]
+        for name in files:
+            f = here / name
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(f)
+            else:
+                passed.append((f, "not an image file"))
+    return sorted(found), sorted(passed)
+
+
 def read_ratings_folder(root: str | Path) -> RatingsLoad:
-    """`root/<rating>/**/image`: the first-level folder name is the rating."""
+    """`root/<rating>/**/image`: the first-level folder name is the rating. Files that are no
+    images are passed over, each named in `skipped`."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"ratings folder not found: {root}")
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    files, passed = _image_files(root)
     refs, paths, ratings, bad = [], [], [], []
     for f in files:
         rel = f.relative_to(root)
@@ -167,16 +190,20 @@ def read_ratings_folder(root: str | Path) -> RatingsLoad:
         ratings.append(rel.parts[0] if len(rel.parts) > 1 else None)
     load = from_candidates(refs, paths, ratings, [None] * len(paths), f"folder:{root.name}")
     load.bad[:0] = bad
+    load.skipped = [BadRow(readable(str(p.relative_to(root))), why) for p, why in passed]
     return load
 
 
 def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
-    """Every image file under the given folders (recursively)."""
-    refs, paths, bad = [], [], []
+    """Every image file under the given folders (recursively); what else is there is named in
+    `skipped`."""
+    refs, paths, bad, skipped = [], [], [], []
     for root in map(Path, roots):
         if not root.is_dir():
             raise FileNotFoundError(f"library folder not found: {root}")
-        for f in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS):
+        files, passed = _image_files(root)
+        skipped += [BadRow(readable(str(p)), why) for p, why in passed]
+        for f in files:
             if readable(str(f)) != str(f):
                 bad.append(BadRow(readable(str(f)), "file name is not valid UTF-8: rename the file"))
                 continue
@@ -184,6 +211,7 @@ def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
             paths.append(str(f))
     load = library_from_paths(refs, paths, [None] * len(paths))
     load.bad[:0] = bad
+    load.skipped = skipped
     return load
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 
 import polars as pl
 
@@ -96,6 +97,18 @@ class _Judged:
             0,
         )
 
+    def events(self, conn: sqlite3.Connection, table: str, columns: str, dimension: str) -> Iterator[tuple]:
+        """(ref, created_at, *columns) of each row of `table` for `dimension`, in id order, each
+        counted as read (and as edited when corrected in place)."""
+        kind = table.removesuffix("_annotations")
+        for rid, edited, at, *values in conn.execute(
+            f"SELECT id, edited_at, created_at, {columns} FROM {table} WHERE dimension = ? ORDER BY id",  # noqa: S608
+            (dimension,),
+        ):
+            self.counts[f"{kind}_read"] += 1
+            self.counts[f"{kind}_edited"] += edited is not None
+            yield (f"{table} id {rid}", at, *values)
+
     def pair(self, a: int, b: int, winner: str, ref: str, at: str, weight: float = 1.0) -> bool:
         ca, cb = self.canon.get(a), self.canon.get(b)
         if ca is None or cb is None:
@@ -143,14 +156,9 @@ def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, i
 
 def _read_pairwise(conn: sqlite3.Connection, dimension: str, judged: _Judged) -> None:
     counts = judged.counts
-    for pid, a, b, winner, edited, at in conn.execute(
-        "SELECT id, post_a, post_b, winner, edited_at, created_at FROM pairwise_annotations "
-        "WHERE dimension = ? ORDER BY id",
-        (dimension,),
+    for ref, at, a, b, winner in judged.events(
+        conn, "pairwise_annotations", "post_a, post_b, winner", dimension
     ):
-        ref = f"pairwise_annotations id {pid}"
-        counts["pairwise_read"] += 1
-        counts["pairwise_edited"] += edited is not None
         if winner == "skip":
             counts["pairwise_skipped"] += 1
         elif winner in ("a", "b", "tie"):
@@ -164,14 +172,9 @@ def _read_listwise(conn: sqlite3.Connection, dimension: str, judged: _Judged) ->
     """Rankings, best first; one that orders only some of the posts shown gives the pairs of the
     order it states (the posts it leaves out are compared with nothing) and is counted partial."""
     counts = judged.counts
-    for lid, shown, ranking, edited, at in conn.execute(
-        "SELECT id, post_ids, ranking, edited_at, created_at FROM listwise_annotations "
-        "WHERE dimension = ? ORDER BY id",
-        (dimension,),
+    for ref, at, shown, ranking in judged.events(
+        conn, "listwise_annotations", "post_ids, ranking", dimension
     ):
-        ref = f"listwise_annotations id {lid}"
-        counts["listwise_read"] += 1
-        counts["listwise_edited"] += edited is not None
         ranked = _ranking(ref, shown, ranking, judged.bad)
         if ranked is None:
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 import pyarrow as pa
 
@@ -21,9 +23,7 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     invalid = [BadRow(f"ratings log id {i}", p) for i, p in flagged.select("id", "problem").iter_rows()]
     entries = entries.filter(pl.col("problem").is_null())
     if entries.is_empty():
-        return RatingsLoad(
-            load.rows, load.bad + invalid, load.merged_duplicates, load.backbone, load.vectors, load.notes
-        )
+        return replace(load, bad=load.bad + invalid)
     per_image = entries.group_by("image_sha256", maintain_order=True).agg(
         pl.col("rating").last().alias("logged"),
         pl.col("rating").first().alias("first_logged"),
@@ -64,11 +64,4 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     )
     if added["embedding"].null_count() == added.height:
         added = added.drop("embedding")
-    return RatingsLoad(
-        pl.concat([rows, added], how="diagonal_relaxed"),
-        load.bad + invalid + bad,
-        load.merged_duplicates,
-        load.backbone,
-        load.vectors,
-        load.notes,
-    )
+    return replace(load, rows=pl.concat([rows, added], how="diagonal_relaxed"), bad=load.bad + invalid + bad)
