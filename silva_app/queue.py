@@ -19,8 +19,9 @@ QUEUE_COLUMNS = (
     "expected_rating",
     "given_rating",
     "rating_sd",  # the spread of the head's predicted rating: how sure it is (what to compare)
+    "why",  # why it was picked, in words that hold no score and no rating: shown on a blind page
 )
-OPTIONAL_COLUMNS = ("rating_sd",)  # absent from queues written before comparisons
+OPTIONAL_COLUMNS = ("rating_sd", "why")  # absent from queues written before comparisons, before `why`
 QUEUE_ASSET = "rating_queue"
 
 

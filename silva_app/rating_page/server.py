@@ -7,10 +7,11 @@ to silva's ratings log the moment it is given, in one of three modes:
   Backspace takes the last back, s skips, u undoes the last group.
 
 Pairs and groups come from the queue (`silva_app.comparisons`). Blind by default: the model's
-view (expected rating, why an image was picked, the earlier rating of a re-rate) stays hidden
-so it cannot anchor the person. Everything is served from this process (no CDN), on 127.0.0.1 unless another
-host is asked for. Only queue items are ever served, by position: the page cannot read any other
-file. A vanished or undecodable image is shown as such and skipped; the page does not crash.
+view (expected rating, the reason with its numbers, the earlier rating of a re-rate) stays hidden
+so it cannot anchor the person; why each image was picked is said in words without them.
+Everything is served from this process (no CDN), on 127.0.0.1 unless another host is asked for.
+Only queue items are ever served, by position: the page cannot read any other file. A vanished
+or undecodable image is shown with the reason and skipped; the page does not crash.
 """
 
 from __future__ import annotations
@@ -38,8 +39,25 @@ from silva_model.ratings import rating_problem
 MODES = ("rate", "pair", "rank")
 
 
+# Why an image or a comparison is shown, in words that hold no score and no rating, for a blind
+# page whose queue has no `why` of its own (queues written before it had one).
+BLIND_WHY = {
+    "rerate": "you rated it before; silva asks again because its own view of it differs from yours",
+    "new": "silva cannot tell yet what you would give it",
+    "pair": "silva cannot tell which of these two you would rate higher",
+    "rank": "silva expects these close together: their order is yours to say",
+}
+
+
 def _public(item: dict[str, Any], i: int, blind: bool) -> dict[str, Any]:
-    out = {"i": i, "kind": item["kind"], "name": Path(item["path"]).name if item["path"] else None}
+    """What the page may know of a queue item: blind, why it was picked without the model's view;
+    seeing, the model's view too (the reason with its numbers, the expected and given rating)."""
+    out = {
+        "i": i,
+        "kind": item["kind"],
+        "name": Path(item["path"]).name if item["path"] else None,
+        "why": item.get("why") or BLIND_WHY.get(item["kind"]),
+    }
     if not blind:
         out |= {k: item[k] for k in ("reason", "expected_rating", "given_rating")}
     return out
@@ -152,7 +170,7 @@ class _Routes:
                 "proposals": [
                     {
                         "members": list(p.members),
-                        "why": None if self.blind else p.why,
+                        "why": BLIND_WHY[self.mode] if self.blind else p.why,
                         "done": judged.get(frozenset(queue[i]["image_sha256"] for i in p.members)),
                     }
                     for p in self.proposals

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import start_page, write_queue
+from browser_support import NOTHING_CUT, start_page, write_queue
 from helpers import (
     decompression_bomb,
     stop_process_group,
@@ -89,6 +89,44 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
     assert got == [(sha[0], 3, False), (sha[1], 4, True), (sha[2], 1, False)]
     with sqlite3.connect(log_path) as conn:  # the withdrawn 5 is recorded as undone, not deleted
         assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 4
+        assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+def test_rate_mode_says_why_without_scores_has_touch_buttons_and_cuts_nothing(tmp_path, browser, width):
+    images = write_images(tmp_path / "lib", 3, size=(300, 200))
+    rows = [
+        {"path": str(p), "kind": "new", "reason": f"SECRET-REASON-{i} expects 3.4", "expected_rating": 3.4}
+        for i, p in enumerate(images)
+    ]
+    rows[0]["why"] = "heads trained on parts of your ratings disagree about it"  # the queue's own words
+    rows[1] |= {"kind": "rerate", "given_rating": 5}  # no `why`: said from its kind
+    for r in rows:
+        r["image_sha256"] = sha256_file(r["path"])
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(write_queue(tmp_path / "queue.parquet", rows), log_path)
+    try:
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        assert page.inner_text("#info") == f"{images[0].name} · {rows[0]['why']}"
+        assert page.inner_text("#help") == "1-5 or click rate · ←/→ move · u undo · s skip"
+        assert page.evaluate(NOTHING_CUT) == []
+        page.screenshot(path=str(tmp_path / f"rate-{width}.png"))
+        page.click("#skip")
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        assert "you rated it before; silva asks again" in page.inner_text("#info")
+        assert "SECRET" not in page.content() and "5" not in page.inner_text("#info")  # no score, no rating
+        page.click("#stars span:nth-child(4)")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.click("#undo")  # back on image 2, its 4 withdrawn
+        page.wait_for_function("document.getElementById('rated').textContent === '0'")
+        assert page.inner_text("#pos") == "2" and page.evaluate(NOTHING_CUT) == []
+        page.screenshot(path=str(tmp_path / f"rate-{width}-undone.png"))
+    finally:
+        stop_process_group(proc)
+    with sqlite3.connect(log_path) as conn:  # the 4 was given, then undone
+        assert conn.execute("SELECT rating FROM ratings").fetchall() == [(4,)]
         assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
 
 
