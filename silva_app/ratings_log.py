@@ -25,16 +25,16 @@ import pyarrow as pa
 
 from silva_app.home import silva_home
 from silva_model.pairs import ranking_pairs
-from silva_model.ratings import rating_problem
+from silva_model.ratings import HIGHEST, LOWEST, rating_problem
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ratings (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
     image_sha256 TEXT NOT NULL CHECK (length(image_sha256) = 64),
     path TEXT,
     post_id INTEGER,
-    rating INTEGER NOT NULL CHECK (typeof(rating) = 'integer' AND rating BETWEEN 1 AND 5),
+    rating INTEGER NOT NULL CHECK (typeof(rating) = 'integer' AND rating BETWEEN {LOWEST} AND {HIGHEST}),
     rerate INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS undos (
