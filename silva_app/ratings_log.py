@@ -25,15 +25,16 @@ import pyarrow as pa
 
 from silva_app.home import silva_home
 from silva_model.pairs import ranking_pairs
+from silva_model.ratings import HIGHEST, LOWEST, rating_problem
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ratings (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
     image_sha256 TEXT NOT NULL CHECK (length(image_sha256) = 64),
     path TEXT,
     post_id INTEGER,
-    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    rating INTEGER NOT NULL CHECK (typeof(rating) = 'integer' AND rating BETWEEN {LOWEST} AND {HIGHEST}),
     rerate INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS undos (
@@ -69,6 +70,37 @@ PAIR_SCHEMA = pa.schema(
 )
 
 
+ENTRY_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("at", pa.string()),
+        ("image_sha256", pa.string()),
+        ("path", pa.string()),
+        ("post_id", pa.int64()),
+        ("rating", pa.int8()),  # null where `problem` says why the stored value is no rating
+        ("rerate", pa.bool_()),
+        ("problem", pa.string()),
+    ]
+)
+
+
+def _checked_entry(
+    rid: int, at: object, sha: object, path: object, post_id: object, rating: object, rerate: object
+) -> tuple:
+    """One stored rating row as `ENTRY_SCHEMA` holds it: values of the wrong type are not
+    coerced (SQLite keeps whatever a CHECK let through) but named in `problem`."""
+    problem = rating_problem(rating, exact=True)
+    if not isinstance(sha, str) or len(sha) != 64:
+        problem = f"image_sha256 {sha!r} is not a SHA-256"
+    elif post_id is not None and (isinstance(post_id, bool) or not isinstance(post_id, int)):
+        problem = f"post_id {post_id!r} is not an integer"
+    elif path is not None and not isinstance(path, str):
+        problem = f"path {path!r} is not text"
+    if problem:
+        return rid, str(at), None, None, None, None, bool(rerate), problem
+    return rid, str(at), sha, path, post_id, rating, bool(rerate), None
+
+
 def _image(image: dict) -> dict:
     sha = image.get("image_sha256")
     if not isinstance(sha, str) or len(sha) != 64:
@@ -90,6 +122,11 @@ def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
             time.sleep(0.01)
 
 
+class RatingsLogError(OSError):
+    """The log cannot be opened or written (a read-only folder or file, a file that is not
+    SQLite, a lock held too long): said with its path, never as a bare SQLite error."""
+
+
 @dataclass(frozen=True)
 class RatingsLog:
     path: Path
@@ -100,12 +137,25 @@ class RatingsLog:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30)) as conn:
-            _wal(conn)
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
-            yield conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                _wal(conn)
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+                yield conn
+        except sqlite3.IntegrityError:
+            raise  # a bad value (a CHECK), not a bad log
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise RatingsLogError(f"the ratings log {self.path} cannot be written: {e}") from e
+
+    def check_writable(self) -> None:
+        """Raise RatingsLogError now, naming the file, when nothing could be recorded: so a page
+        refuses to start instead of answering every rating with an error."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO undos (at, rating_id) VALUES ('write check', -1)")
+            conn.rollback()
 
     def append(
         self,
@@ -115,9 +165,11 @@ class RatingsLog:
         post_id: int | None = None,
         rerate: bool = False,
     ) -> int:
-        """Record one rating durably; returns its id. Bad values raise and record nothing."""
-        if not 1 <= int(rating) <= 5:
-            raise ValueError(f"rating {rating!r} is outside 1..5")
+        """Record one rating durably; returns its id. Bad values raise and record nothing: a rating
+        must be an integer 1..5 (3.5, "4" and True are refused, not read as 3, 4 and 1)."""
+        problem = rating_problem(rating, exact=True)
+        if problem:
+            raise ValueError(problem)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         with self._connect() as conn, conn:
             cur = conn.execute(
@@ -192,28 +244,19 @@ class RatingsLog:
             conn.execute("INSERT OR IGNORE INTO undos (at, rating_id) VALUES (?, ?)", (now, int(rating_id)))
 
     def entries(self) -> pa.Table:
-        """Every rating that stands (not undone), in the order given."""
-        schema = pa.schema(
-            [
-                ("id", pa.int64()),
-                ("at", pa.string()),
-                ("image_sha256", pa.string()),
-                ("path", pa.string()),
-                ("post_id", pa.int64()),
-                ("rating", pa.int8()),
-                ("rerate", pa.bool_()),
-            ]
-        )
+        """Every rating that stands (not undone), in the order given (`ENTRY_SCHEMA`). A row whose
+        stored values are no rating (an old log's REAL 3.5, a hand-edited 'four') has a `problem`
+        and a null `rating`, so a reader lists it instead of failing or reading it as 3."""
         if not self.path.exists():
-            return schema.empty_table()
+            return ENTRY_SCHEMA.empty_table()
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT {', '.join(schema.names)} FROM ratings "
+                f"SELECT {', '.join(ENTRY_SCHEMA.names[:-1])} FROM ratings "
                 "WHERE id NOT IN (SELECT rating_id FROM undos) ORDER BY id"
             ).fetchall()
-        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in schema]
-        cols[-1] = [bool(v) for v in cols[-1]]
-        return pa.table([pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema)
+        checked = [_checked_entry(*r) for r in rows]
+        cols = list(zip(*checked, strict=True)) if checked else [[] for _ in ENTRY_SCHEMA]
+        return pa.table([pa.array(c, f.type) for c, f in zip(cols, ENTRY_SCHEMA, strict=True)], ENTRY_SCHEMA)
 
     def fingerprint(self) -> str:
         """Changes with every rating and comparison appended or undone: part of the ratings

@@ -54,14 +54,26 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+class ImageDecodeError(OSError):
+    """A file that is there but is no image Pillow will decode. Pillow raises OSError for most
+    broken files but DecompressionBombError, SyntaxError, ValueError, struct.error and others for
+    some: callers catch this one OSError (a missing file stays FileNotFoundError)."""
+
+
 def load_rgb(path: str | os.PathLike[str], draft: tuple[int, int] | None = None) -> Image.Image:
-    """Open and fully decode an image (a truncated file fails here, not later). `draft`: let a
-    JPEG decode at the smallest 1/2, 1/4 or 1/8 scale still at least that (width, height)."""
-    with Image.open(path) as im:
-        if draft is not None and im.format == "JPEG":
-            im.draft("RGB", draft)
-        im.load()
-        return to_rgb(im)
+    """Open and fully decode an image (a truncated file fails here, not later); any failure is an
+    OSError. `draft`: let a JPEG decode at the smallest 1/2, 1/4 or 1/8 scale still at least
+    that (width, height)."""
+    try:
+        with Image.open(path) as im:
+            if draft is not None and im.format == "JPEG":
+                im.draft("RGB", draft)
+            im.load()
+            return to_rgb(im)
+    except OSError:
+        raise
+    except Exception as e:  # any other decode error is the file's: a bomb, a bad header field
+        raise ImageDecodeError(f"{type(e).__name__}: {e}") from e
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ to silva's ratings log the moment it is given, in one of three modes:
   Backspace takes the last back, s skips, u undoes the last group.
 
 Pairs and groups come from the queue (`silva_app.comparisons`). Blind by default: the model's
-view (expected rating, why an image was picked, the earlier rating of a re-rate) stays hidden
-so it cannot anchor the person. Everything is served from this process (no CDN), on 127.0.0.1 unless another
-host is asked for. Only queue items are ever served, by position: the page cannot read any other
-file. A vanished or undecodable image is shown as such and skipped; the page does not crash.
+view (expected rating, the reason with its numbers, the earlier rating of a re-rate) stays hidden
+so it cannot anchor the person; why each image was picked is said in words without them.
+Everything is served from this process (no CDN), on 127.0.0.1 unless another host is asked for.
+Only queue items are ever served, by position: the page cannot read any other file. A vanished
+or undecodable image is shown with the reason and skipped; the page does not crash.
 """
 
 from __future__ import annotations
@@ -32,13 +33,31 @@ from starlette.routing import Route
 from silva_app.comparisons import propose_groups, propose_pairs
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
-from silva_app.ratings_log import RatingsLog
+from silva_app.ratings_log import RatingsLog, RatingsLogError
+from silva_model.ratings import rating_problem
 
 MODES = ("rate", "pair", "rank")
 
 
+# Why an image or a comparison is shown, in words that hold no score and no rating, for a blind
+# page whose queue has no `why` of its own (queues written before it had one).
+BLIND_WHY = {
+    "rerate": "you rated it before; silva asks again because its own view of it differs from yours",
+    "new": "silva cannot tell yet what you would give it",
+    "pair": "silva cannot tell which of these two you would rate higher",
+    "rank": "silva expects these close together: their order is yours to say",
+}
+
+
 def _public(item: dict[str, Any], i: int, blind: bool) -> dict[str, Any]:
-    out = {"i": i, "kind": item["kind"], "name": Path(item["path"]).name if item["path"] else None}
+    """What the page may know of a queue item: blind, why it was picked without the model's view;
+    seeing, the model's view too (the reason with its numbers, the expected and given rating)."""
+    out = {
+        "i": i,
+        "kind": item["kind"],
+        "name": Path(item["path"]).name if item["path"] else None,
+        "why": item.get("why") or BLIND_WHY.get(item["kind"]),
+    }
     if not blind:
         out |= {k: item[k] for k in ("reason", "expected_rating", "given_rating")}
     return out
@@ -85,6 +104,136 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _comparison_problem(
+    members: object, winner: object, mode: str, proposed: set[frozenset[int]]
+) -> str | None:
+    """Why a posted comparison is not one this page asked for, or None: one of its pairs with a
+    winner a, b or tie (pair mode), or one of its groups whole, best first (rank mode)."""
+    if mode == "rate":
+        return "this page rates one image at a time: it proposes nothing to compare"
+    if (
+        not isinstance(members, list)
+        or not all(type(i) is int for i in members)
+        or len(set(members)) != len(members)
+    ):
+        return "expected the queue positions of the images compared, each once"
+    if frozenset(members) not in proposed:
+        return f"{members} is not a {'pair' if mode == 'pair' else 'whole group'} this page proposed"
+    if mode == "pair" and winner not in ("a", "b", "tie"):
+        return f"a pair needs a winner a, b or tie, not {winner!r}"
+    if mode == "rank" and winner is not None:
+        return "a ranking has no winner: its order, best first, says it"
+    return None
+
+
+class _Routes:
+    """What the page asks of the server, over one queue and one log, in one mode."""
+
+    def __init__(self, queue: list[dict[str, Any]], log: RatingsLog, blind: bool, size: int, mode: str):
+        self.queue, self.log, self.blind, self.size, self.mode = queue, log, blind, size, mode
+        self.proposals = {"rate": [], "pair": propose_pairs(queue), "rank": propose_groups(queue)}[mode]
+        self.proposed = {frozenset(p.members) for p in self.proposals}
+        self.queued = pa.array(sorted({q["image_sha256"] for q in queue}), pa.string())
+
+    def _item(self, request: Request) -> dict[str, Any] | None:
+        try:
+            i = int(request.path_params["i"])
+        except ValueError:
+            return None
+        return self.queue[i] if 0 <= i < len(self.queue) else None
+
+    def _standing(self) -> dict[str, dict[str, int]]:
+        """The latest standing log rating of each queued image (so a reload resumes)."""
+        rows = self.log.entries()
+        queued = pc.is_in(rows["image_sha256"], value_set=self.queued)
+        rows = rows.filter(pc.and_(queued, pc.is_null(rows["problem"])))
+        return {r["image_sha256"]: {"id": r["id"], "rating": r["rating"]} for r in rows.to_pylist()}
+
+    def _compared(self) -> dict[frozenset[str], int]:
+        """The images of each standing comparison -> its id (so a reload resumes)."""
+        out: dict[int, set[str]] = {}
+        for r in self.log.pairs().select(["id", "a", "b"]).to_pylist():
+            out.setdefault(r["id"], set()).update((r["a"], r["b"]))
+        return {frozenset(v): k for k, v in out.items()}
+
+    async def items(self, request: Request) -> JSONResponse:
+        done, queue = self._standing(), self.queue
+        judged = self._compared() if self.proposals else {}
+        return JSONResponse(
+            {
+                "blind": self.blind,
+                "mode": self.mode,
+                "items": [
+                    _public(q, i, self.blind) | {"rated": done.get(q["image_sha256"])}
+                    for i, q in enumerate(queue)
+                ],
+                "proposals": [
+                    {
+                        "members": list(p.members),
+                        "why": BLIND_WHY[self.mode] if self.blind else p.why,
+                        "done": judged.get(frozenset(queue[i]["image_sha256"] for i in p.members)),
+                    }
+                    for p in self.proposals
+                ],
+            }
+        )
+
+    async def image(self, request: Request) -> Response:
+        q = self._item(request)
+        if q is None:
+            return JSONResponse({"error": "no such queue item"}, status_code=404)
+        try:
+            return Response(jpeg(preview(q["path"], q["image_sha256"], self.size)), media_type="image/jpeg")
+        except FileNotFoundError:
+            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
+        except OSError as e:  # load_rgb raises every decode failure as one (a bomb, a cut file, no image)
+            return JSONResponse({"error": f"cannot decode {q['path']}: {e}"}, status_code=422)
+
+    async def rate(self, request: Request) -> JSONResponse:
+        q = self._item(request)
+        rating = (await _json_body(request)).get("rating")
+        problem = "no such queue item" if q is None else rating_problem(rating, exact=True)
+        if problem:  # true and 4.0 are no ratings
+            return JSONResponse({"error": problem}, status_code=400)
+        if _gone(q):
+            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
+        rerate = q["kind"] == "rerate" or q["image_sha256"] in self._standing()
+        rid = self.log.append(q["image_sha256"], rating, q["path"], q["post_id"], rerate=rerate)
+        return JSONResponse({"id": rid})
+
+    async def compare(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        members, winner = body.get("members"), body.get("winner")
+        problem = _comparison_problem(members, winner, self.mode, self.proposed)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
+        shown = [self.queue[i] for i in members]
+        gone = next(filter(_gone, shown), None)
+        if gone is not None:
+            return JSONResponse({"error": f"image is gone: {gone['path']}"}, status_code=404)
+        try:
+            cid = self.log.compare(shown, winner)
+        except ValueError as e:  # two queue rows of one image
+            return JSONResponse({"error": str(e)}, status_code=400)
+        return JSONResponse({"id": cid})
+
+    async def undo(self, request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        rid, kind = body.get("id"), body.get("kind", "rating")
+        if type(rid) is not int or kind not in ("rating", "comparison"):
+            return JSONResponse({"error": "expected the id of a rating or a comparison"}, status_code=400)
+        try:
+            (self.log.undo if kind == "rating" else self.log.undo_comparison)(rid)
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        return JSONResponse({"undone": rid})
+
+
+def _gone(q: dict[str, Any]) -> bool:
+    """A file that vanished since the queue was made (no path: a vector-only item, a swatch)."""
+    return bool(q["path"]) and not Path(q["path"]).is_file()
+
+
 def build_app(
     queue: list[dict[str, Any]],
     log: RatingsLog,
@@ -102,129 +251,36 @@ def build_app(
         .replace("__TOKEN__", json.dumps(token))
         .replace("__MODE__", json.dumps(mode))
     )
-    proposals = {"rate": [], "pair": propose_pairs(queue), "rank": propose_groups(queue)}[mode]
-    queued = pa.array(sorted({q["image_sha256"] for q in queue}), pa.string())
-
-    def item_at(request: Request) -> tuple[int, dict[str, Any]] | None:
-        try:
-            i = int(request.path_params["i"])
-        except ValueError:
-            return None
-        return (i, queue[i]) if 0 <= i < len(queue) else None
-
-    def standing() -> dict[str, dict[str, int]]:
-        """The latest standing log rating of each queued image (so a reload resumes)."""
-        rows = log.entries()
-        rows = rows.filter(pc.is_in(rows["image_sha256"], value_set=queued))
-        return {r["image_sha256"]: {"id": r["id"], "rating": r["rating"]} for r in rows.to_pylist()}
+    routes = _Routes(queue, log, blind, size, mode)
 
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(html)
 
-    def compared() -> dict[frozenset[str], int]:
-        """The images of each standing comparison -> its id (so a reload resumes)."""
-        out: dict[int, set[str]] = {}
-        for r in log.pairs().select(["id", "a", "b"]).to_pylist():
-            out.setdefault(r["id"], set()).update((r["a"], r["b"]))
-        return {frozenset(v): k for k, v in out.items()}
-
-    async def items(request: Request) -> JSONResponse:
-        done = standing()
-        judged = compared() if proposals else {}
-        return JSONResponse(
-            {
-                "blind": blind,
-                "mode": mode,
-                "items": [
-                    _public(q, i, blind) | {"rated": done.get(q["image_sha256"])} for i, q in enumerate(queue)
-                ],
-                "proposals": [
-                    {
-                        "members": list(p.members),
-                        "why": None if blind else p.why,
-                        "done": judged.get(frozenset(queue[i]["image_sha256"] for i in p.members)),
-                    }
-                    for p in proposals
-                ],
-            }
-        )
-
-    async def image(request: Request) -> Response:
-        found = item_at(request)
-        if found is None:
-            return JSONResponse({"error": "no such queue item"}, status_code=404)
-        _, q = found
-        try:
-            return Response(jpeg(preview(q["path"], q["image_sha256"], size)), media_type="image/jpeg")
-        except FileNotFoundError:
-            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
-        except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
-            return JSONResponse({"error": f"cannot decode {q['path']}: {e}"}, status_code=422)
-
-    async def rate(request: Request) -> JSONResponse:
-        found = item_at(request)
-        rating = (await _json_body(request)).get("rating")
-        if found is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
-            return JSONResponse({"error": "expected a queue item and a rating 1..5"}, status_code=400)
-        _, q = found
-        if q["path"] and not Path(q["path"]).is_file():  # no path: a vector-only item, shown as a swatch
-            return JSONResponse({"error": f"image is gone: {q['path']}"}, status_code=404)
-        rerate = q["kind"] == "rerate" or q["image_sha256"] in standing()
-        rid = log.append(q["image_sha256"], rating, q["path"], q["post_id"], rerate=rerate)
-        return JSONResponse({"id": rid})
-
-    async def compare(request: Request) -> JSONResponse:
-        body = await _json_body(request)
-        members, winner = body.get("members"), body.get("winner")
-        if (
-            not isinstance(members, list)
-            or len(members) < 2
-            or not all(type(i) is int and 0 <= i < len(queue) for i in members)
-            or len(set(members)) != len(members)
-            or (winner is not None and (len(members) != 2 or winner not in ("a", "b", "tie")))
-            or (winner is None and mode == "pair")
-        ):
-            return JSONResponse(
-                {"error": "expected two or more queue items (best first) or a pair and a winner a, b or tie"},
-                status_code=400,
-            )
-        for i in members:
-            if queue[i]["path"] and not Path(queue[i]["path"]).is_file():
-                return JSONResponse({"error": f"image is gone: {queue[i]['path']}"}, status_code=404)
-        try:
-            cid = log.compare([queue[i] for i in members], winner)
-        except ValueError as e:  # two queue rows of one image
-            return JSONResponse({"error": str(e)}, status_code=400)
-        return JSONResponse({"id": cid})
-
-    async def undo(request: Request) -> JSONResponse:
-        body = await _json_body(request)
-        rid, kind = body.get("id"), body.get("kind", "rating")
-        if type(rid) is not int or kind not in ("rating", "comparison"):
-            return JSONResponse({"error": "expected the id of a rating or a comparison"}, status_code=400)
-        try:
-            (log.undo if kind == "rating" else log.undo_comparison)(rid)
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=404)
-        return JSONResponse({"undone": rid})
-
     return Starlette(
         routes=[
             Route("/", page),
-            Route("/api/items", items),
-            Route("/api/image/{i}", image),
-            Route("/api/rate/{i}", rate, methods=["POST"]),
-            Route("/api/compare", compare, methods=["POST"]),
-            Route("/api/undo", undo, methods=["POST"]),
+            Route("/api/items", routes.items),
+            Route("/api/image/{i}", routes.image),
+            Route("/api/rate/{i}", routes.rate, methods=["POST"]),
+            Route("/api/compare", routes.compare, methods=["POST"]),
+            Route("/api/undo", routes.undo, methods=["POST"]),
         ],
         middleware=[Middleware(OwnPageOnly, hosts=tuple({*LOCAL_HOSTS, host}), token=token)],
+        exception_handlers={RatingsLogError: _log_unavailable},
     )
+
+
+async def _log_unavailable(request: Request, e: Exception) -> JSONResponse:
+    """The log went away under a running page (a full disk, a folder made read-only): the page
+    says why its judgement was not saved, instead of "Internal Server Error"."""
+    return JSONResponse({"error": str(e)}, status_code=503)
 
 
 def serve(queue_path: Path, log: RatingsLog, host: str, port: int, blind: bool, mode: str = "rate") -> None:
     import uvicorn
 
     queue = read_queue(queue_path)
+    log.check_writable()
     app = build_app(queue, log, blind, host=host, mode=mode)
     print(f"silva rate ({mode}): {len(queue)} images from {queue_path}; judgements go to {log.path}")
     print(f"open http://{host}:{port}/  (Ctrl+C stops)")

@@ -69,6 +69,12 @@ def library(
             "unreadable_files": dg.MetadataValue.md(
                 md_table(["where", "problem"], [(b.where, b.reason) for b in load.bad[:200]]) or "none"
             ),
+            "skipped_files": len(load.skipped),
+            "skipped_files_first": dg.MetadataValue.md(
+                md_table(["file", "why"], [(b.where, b.reason) for b in load.skipped[:20]])
+                if load.skipped
+                else "none"
+            ),
         },
     )
 

@@ -68,6 +68,12 @@ def raw_ratings(
             "bad_rows_count": len(load.bad),
             "bad_rows": dg.MetadataValue.md(bad_md),
             "merged_duplicates": load.merged_duplicates,
+            "skipped_files": len(load.skipped),
+            "skipped_files_first": dg.MetadataValue.md(
+                md_table(["file", "why"], [(b.where, b.reason) for b in load.skipped[:20]])
+                if load.skipped
+                else "none"
+            ),
             "precomputed_embeddings": n_pre,
             **(
                 {"annotations": dg.MetadataValue.md(md_table(["annotations", "count"], load.notes.items()))}

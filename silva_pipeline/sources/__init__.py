@@ -6,6 +6,7 @@ in the registries below."""
 
 from silva_pipeline.sources.base import (
     BadRow,
+    Judgements,
     Judging,
     LibraryLoad,
     Origin,
@@ -16,7 +17,6 @@ from silva_pipeline.sources.base import (
 from silva_pipeline.sources.demo import Demo
 from silva_pipeline.sources.files import Folders, PathList, RatingsFile
 from silva_pipeline.sources.pictoria import Pictoria
-from silva_pipeline.sources.pictoria_annotations import Judgements
 from silva_pipeline.sources.ratings_log import with_log
 
 RATINGS_ORIGINS: dict[str, Origin] = {

@@ -11,16 +11,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
 
 from silva_app.home import Home
-
-if TYPE_CHECKING:
-    from silva_pipeline.sources.pictoria_annotations import Judgements
+from silva_model.pairs import Pairs
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, sha256_file
+from silva_model.ratings import rating_problem
 
 
 @dataclass
@@ -40,6 +39,7 @@ class RatingsLoad:
     # takes its vector from here instead of being embedded.
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)  # what the source read, used and did not use
+    skipped: list[BadRow] = field(default_factory=list)  # files it passed over (not images), and why
 
 
 @dataclass
@@ -47,6 +47,59 @@ class LibraryLoad:
     rows: pl.DataFrame  # image_sha256, path, post_id (+ embedding when precomputed)
     bad: list[BadRow] = field(default_factory=list)
     backbone: BackboneSpec | None = None  # where the precomputed embeddings came from
+    skipped: list[BadRow] = field(default_factory=list)  # files it passed over (not images), and why
+
+
+@dataclass
+class Judgements:
+    """Comparisons between images named by a key (pictoria's canonical post ids, or SHA-256):
+    each row says `a` is better (`a`), `b` is (`b`) or neither (`tie`); `ref` says which
+    annotation or log event it came from."""
+
+    pairs: pl.DataFrame  # a, b (keys), winner, weight (`Pairs.weight`), ref
+    bad: list[BadRow] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # read, used, skipped, edited, not used
+    vectors: dict = field(default_factory=dict)  # embeddings of images no rating has, by key
+    shas: dict[int, str] = field(default_factory=dict)  # posts.sha256 of the posts named, where set
+
+    def to_pairs(self, rows_by_post: dict, n_rows: int, dim: int) -> tuple[Pairs | None, list[BadRow]]:
+        """The judgements as `Pairs` over the manifest (`rows_by_post`: key -> row of N =
+        `n_rows`): an image the manifest lacks takes its vector as an extra image; one with
+        neither cannot be judged and its pairs are bad rows."""
+        extra_ids: dict[int, int] = {}
+        a_idx, b_idx, keep, bad = [], [], [], []
+
+        def index(post: int) -> int:
+            return (
+                rows_by_post[post]
+                if post in rows_by_post
+                else n_rows + extra_ids.setdefault(post, len(extra_ids))
+            )
+
+        for i, (a, b, ref) in enumerate(self.pairs.select("a", "b", "ref").iter_rows()):
+            usable = [
+                p in rows_by_post or (p in self.vectors and self.vectors[p].shape == (dim,)) for p in (a, b)
+            ]
+            if all(usable):
+                a_idx.append(index(a))
+                b_idx.append(index(b))
+                keep.append(i)
+            for post, ok in zip((a, b), usable, strict=True):
+                if not ok:
+                    why = (
+                        "has no embedding"
+                        if post not in self.vectors
+                        else "has an embedding of another width"
+                    )
+                    name = f"post {post}" if isinstance(post, int) else f"image {str(post)[:12]}…"
+                    bad.append(BadRow(ref, f"{name} is not rated and {why}: the pair is left out"))
+        if not keep:
+            return None, bad
+        winner = self.pairs["winner"].to_numpy()[keep]
+        outcome = np.select([winner == "a", winner == "b"], [1.0, -1.0], 0.0).astype(np.float32)
+        extra = np.stack([self.vectors[p] for p in extra_ids]).astype(np.float32) if extra_ids else None
+        weight = self.pairs["weight"].to_numpy()[keep]
+        return Pairs(np.asarray(a_idx, np.int64), np.asarray(b_idx, np.int64), outcome, extra, weight), bad
 
 
 def empty_library() -> pl.DataFrame:
@@ -100,18 +153,6 @@ def hash_files(paths: list[str], workers: int = 8) -> list[str | BaseException]:
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, paths))
-
-
-def rating_problem(value: object) -> str | None:
-    if value is None:
-        return "rating is empty"
-    try:
-        r = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return f"rating {value!r} is not a number"
-    if not r.is_integer() or not 1 <= r <= 5:
-        return f"rating {value!r} is outside 1..5"
-    return None
 
 
 def from_candidates(

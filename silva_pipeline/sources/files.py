@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -23,22 +24,67 @@ from silva_pipeline.sources.base import (
 )
 
 
-def _csv_problem(path: Path) -> str | None:
-    """What polars will not say: a header naming one column twice (polars renames the second
-    silently) or the first line with more fields than the header, by line number."""
+def _csv_records(path: Path) -> tuple[list[list[str]], list[int], str | None]:
+    """Python's strict reading of the file: its records, the line each starts on (a quoted field
+    may span lines), and what stops it at the first record it cannot read, by line."""
+    records, starts, line = [], [], 1
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
-        header = next(reader, [])
-        twice = sorted({c for c in header if header.count(c) > 1})
-        if twice:
-            return f"its header names column(s) {twice} more than once: keep one of each"
-        for fields in reader:
-            if len(fields) > len(header):
+        reader = csv.reader(f, strict=True)
+        while True:
+            try:
+                records.append(next(reader))
+            except StopIteration:
+                return records, starts, None
+            except csv.Error as e:
+                if "unexpected end of data" in str(e):
+                    return records, starts, f"line {line} opens a quote that is never closed: close it"
                 return (
-                    f"line {reader.line_num} has {len(fields)} fields but the header has {len(header)} "
-                    "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+                    records,
+                    starts,
+                    f"line {line}: text follows a closing quote ({e}): quote the whole field",
                 )
-    return None
+            starts.append(line)
+            line = reader.line_num + 1
+
+
+def _csv_problem(path: Path) -> str | None:
+    """What polars will not say, by line number: a header naming one column twice (polars renames
+    the second silently), a line with more fields than the header, a quote never closed or text
+    after a closing quote."""
+    records, starts, unreadable = _csv_records(path)
+    header = records[0] if records else []
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        return f"its header names column(s) {twice} more than once: keep one of each"
+    for fields, line in zip(records[1:], starts[1:], strict=True):
+        if len(fields) > len(header):
+            return (
+                f"line {line} has {len(fields)} fields but the header has {len(header)} "
+                "(an unquoted comma in a file name?): quote that field or remove the extra ones"
+            )
+    return unreadable
+
+
+def _first_line_polars_refuses(path: Path) -> str | None:
+    """Where polars' own parser stops on a file Python's reads (polars gives no line): the first
+    record whose prefix of the file polars cannot read, found by bisection over records."""
+    _, starts, _ = _csv_records(path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    ends = [s - 1 for s in starts[1:]] + [len(lines)]  # the last line of each record
+
+    def error(k: int) -> str | None:
+        try:
+            pl.read_csv(io.BytesIO(b"".join(lines[: ends[k]])), infer_schema=False)
+        except pl.exceptions.PolarsError as e:
+            return str(e).splitlines()[0]
+        return None
+
+    lo, hi = 1, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if error(mid) else (mid + 1, hi)
+    why = error(lo) if lo < len(starts) else None
+    return f"line {starts[lo]} cannot be read as CSV: {why}: check its quotes" if why else None
 
 
 def _read_table(path: Path) -> pl.DataFrame:
@@ -59,7 +105,7 @@ def _read_table(path: Path) -> pl.DataFrame:
             raise ValueError(
                 f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
             ) from e
-        raise ValueError(f"{path}: {_csv_problem(path) or e}") from e
+        raise ValueError(f"{path}: {_csv_problem(path) or _first_line_polars_refuses(path) or e}") from e
     problem = _csv_problem(path) if any(c.endswith("_duplicated_0") for c in df.columns) else None
     if problem:
         raise ValueError(f"{path}: {problem}")
@@ -104,12 +150,35 @@ def read_ratings_file(path: str | Path) -> RatingsLoad:
     return load
 
 
+def _image_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every file under `root` named like an image (a broken link too: reading it says what is
+    wrong), sorted; and what else is there, with why it is passed over: a file that is not an
+    image, a link to a folder (not followed), a folder that cannot be read."""
+    found: list[Path] = []
+    passed: list[tuple[Path, str]] = []
+
+    def unreadable(e: OSError) -> None:
+        passed.append((Path(e.filename), f"folder cannot be read: {e.strerror}"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable):
+        here = Path(folder)
+        passed += [(here / d, "a link to a folder: not followed") for d in dirs if (here / d).is_symlink()]
+        for name in files:
+            f = here / name
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(f)
+            else:
+                passed.append((f, "not an image file"))
+    return sorted(found), sorted(passed)
+
+
 def read_ratings_folder(root: str | Path) -> RatingsLoad:
-    """`root/<rating>/**/image`: the first-level folder name is the rating."""
+    """`root/<rating>/**/image`: the first-level folder name is the rating. Files that are no
+    images are passed over, each named in `skipped`."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"ratings folder not found: {root}")
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    files, passed = _image_files(root)
     refs, paths, ratings, bad = [], [], [], []
     for f in files:
         rel = f.relative_to(root)
@@ -121,16 +190,20 @@ def read_ratings_folder(root: str | Path) -> RatingsLoad:
         ratings.append(rel.parts[0] if len(rel.parts) > 1 else None)
     load = from_candidates(refs, paths, ratings, [None] * len(paths), f"folder:{root.name}")
     load.bad[:0] = bad
+    load.skipped = [BadRow(readable(str(p.relative_to(root))), why) for p, why in passed]
     return load
 
 
 def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
-    """Every image file under the given folders (recursively)."""
-    refs, paths, bad = [], [], []
+    """Every image file under the given folders (recursively); what else is there is named in
+    `skipped`."""
+    refs, paths, bad, skipped = [], [], [], []
     for root in map(Path, roots):
         if not root.is_dir():
             raise FileNotFoundError(f"library folder not found: {root}")
-        for f in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS):
+        files, passed = _image_files(root)
+        skipped += [BadRow(readable(str(p)), why) for p, why in passed]
+        for f in files:
             if readable(str(f)) != str(f):
                 bad.append(BadRow(readable(str(f)), "file name is not valid UTF-8: rename the file"))
                 continue
@@ -138,6 +211,7 @@ def read_library_folders(roots: list[str | Path]) -> LibraryLoad:
             paths.append(str(f))
     load = library_from_paths(refs, paths, [None] * len(paths))
     load.bad[:0] = bad
+    load.skipped = skipped
     return load
 
 

@@ -18,6 +18,7 @@ import polars as pl
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
 from silva_pipeline.sources.base import (
     BadRow,
+    Judgements,
     LibraryLoad,
     RatingsLoad,
     Settings,
@@ -25,7 +26,6 @@ from silva_pipeline.sources.base import (
     library_from_paths,
 )
 from silva_pipeline.sources.pictoria_annotations import (
-    Judgements,
     absolute_ratings,
     annotations_digest,
     canonical_posts,

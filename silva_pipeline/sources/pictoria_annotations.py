@@ -12,69 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
-import numpy as np
 import polars as pl
 
-from silva_model.pairs import Pairs, ranking_pairs
-from silva_pipeline.sources.base import BadRow
+from silva_model.pairs import ranking_pairs
+from silva_pipeline.sources.base import BadRow, Judgements
 
 DIMENSIONS = ("overall", "color", "finish", "composition")  # what pictoria's app allows
 TABLES = ("absolute_annotations", "pairwise_annotations", "listwise_annotations", "content_flag_events")
 RATING_SCALE = 5  # absolute judgements on this scale are ratings; 2- and 3-point ones are not
-
-
-@dataclass
-class Judgements:
-    """Comparisons between images named by a key (pictoria's canonical post ids, or SHA-256):
-    each row says `a` is better (`a`), `b` is (`b`) or neither (`tie`); `ref` says which
-    annotation or log event it came from."""
-
-    pairs: pl.DataFrame  # a, b (keys), winner, weight (`Pairs.weight`), ref
-    bad: list[BadRow] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)  # read, used, skipped, edited, not used
-    vectors: dict = field(default_factory=dict)  # embeddings of images no rating has, by key
-    shas: dict[int, str] = field(default_factory=dict)  # posts.sha256 of the posts named, where set
-
-    def to_pairs(self, rows_by_post: dict, n_rows: int, dim: int) -> tuple[Pairs | None, list[BadRow]]:
-        """The judgements as `Pairs` over the manifest (`rows_by_post`: key -> row of N =
-        `n_rows`): an image the manifest lacks takes its vector as an extra image; one with
-        neither cannot be judged and its pairs are bad rows."""
-        extra_ids: dict[int, int] = {}
-        a_idx, b_idx, keep, bad = [], [], [], []
-
-        def index(post: int) -> int:
-            return (
-                rows_by_post[post]
-                if post in rows_by_post
-                else n_rows + extra_ids.setdefault(post, len(extra_ids))
-            )
-
-        for i, (a, b, ref) in enumerate(self.pairs.select("a", "b", "ref").iter_rows()):
-            usable = [
-                p in rows_by_post or (p in self.vectors and self.vectors[p].shape == (dim,)) for p in (a, b)
-            ]
-            if all(usable):
-                a_idx.append(index(a))
-                b_idx.append(index(b))
-                keep.append(i)
-            for post, ok in zip((a, b), usable, strict=True):
-                if not ok:
-                    why = (
-                        "has no embedding"
-                        if post not in self.vectors
-                        else "has an embedding of another width"
-                    )
-                    name = f"post {post}" if isinstance(post, int) else f"image {str(post)[:12]}…"
-                    bad.append(BadRow(ref, f"{name} is not rated and {why}: the pair is left out"))
-        if not keep:
-            return None, bad
-        winner = self.pairs["winner"].to_numpy()[keep]
-        outcome = np.select([winner == "a", winner == "b"], [1.0, -1.0], 0.0).astype(np.float32)
-        extra = np.stack([self.vectors[p] for p in extra_ids]).astype(np.float32) if extra_ids else None
-        weight = self.pairs["weight"].to_numpy()[keep]
-        return Pairs(np.asarray(a_idx, np.int64), np.asarray(b_idx, np.int64), outcome, extra, weight), bad
 
 
 def tables_in(conn: sqlite3.Connection) -> set[str]:
@@ -137,88 +84,123 @@ def absolute_ratings(
     return out, bad, counts
 
 
+class _Judged:
+    """The judgements read so far, as rows over canonical posts, with what was wrong and counted."""
+
+    def __init__(self, canon: dict[int, int]) -> None:
+        self.canon = canon
+        self.rows: list[tuple[int, int, str, float, str, str]] = []  # a, b, winner, weight, ref, at
+        self.bad: list[BadRow] = []
+        self.counts = dict.fromkeys(
+            ["pairwise_read", "pairwise_skipped", "pairwise_ties", "pairwise_edited", "listwise_read"]
+            + ["listwise_skipped", "listwise_partial", "listwise_edited", "listwise_pairs", "flags_not_used"],
+            0,
+        )
+
+    def events(self, conn: sqlite3.Connection, table: str, columns: str, dimension: str) -> Iterator[tuple]:
+        """(ref, created_at, *columns) of each row of `table` for `dimension`, in id order, each
+        counted as read (and as edited when corrected in place)."""
+        kind = table.removesuffix("_annotations")
+        for rid, edited, at, *values in conn.execute(
+            f"SELECT id, edited_at, created_at, {columns} FROM {table} WHERE dimension = ? ORDER BY id",  # noqa: S608
+            (dimension,),
+        ):
+            self.counts[f"{kind}_read"] += 1
+            self.counts[f"{kind}_edited"] += edited is not None
+            yield (f"{table} id {rid}", at, *values)
+
+    def pair(self, a: int, b: int, winner: str, ref: str, at: str, weight: float = 1.0) -> bool:
+        ca, cb = self.canon.get(a), self.canon.get(b)
+        if ca is None or cb is None:
+            self.bad.append(BadRow(ref, f"post {a if ca is None else b} is not a post"))
+        elif ca == cb:
+            self.bad.append(BadRow(ref, f"posts {a} and {b} are one image (a duplicate and its original)"))
+        else:
+            self.rows.append((ca, cb, winner, weight, ref, at))
+        return ca is not None and cb is not None and ca != cb
+
+
 def read_judgements(conn: sqlite3.Connection, dimension: str, canon: dict[int, int]) -> Judgements:
     """Pairwise judgements (a, b, tie; skip carries nothing) and rankings (n images, best first:
-    n(n-1)/2 ordered pairs; `[]` is a skip) of `dimension`, with flags counted as not used."""
+    n(n-1)/2 ordered pairs; `[]` is a skip) of `dimension`, with flags counted as not used. As
+    with ratings, the latest judgement wins: each unordered pair of images keeps the last one
+    made of it (by `created_at`), alone or inside a ranking, and `superseded` counts the rest."""
     tables = tables_in(conn)
-    rows: list[tuple[int, int, str, float, str]] = []
-    bad: list[BadRow] = []
-    counts = dict.fromkeys(
-        ["pairwise_read", "pairwise_skipped", "pairwise_ties", "pairwise_edited", "listwise_read"]
-        + ["listwise_skipped", "listwise_edited", "listwise_pairs", "flags_not_used"],
-        0,
-    )
-
-    def pair(a: int, b: int, winner: str, ref: str, weight: float = 1.0) -> None:
-        ca, cb = canon.get(a), canon.get(b)
-        if ca is None or cb is None:
-            bad.append(BadRow(ref, f"post {a if ca is None else b} is not a post"))
-        elif ca == cb:
-            bad.append(BadRow(ref, f"posts {a} and {b} are one image (a duplicate and its original)"))
-        else:
-            rows.append((ca, cb, winner, weight, ref))
-
+    judged = _Judged(canon)
     if "pairwise_annotations" in tables:
-        for pid, a, b, winner, edited in conn.execute(
-            "SELECT id, post_a, post_b, winner, edited_at FROM pairwise_annotations WHERE dimension = ? "
-            "ORDER BY id",
-            (dimension,),
-        ):
-            counts["pairwise_read"] += 1
-            counts["pairwise_edited"] += edited is not None
-            if winner == "skip":
-                counts["pairwise_skipped"] += 1
-            elif winner in ("a", "b", "tie"):
-                counts["pairwise_ties"] += winner == "tie"
-                pair(a, b, winner, f"pairwise_annotations id {pid}")
-            else:
-                bad.append(
-                    BadRow(f"pairwise_annotations id {pid}", f"winner {winner!r} is not a, b, tie or skip")
-                )
+        _read_pairwise(conn, dimension, judged)
     if "listwise_annotations" in tables:
-        for lid, shown, ranking, edited in conn.execute(
-            "SELECT id, post_ids, ranking, edited_at FROM listwise_annotations "
-            "WHERE dimension = ? ORDER BY id",
-            (dimension,),
-        ):
-            ref = f"listwise_annotations id {lid}"
-            counts["listwise_read"] += 1
-            counts["listwise_edited"] += edited is not None
-            order = _ranking(ref, shown, ranking, bad)
-            if order is None:
-                continue
-            if not order:
-                counts["listwise_skipped"] += 1
-            before = len(rows)
-            for better, worse, weight in ranking_pairs(order):
-                pair(better, worse, "a", ref, weight)
-            counts["listwise_pairs"] += len(rows) - before
+        _read_listwise(conn, dimension, judged)
     if "content_flag_events" in tables:
-        counts["flags_not_used"] = conn.execute("SELECT COUNT(*) FROM content_flag_events").fetchone()[0]
+        judged.counts["flags_not_used"] = conn.execute("SELECT COUNT(*) FROM content_flag_events").fetchone()[
+            0
+        ]
     frame = pl.DataFrame(
-        rows,
-        schema={"a": pl.Int64, "b": pl.Int64, "winner": pl.String, "weight": pl.Float32, "ref": pl.String},
+        judged.rows,
+        schema={
+            "a": pl.Int64,
+            "b": pl.Int64,
+            "winner": pl.String,
+            "weight": pl.Float32,
+            "ref": pl.String,
+            "at": pl.String,
+        },
         orient="row",
     )
-    counts["pairs"] = frame.height
-    return Judgements(frame, bad, counts)
+    pair = pl.struct(lo=pl.min_horizontal("a", "b"), hi=pl.max_horizontal("a", "b"))
+    latest = frame.sort("at", maintain_order=True).filter(pair.is_last_distinct()).drop("at")
+    judged.counts["superseded"] = frame.height - latest.height
+    judged.counts["pairs"] = latest.height
+    return Judgements(latest, judged.bad, judged.counts)
 
 
-def _ranking(ref: str, shown: str, ranking: str, bad: list[BadRow]) -> list[int] | None:
-    """The ranked post ids, best first, or None (a bad row) when the ranking is not one of the
-    images shown, each once."""
+def _read_pairwise(conn: sqlite3.Connection, dimension: str, judged: _Judged) -> None:
+    counts = judged.counts
+    for ref, at, a, b, winner in judged.events(
+        conn, "pairwise_annotations", "post_a, post_b, winner", dimension
+    ):
+        if winner == "skip":
+            counts["pairwise_skipped"] += 1
+        elif winner in ("a", "b", "tie"):
+            counts["pairwise_ties"] += winner == "tie"
+            judged.pair(a, b, winner, ref, at)
+        else:
+            judged.bad.append(BadRow(ref, f"winner {winner!r} is not a, b, tie or skip"))
+
+
+def _read_listwise(conn: sqlite3.Connection, dimension: str, judged: _Judged) -> None:
+    """Rankings, best first; one that orders only some of the posts shown gives the pairs of the
+    order it states (the posts it leaves out are compared with nothing) and is counted partial."""
+    counts = judged.counts
+    for ref, at, shown, ranking in judged.events(
+        conn, "listwise_annotations", "post_ids, ranking", dimension
+    ):
+        ranked = _ranking(ref, shown, ranking, judged.bad)
+        if ranked is None:
+            continue
+        order, n_shown = ranked
+        counts["listwise_skipped"] += not order
+        counts["listwise_partial"] += 0 < len(order) < n_shown
+        for better, worse, weight in ranking_pairs(order):
+            counts["listwise_pairs"] += judged.pair(better, worse, "a", ref, at, weight)
+
+
+def _ranking(ref: str, shown: str, ranking: str, bad: list[BadRow]) -> tuple[list[int], int] | None:
+    """The ranked post ids, best first, and how many posts were shown; or None (a bad row) when
+    the ranking is not some of the posts shown, each once."""
     try:
         shown_ids, order = json.loads(shown), json.loads(ranking)
     except (TypeError, json.JSONDecodeError) as e:
         bad.append(BadRow(ref, f"post_ids or ranking is not JSON: {e}"))
         return None
-    if not isinstance(order, list) or not all(isinstance(p, int) for p in order):
-        bad.append(BadRow(ref, f"ranking {ranking!r} is not a list of post ids"))
-        return None
-    if len(set(order)) != len(order) or not set(order) <= set(shown_ids or []):
+    for name, ids in (("post_ids", shown_ids), ("ranking", order)):
+        if not isinstance(ids, list) or not all(isinstance(p, int) for p in ids):
+            bad.append(BadRow(ref, f"{name} {ids!r} is not a list of post ids"))
+            return None
+    if len(set(order)) != len(order) or not set(order) <= set(shown_ids):
         bad.append(BadRow(ref, f"ranking {ranking!r} repeats a post or names one not shown ({shown})"))
         return None
-    return order
+    return order, len(set(shown_ids))
 
 
 def annotations_digest(conn: sqlite3.Connection) -> str:

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 import pyarrow as pa
 
-from silva_pipeline.sources.base import BadRow, RatingsLoad, rating_problem
+from silva_pipeline.sources.base import BadRow, RatingsLoad
 
 
 def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
-    """The source's ratings with silva's ratings log on top (`RatingsLog.entries()`). Per image, the
+    """The source's ratings with silva's ratings log on top (`RatingsLog.entries()`). A logged row
+    that is no rating (its `problem`) is a bad row, and the rating before it stands. Per image, the
     latest logged rating replaces the source's; an image rated only in the log joins with its path
     (one without a path cannot be embedded and is a bad row). `first_rating` keeps the rating
     before the latest one wherever an image was rated twice: the person's own consistency."""
     entries = pl.from_arrow(log_entries)
     if entries.is_empty():
         return load
-    problems = [rating_problem(r) for r in entries["rating"].to_list()]
-    invalid = [
-        BadRow(f"ratings log id {i}", problem)
-        for i, problem in zip(entries["id"].to_list(), problems, strict=True)
-        if problem
-    ]
-    entries = entries.filter(pl.Series([p is None for p in problems], dtype=pl.Boolean))
+    flagged = entries.filter(pl.col("problem").is_not_null())
+    invalid = [BadRow(f"ratings log id {i}", p) for i, p in flagged.select("id", "problem").iter_rows()]
+    entries = entries.filter(pl.col("problem").is_null())
     if entries.is_empty():
-        return RatingsLoad(
-            load.rows, load.bad + invalid, load.merged_duplicates, load.backbone, load.vectors, load.notes
-        )
+        return replace(load, bad=load.bad + invalid)
     per_image = entries.group_by("image_sha256", maintain_order=True).agg(
         pl.col("rating").last().alias("logged"),
         pl.col("rating").first().alias("first_logged"),
@@ -67,11 +64,4 @@ def with_log(load: RatingsLoad, log_entries: pa.Table) -> RatingsLoad:
     )
     if added["embedding"].null_count() == added.height:
         added = added.drop("embedding")
-    return RatingsLoad(
-        pl.concat([rows, added], how="diagonal_relaxed"),
-        load.bad + invalid + bad,
-        load.merged_duplicates,
-        load.backbone,
-        load.vectors,
-        load.notes,
-    )
+    return replace(load, rows=pl.concat([rows, added], how="diagonal_relaxed"), bad=load.bad + invalid + bad)

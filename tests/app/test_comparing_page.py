@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_support import start_page, write_queue
+from browser_support import NOTHING_CUT, start_page, write_queue
 from helpers import stop_process_group, write_images
 
 from silva_app.comparisons import propose_groups, propose_pairs
@@ -156,3 +156,23 @@ def test_what_a_new_user_found_is_fixed(tmp_path, browser):
         stop_process_group(blind)
         stop_process_group(seeing)
     assert [r["rating"] for r in RatingsLog(log_path).entries().to_pylist()] == [2]
+
+
+@pytest.mark.parametrize("mode", ["pair", "rank"])
+def test_pair_and_rank_modes_cut_nothing_on_a_narrow_screen(tmp_path, browser, mode):
+    queue, _ = _queue(tmp_path, n=12)
+    proc, url = start_page(queue, tmp_path / "log.sqlite", "--mode", mode)
+    try:
+        page = browser.new_page(viewport={"width": 420, "height": 800})
+        page.goto(url)
+        shown = "[...document.querySelectorAll('.tile img')].filter((i) => i.naturalWidth > 0).length"
+        page.wait_for_function(f"{shown} === {2 if mode == 'pair' else 6}")
+        sizes = page.eval_on_selector_all(".tile img", "s => s.map((i) => i.getBoundingClientRect().height)")
+        assert min(sizes) > 90  # each image is shown, its tile's size
+        assert page.evaluate(NOTHING_CUT) == []
+        said = {"pair": "which of these two you would rate higher", "rank": "their order is yours to say"}
+        assert said[mode] in page.inner_text("#info")  # blind, yet it says why
+        assert "REASON" not in page.content()
+        page.screenshot(path=str(tmp_path / f"{mode}-420.png"))
+    finally:
+        stop_process_group(proc)

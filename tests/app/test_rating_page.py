@@ -6,18 +6,19 @@ import json
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from browser_support import start_page, write_queue
+import pytest
+from browser_support import NOTHING_CUT, start_page, write_queue
 from helpers import (
+    decompression_bomb,
     stop_process_group,
     write_images,
 )
 
+from silva_app.comparisons import propose_groups, propose_pairs
 from silva_app.ratings_log import RatingsLog
 from silva_model.provenance import sha256_file
 
@@ -28,11 +29,13 @@ def _queue_of_images(tmp_path: Path) -> tuple[Path, list[Path]]:
     shutil.copy(images[0], gone)
     broken = tmp_path / "lib" / "broken.png"
     broken.write_bytes(images[1].read_bytes()[:60])  # a PNG cut short
+    bomb = decompression_bomb(tmp_path / "lib" / "bomb.png")  # above Pillow's pixel limit
     rows = [
         {"path": str(images[0]), "kind": "new", "reason": "SECRET-REASON-0", "expected_rating": 3.2},
         {"path": str(images[1]), "kind": "rerate", "reason": "SECRET-REASON-1", "given_rating": 5},
         {"path": str(gone), "kind": "new", "reason": "r"},
         {"path": str(broken), "kind": "new", "reason": "r"},
+        {"path": str(bomb), "kind": "new", "reason": "r"},
         {"path": str(images[2]), "kind": "new", "reason": "r"},
     ]
     for r in rows:
@@ -49,7 +52,7 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         page.goto(url)
         page.wait_for_function("document.getElementById('img').naturalWidth > 0")
-        assert page.inner_text("#total") == "5" and page.inner_text("#pos") == "1"
+        assert page.inner_text("#total") == "6" and page.inner_text("#pos") == "1"
         assert "SECRET-REASON" not in page.content()  # blind: the model's view stays hidden
         page.keyboard.press("3")
         page.wait_for_function("document.getElementById('pos').textContent === '2'")
@@ -65,12 +68,15 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
         page.wait_for_selector("#problem:has-text('cannot decode')")
         page.keyboard.press("s")
         page.wait_for_function("document.getElementById('pos').textContent === '5'")
+        page.wait_for_selector("#problem:has-text('DecompressionBombError')")  # says why, and goes on
+        page.keyboard.press("3")
+        page.wait_for_function("document.getElementById('pos').textContent === '6'")
         page.keyboard.press("ArrowLeft")
         page.keyboard.press("ArrowRight")
         page.keyboard.press("1")
         page.wait_for_function("document.getElementById('rated').textContent === '3'")
         shot = tmp_path / "rating-page.png"  # the last image, stays put, its 1 lit
-        assert page.inner_text("#pos") == "5" and page.inner_text("#stars span.on") == "1"
+        assert page.inner_text("#pos") == "6" and page.inner_text("#stars span.on") == "1"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 5_000
         assert proc.poll() is None  # bad images did not bring the server down
@@ -79,10 +85,48 @@ def test_rating_page_keys_undo_skip_and_bad_images(tmp_path, browser):
 
     log = RatingsLog(log_path).entries().to_pylist()
     got = [(r["image_sha256"], r["rating"], r["rerate"]) for r in log]
-    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[4])]
+    sha = [sha256_file(p) for p in (paths[0], paths[1], paths[5])]
     assert got == [(sha[0], 3, False), (sha[1], 4, True), (sha[2], 1, False)]
     with sqlite3.connect(log_path) as conn:  # the withdrawn 5 is recorded as undone, not deleted
         assert conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 4
+        assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+def test_rate_mode_says_why_without_scores_has_touch_buttons_and_cuts_nothing(tmp_path, browser, width):
+    images = write_images(tmp_path / "lib", 3, size=(300, 200))
+    rows = [
+        {"path": str(p), "kind": "new", "reason": f"SECRET-REASON-{i} expects 3.4", "expected_rating": 3.4}
+        for i, p in enumerate(images)
+    ]
+    rows[0]["why"] = "heads trained on parts of your ratings disagree about it"  # the queue's own words
+    rows[1] |= {"kind": "rerate", "given_rating": 5}  # no `why`: said from its kind
+    for r in rows:
+        r["image_sha256"] = sha256_file(r["path"])
+    log_path = tmp_path / "ratings-log.sqlite"
+    proc, url = start_page(write_queue(tmp_path / "queue.parquet", rows), log_path)
+    try:
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+        assert page.inner_text("#info") == f"{images[0].name} · {rows[0]['why']}"
+        assert page.inner_text("#help") == "1-5 or click rate · ←/→ move · u undo · s skip"
+        assert page.evaluate(NOTHING_CUT) == []
+        page.screenshot(path=str(tmp_path / f"rate-{width}.png"))
+        page.click("#skip")
+        page.wait_for_function("document.getElementById('pos').textContent === '2'")
+        assert "you rated it before; silva asks again" in page.inner_text("#info")
+        assert "SECRET" not in page.content() and "5" not in page.inner_text("#info")  # no score, no rating
+        page.click("#stars span:nth-child(4)")
+        page.wait_for_function("document.getElementById('pos').textContent === '3'")
+        page.click("#undo")  # back on image 2, its 4 withdrawn
+        page.wait_for_function("document.getElementById('rated').textContent === '0'")
+        assert page.inner_text("#pos") == "2" and page.evaluate(NOTHING_CUT) == []
+        page.screenshot(path=str(tmp_path / f"rate-{width}-undone.png"))
+    finally:
+        stop_process_group(proc)
+    with sqlite3.connect(log_path) as conn:  # the 4 was given, then undone
+        assert conn.execute("SELECT rating FROM ratings").fetchall() == [(4,)]
         assert conn.execute("SELECT COUNT(*) FROM undos").fetchone()[0] == 1
 
 
@@ -113,37 +157,67 @@ def test_two_pages_on_one_log_lose_nothing(tmp_path, browser):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_the_page_refuses_a_file_that_is_not_a_queue(tmp_path):
-    bogus = tmp_path / "not-a-queue.parquet"
-    pq.write_table(pa.table({"x": [1]}), bogus)
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("silva")), "rate", "--queue", str(bogus)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2 and "not-a-queue.parquet is not a rating queue" in out.stderr
+@dataclass
+class _Page:
+    client: Any  # starlette's TestClient on the page's app
+    log: RatingsLog
+    images: list[Path]
+    proposals: list  # what the page proposes to compare, in its mode
+    own: dict[str, str]  # the headers of a write from the page itself
 
 
-def _client(tmp_path: Path):
+def _client(tmp_path: Path, extra: tuple[Path, ...] = (), n: int = 4, mode: str = "rate") -> _Page:
     from starlette.testclient import TestClient
 
     from silva_app.queue import read_queue
     from silva_app.rating_page import build_app
 
-    images = write_images(tmp_path / "lib", 3)
-    rows = [{"path": str(p), "kind": "new", "reason": "r", "image_sha256": sha256_file(p)} for p in images]
+    images = write_images(tmp_path / "lib", n) + list(extra)
+    rows = [
+        {
+            "path": str(p),
+            "kind": "new",
+            "reason": "r",
+            "image_sha256": sha256_file(p),
+            "expected_rating": 1 + i / 4,
+        }
+        for i, p in enumerate(images)
+    ]
+    queue = read_queue(write_queue(tmp_path / "q.parquet", rows))
     log = RatingsLog(tmp_path / "log.sqlite")
-    client = TestClient(
-        build_app(read_queue(write_queue(tmp_path / "q.parquet", rows)), log), "http://127.0.0.1:8765"
-    )
+    client = TestClient(build_app(queue, log, mode=mode), "http://127.0.0.1:8765")
     token = re.search(r'const token = "([^"]+)"', client.get("/").text).group(1)
-    return client, log, images, token
+    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    proposals = {"rate": [], "pair": propose_pairs(queue), "rank": propose_groups(queue)}[mode]
+    return _Page(client, log, images, [list(p.members) for p in proposals], own)
+
+
+def test_every_image_that_cannot_be_decoded_is_a_422_with_the_reason(tmp_path):
+    (tmp_path / "bad").mkdir()
+    bomb = decompression_bomb(tmp_path / "bad" / "bomb.png")
+    text = tmp_path / "bad" / "notes.png"
+    text.write_text("not an image")
+    page = _client(tmp_path, (bomb, text), n=3)
+    answers = [page.client.get(f"/api/image/{i}") for i in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 422, 422]
+    assert "bomb.png: DecompressionBombError: Image size (400000000 pixels)" in answers[3].json()["error"]
+    assert "notes.png: cannot identify image file" in answers[4].json()["error"]
+
+
+def test_a_log_that_goes_away_under_a_running_page_is_a_503_that_says_why(tmp_path):
+    page = _client(tmp_path)
+    assert page.client.post("/api/rate/0", content=b'{"rating": 4}', headers=page.own).status_code == 200
+    for f in page.log.path.parent.glob(page.log.path.name + "*"):
+        f.unlink()
+    page.log.path.mkdir()  # the log's name is now a folder: nothing can be recorded
+    answer = page.client.post("/api/rate/1", content=b'{"rating": 2}', headers=page.own)
+    assert answer.status_code == 503
+    assert answer.json()["error"].startswith(f"the ratings log {page.log.path} cannot be written: ")
 
 
 def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
-    client, log, images, token = _client(tmp_path)
-    own = {"origin": "http://127.0.0.1:8765", "content-type": "application/json", "x-silva-token": token}
+    page = _client(tmp_path, mode="pair")
+    client, log, own = page.client, page.log, page.own
     assert client.get("/api/items").status_code == 200
     for path in ("/", "/api/items", "/api/image/0"):  # DNS rebinding: another name for this address
         assert client.get(path, headers={"host": "evil.example:8765"}).status_code == 403
@@ -156,29 +230,51 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
         {**own, "x-silva-token": "guess"},
         {**own, "host": "evil.example:8765", "origin": "http://evil.example:8765"},
     ]
-    pair = json.dumps({"members": [0, 2], "winner": "a"})
+    (first, second), kept = page.proposals, page.proposals[0][0]
+    pair = json.dumps({"members": first, "winner": "a"})
     for headers in refused:
-        assert client.post("/api/rate/0", content=body, headers=headers).status_code == 403, headers
+        assert client.post(f"/api/rate/{kept}", content=body, headers=headers).status_code == 403, headers
         assert client.post("/api/compare", content=pair, headers=headers).status_code == 403, headers
     assert log.entries().num_rows == 0 and log.pairs().num_rows == 0
-    for bad in (
-        {"members": [0, 0], "winner": "a"},
-        {"members": [0, 99]},
-        {"members": [0, 1, 2], "winner": "a"},
-    ):
-        assert client.post("/api/compare", content=json.dumps(bad), headers=own).status_code == 400, bad
-    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}'):
-        assert client.post("/api/rate/0", content=bad, headers=own).status_code == 400, bad
+    for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}', b'{"rating": "4"}'):
+        assert client.post(f"/api/rate/{kept}", content=bad, headers=own).status_code == 400, bad
     assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
-    images[1].unlink()  # a vanished image cannot be rated through the API either
-    assert client.post("/api/rate/1", content=body, headers=own).status_code == 404
-    assert client.post("/api/rate/0", content=body, headers=own).status_code == 200
+    page.images[second[1]].unlink()  # a vanished image cannot be rated or compared through the API
+    assert client.post(f"/api/rate/{second[1]}", content=body, headers=own).status_code == 404
+    gone = json.dumps({"members": second, "winner": "b"})
+    assert client.post("/api/compare", content=gone, headers=own).status_code == 404
+    assert client.post(f"/api/rate/{kept}", content=body, headers=own).status_code == 200
     assert log.entries()["rating"].to_pylist() == [4]
-    assert (
-        client.post("/api/compare", content=json.dumps({"members": [0, 1]}), headers=own).status_code == 404
-    )
     assert client.post("/api/compare", content=pair, headers=own).status_code == 200
     assert log.pairs()["winner"].to_pylist() == ["a"]
+
+
+@pytest.mark.parametrize("mode", ["rate", "pair", "rank"])
+def test_compare_accepts_only_what_the_page_proposed(tmp_path, mode):
+    page = _client(tmp_path, n=12, mode=mode)
+
+    def answer(members: list[int], winner: str | None = None) -> int:
+        body = {"members": members} | ({"winner": winner} if winner else {})
+        return page.client.post("/api/compare", content=json.dumps(body), headers=page.own).status_code
+
+    everything = list(range(12))
+    refused = [
+        (everything, None),  # a 12-image "ranking"
+        ([0, 0], "a"),
+        ([0, 99], None),
+        (everything[:2], "a") if mode != "pair" else ([page.proposals[0][0], page.proposals[1][0]], "a"),
+    ]
+    if mode == "pair":
+        refused += [(page.proposals[0], None), (page.proposals[0] + page.proposals[1][:1], None)]
+    if mode == "rank":
+        group = page.proposals[0]
+        refused += [(group[:-1], None), (group[1:] + page.proposals[1][:1], None), (group[:2], "a")]
+    for members, winner in refused:
+        assert answer(members, winner) == 400, (members, winner)
+    assert page.log.pairs().num_rows == 0
+    if mode != "rate":  # what it proposed, in any order a person may give
+        assert answer(page.proposals[0][::-1], "tie" if mode == "pair" else None) == 200
+        assert page.log.pairs().num_rows == (1 if mode == "pair" else 15)
 
 
 def test_another_website_cannot_write_ratings_in_chromium(tmp_path, browser):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
+    decompression_bomb,
     image_modes,
 )
 from PIL import Image
@@ -17,6 +18,15 @@ def test_every_mode_decodes_to_its_8bit_rgb_twin(tmp_path):
         with Image.open(path) as im:
             assert im.mode == mode, (mode, im.mode)
         np.testing.assert_array_equal(np.asarray(load_rgb(path)), twin, err_msg=mode)
+
+
+def test_every_decode_failure_is_an_oserror_that_says_why(tmp_path):
+    from silva_model.images import ImageDecodeError, load_rgb
+
+    with pytest.raises(ImageDecodeError, match="DecompressionBombError: Image size"):
+        load_rgb(decompression_bomb(tmp_path / "bomb.png"))
+    with pytest.raises(FileNotFoundError):  # a missing file stays what it is
+        load_rgb(tmp_path / "gone.png")
 
 
 def test_cmyk_decodes_close_to_the_rgb_it_came_from(tmp_path):

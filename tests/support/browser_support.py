@@ -17,6 +17,14 @@ from silva_pipeline.local_services import free_port, wait_for_http
 
 CHROMIUM = os.environ.get("SILVA_CHROMIUM", "/usr/bin/chromium")
 
+# Nothing on the page is cut or off screen: every box of the bar, the info and the key hint lies
+# inside the window, and no box hides part of what it holds.
+NOTHING_CUT = """() => [...document.querySelectorAll('#bar, #bar *, #info, #help')].filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.left < 0 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5
+        || e.scrollWidth > e.clientWidth + 1;
+}).map((e) => e.id || e.className || e.tagName)"""
+
 
 def chromium() -> str:
     if Path(CHROMIUM).exists():
@@ -52,7 +60,7 @@ def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, s
 
 
 def write_queue(path: Path, rows: list[dict]) -> Path:
-    """A rating queue as the pipeline writes it (`rating_sd` only where a row has one)."""
+    """A rating queue as the pipeline writes it (`rating_sd` and `why` only where a row has one)."""
     cols = ["image_sha256", "path", "post_id", "kind", "reason", "expected_rating", "given_rating"]
     fields = [
         ("image_sha256", pa.string()),
@@ -63,9 +71,10 @@ def write_queue(path: Path, rows: list[dict]) -> Path:
         ("expected_rating", pa.float32()),
         ("given_rating", pa.int8()),
     ]
-    if any("rating_sd" in r for r in rows):
-        cols.append("rating_sd")
-        fields.append(("rating_sd", pa.float32()))
+    for optional, kind in (("rating_sd", pa.float32()), ("why", pa.string())):
+        if any(optional in r for r in rows):
+            cols.append(optional)
+            fields.append((optional, kind))
     table = pa.table(
         {c: [r.get(c) for r in rows] for c in cols},
         schema=pa.schema(fields),

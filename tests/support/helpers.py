@@ -101,3 +101,19 @@ def files_under(root: Path) -> set[Path]:
         dirs[:] = [d for d in dirs if d not in IGNORED]
         out.update(Path(folder, f) for f in files)
     return out
+
+
+def decompression_bomb(path: Path, side: int = 20_000) -> Path:
+    """A small PNG whose header says side x side pixels: above Pillow's decompression-bomb limit,
+    which Pillow refuses with DecompressionBombError (no OSError) before decoding anything."""
+    import io
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    png = bytearray(buf.getvalue())
+    png[16:24] = struct.pack(">II", side, side)  # IHDR's width and height
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # and its checksum
+    path.write_bytes(bytes(png))
+    return path

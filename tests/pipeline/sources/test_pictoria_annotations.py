@@ -129,10 +129,12 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
         "pairwise_edited": 1,
         "listwise_read": 3,
         "listwise_skipped": 1,
+        "listwise_partial": 0,
         "listwise_edited": 1,
         "listwise_pairs": 10,
         "flags_not_used": 2,
-        "pairs": 16,
+        "superseded": 1,  # the ranking judges 1 against 2 again, after the pair did
+        "pairs": 15,
     }
     bad = {(b.where, b.reason) for b in j.bad}
     assert ("pairwise_annotations id 6", "post 999 is not a post") in bad
@@ -147,13 +149,42 @@ def test_pairs_and_rankings_become_pairs_with_every_left_out_row_named(tmp_path)
 
     rows_by_post = {p: p - 1 for p in range(1, 42)}  # a manifest of posts 1..41, row = post - 1
     pairs, left_out = j.to_pairs(rows_by_post, 41, TINY_DIM)
-    assert len(pairs) == 11 and len(left_out) == 5
+    assert len(pairs) == 10 and len(left_out) == 5
     assert all(f"post {NO_VECTOR} is not rated and has no embedding" in b.reason for b in left_out)
     assert pairs.extra.shape == (3, TINY_DIM)  # posts 100, 101, 103: 104's only pair names 105
     first = j.pairs.rows()[0]
-    assert first[:3] == (1, 2, "a") and (pairs.a[0], pairs.b[0], pairs.outcome[0]) == (0, 1, 1.0)
+    assert first[:3] == (3, 4, "b") and (pairs.a[0], pairs.b[0], pairs.outcome[0]) == (2, 3, -1.0)
     assert pairs.outcome.tolist().count(0.0) == 1 and pairs.outcome.tolist().count(-1.0) == 2
     assert sorted(set(pairs.weight.tolist())) == pytest.approx([0.4, 1.0])  # the ranking's, the pairs'
+
+
+def test_a_pair_judged_again_keeps_its_latest_judgement_and_a_partial_ranking_is_counted(tmp_path):
+    db, _ = make_pictoria_db(tmp_path, n=8, n_with_vectors=0, annotations=True)
+    events = [
+        ("pairwise_annotations", dict(post_a=1, post_b=2, winner="a")),
+        ("pairwise_annotations", dict(post_a=3, post_b=4, winner="a")),
+        ("pairwise_annotations", dict(post_a=2, post_b=1, winner="a")),  # 1 vs 2 again: now 2 is better
+        ("pairwise_annotations", dict(post_a=3, post_b=4, winner="skip")),  # a skip says nothing new
+        ("listwise_annotations", dict(post_ids="[5, 6, 7, 8]", ranking="[7, 5]")),  # 2 of the 4 shown
+        ("pairwise_annotations", dict(post_a=5, post_b=7, winner="a")),  # overrules the ranking's 7 > 5
+        ("pairwise_annotations", dict(post_a=10, post_b=3, winner="tie")),  # post 10 is post 1's duplicate
+        (
+            "pairwise_annotations",
+            dict(post_a=1, post_b=3, winner="b", dimension="color"),
+        ),  # another dimension
+    ]
+    for i, (table, row) in enumerate(events):
+        row = {"dimension": "overall", **row, "created_at": f"2026-01-01T00:00:{i:02d}"}
+        annotate(db, table, **row)
+    j = read_pictoria_judgements(db)
+    assert j.pairs.select("a", "b", "winner", "ref").rows() == [
+        (3, 4, "a", "pairwise_annotations id 2"),
+        (2, 1, "a", "pairwise_annotations id 3"),
+        (5, 7, "a", "pairwise_annotations id 5"),
+        (1, 3, "tie", "pairwise_annotations id 6"),
+    ]
+    assert j.counts["superseded"] == 2 and j.counts["pairs"] == 4
+    assert j.counts["listwise_partial"] == 1 and j.bad == []  # its order of the posts it ranks trains
 
 
 def test_an_annotation_or_its_correction_changes_the_fingerprint(tmp_path):
@@ -185,9 +216,10 @@ def test_an_annotated_library_trains_end_to_end_and_stays_untouched(tiny_backbon
     first = embeddings_from_arrow(m.column("embedding"))[m.column("post_id").to_numpy() == 1][0]
     np.testing.assert_array_equal(first, vectors[0])  # post 1's vector came from vec0
     assert "| absolute_over_score | 2 |" in meta(r, "raw_ratings", "annotations")
-    assert meta(r, "head", "pairs") == 11
+    assert meta(r, "head", "pairs") == 10
     assert meta(r, "head", "bad_judgements_count") == 3 + 5
     assert f"post {NO_VECTOR} is not rated" in meta(r, "head", "bad_judgements")
     judgements = meta(r, "head", "judgements")
     assert "| pictoria_unrated_images_compared | 3 |" in judgements and "| flags_not_used | 2 |" in judgements
+    assert "| superseded | 1 |" in judgements
     assert db.read_bytes() == before  # read-only

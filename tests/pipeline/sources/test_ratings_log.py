@@ -17,7 +17,7 @@ from silva_model.provenance import sha256_file
 from silva_pipeline.sources import RatingsLoad, with_log
 
 
-def test_a_log_rating_outside_1_to_5_is_a_bad_row_and_the_one_before_it_stands(tmp_path):
+def test_a_log_value_that_is_no_rating_is_a_bad_row_and_the_one_before_it_stands(tmp_path):
     source = RatingsLoad(
         pl.DataFrame(
             {"image_sha256": ["a" * 64], "rating": [3], "path": ["a.png"], "source": "file"},
@@ -29,7 +29,7 @@ def test_a_log_rating_outside_1_to_5_is_a_bad_row_and_the_one_before_it_stands(t
     log.append("b" * 64, 2, path="b.png")
     with sqlite3.connect(log.path) as conn:  # however it got there: an old log, a hand edit
         conn.execute("PRAGMA ignore_check_constraints = 1")
-        for sha, rating in (("a" * 64, 9), ("c" * 64, 0)):
+        for sha, rating in (("a" * 64, 9), ("c" * 64, 0), ("a" * 64, 3.5), ("b" * 64, "four")):
             conn.execute(
                 "INSERT INTO ratings (at, image_sha256, path, rating) VALUES (0, ?, 'x.png', ?)",
                 (sha, rating),
@@ -39,6 +39,8 @@ def test_a_log_rating_outside_1_to_5_is_a_bad_row_and_the_one_before_it_stands(t
     assert [(b.where, b.reason) for b in load.bad] == [
         ("ratings log id 3", "rating 9 is outside 1..5"),
         ("ratings log id 4", "rating 0 is outside 1..5"),
+        ("ratings log id 5", "rating 3.5 is not an integer"),  # not read as 3
+        ("ratings log id 6", "rating 'four' is not an integer"),  # not a failed run
     ]
 
 
