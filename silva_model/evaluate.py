@@ -63,7 +63,7 @@ def evaluate(
     if y.size == 0:
         raise ManifestError(f"split {split!r} is empty: nothing to evaluate")
     score, pred = predict(head, x)
-    return _evaluation(split, y, score, pred)
+    return evaluation_of(split, y, score, pred)
 
 
 def evaluate_out_of_fold(
@@ -73,10 +73,11 @@ def evaluate_out_of_fold(
     saw it. What a small data set can say about its head, where a test split of a few images
     cannot (bench/small_data.py)."""
     oof = out_of_fold(arrays, config, folds, on_fold)
-    return _evaluation(f"{folds}-fold out-of-fold", arrays.scores, oof.score, oof.pred)
+    return evaluation_of(f"{folds}-fold out-of-fold", arrays.scores, oof.score, oof.pred)
 
 
-def _evaluation(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> Evaluation:
+def evaluation_of(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> Evaluation:
+    """The evaluation of held-out predictions already made (a split, or out-of-fold scores)."""
     labels = np.arange(1, NUM_CLASSES + 1)
     return Evaluation(
         split=split,

@@ -31,6 +31,7 @@ class Failed(Exception):
     step: str
     cause: str
     detail: str = ""
+    result: dg.ExecuteInProcessResult | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return f"{self.step}: {self.cause}"
@@ -121,7 +122,9 @@ class Runner:
         )
         self.run_ids.append(result.run_id)
         if not result.success:
-            raise first_failure(result)
+            failed = first_failure(result)
+            failed.result = result
+            raise failed
         return result
 
 
@@ -143,5 +146,6 @@ def run_chain(run: Runner, on_stage: Callable[[dg.ExecuteInProcessResult], None]
         on_stage(chain.loop)
     except Failed as failed:
         chain.failed = failed
+        chain.model = chain.model or failed.result  # what it got to: the evaluation, the gate
     chain.run_ids = run.run_ids
     return chain

@@ -4,16 +4,21 @@ release in force, and the verdict `hub_release` reads before it releases anythin
 `GATE_OP` is the check's op name, the key its `force` option is set under in run config.
 """
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
+from silva_model.active import OutOfFold
 from silva_model.head import predict
 from silva_model.manifest import to_arrays
 from silva_model.metrics import paired_spearman_difference, spearman
+from silva_model.parquet import read_parquet
 from silva_model.release import TrainedHead, load_head
 from silva_pipeline.records import EvaluationReport
 
@@ -42,25 +47,66 @@ def last_release(instance: dg.DagsterInstance) -> dict | None:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _released_head_scores(last: dict, head: TrainedHead, x: np.ndarray) -> np.ndarray | str:
-    """The release in force, scored on these embeddings; or why it cannot be: "gone" (its folder
+def _released(last: dict, head: TrainedHead, dim: int) -> tuple[object, dict] | str:
+    """The release in force and its config; or why it cannot be compared: "gone" (its folder
     cannot be read: the gate falls back to its recorded number) or "other embeddings" (it reads
     another width or backbone: no number of it says anything about this head)."""
     try:
-        released, _ = load_head(str(last.get("release", "")))
+        released, config = load_head(str(last.get("release", "")))
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return "gone"
-    if released.config.embed_dim != x.shape[1] or released.config.backbone.differences(
-        head.head.config.backbone
-    ):
+    if released.config.embed_dim != dim or released.config.backbone.differences(head.head.config.backbone):
         return "other embeddings"
-    return predict(released, x)[0]
+    return released, config
+
+
+def _seen_by(config: dict) -> set[str] | None:
+    """The images the release in force learned from (its manifest's train and val splits), or
+    None when its config records no manifest that can still be read."""
+    path = Path((config.get("data") or {}).get("manifest") or "")
+    if not path.is_file():
+        return None
+    t = read_parquet(path, ["image_sha256", "split"])
+    split = t.column("split").cast(pa.string()).to_pylist()
+    return {
+        s for s, where in zip(t.column("image_sha256").to_pylist(), split, strict=True) if where != "test"
+    }
+
+
+@dataclass
+class HeldOut:
+    """Images neither head learned from, with the new head's held-out scores and how they were made."""
+
+    rows: np.ndarray  # manifest rows
+    scores: np.ndarray  # the new head's: its own on test images, out of fold on the others
+    how: str
+
+
+def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[str] | None) -> HeldOut:
+    """The test split, and (when the release in force says what it learned from) every image it
+    never saw that the new head has an out-of-fold score for: the ratings given since it."""
+    arrays = to_arrays(manifest, dim=None)
+    test = arrays.mask("test")
+    scores = np.full(len(arrays), np.nan, np.float32)
+    scores[test] = predict(head.head, arrays.embeddings[test])[0]
+    if seen is None:
+        return HeldOut(np.flatnonzero(test), scores[test], f"the {int(test.sum())} test images")
+    known = pc.is_in(manifest.column("image_sha256"), value_set=pa.array(sorted(seen), pa.string()))
+    never = ~known.to_numpy(zero_copy_only=False) & ~test
+    scores[never] = oof.score[never]
+    rows = np.flatnonzero(test | never)
+    how = f"{int(test.sum())} test images and {int(never.sum())} rated since, scored out of fold"
+    return HeldOut(rows, scores[rows], how)
 
 
 @dg.asset_check(
     asset=EVALUATION,
     blocking=True,
-    additional_ins={"head": dg.AssetIn("head"), "manifest": dg.AssetIn("manifest")},
+    additional_ins={
+        "head": dg.AssetIn("head"),
+        "manifest": dg.AssetIn("manifest"),
+        "out_of_fold": dg.AssetIn("out_of_fold"),
+    },
 )
 def beats_last_release(
     context: dg.AssetCheckExecutionContext,
@@ -68,66 +114,94 @@ def beats_last_release(
     evaluation: EvaluationReport,
     head: TrainedHead,
     manifest: pa.Table,
+    out_of_fold: OutOfFold,
 ) -> dg.AssetCheckResult:
-    """A paired comparison with the release in force: both heads score the current test split, and
-    a bootstrap over its images (the same resamples for both) gives the difference in Spearman with
-    a 95 % interval. The new head is refused only when it is worse beyond noise (the whole interval
-    below zero), unless `force` is set."""
+    """A paired comparison with the release in force on images neither head learned from: the
+    test split, and at small sizes every image rated since that release (the new head's
+    out-of-fold scores). A bootstrap over those images (the same resamples for both) gives the
+    difference in Spearman with a 95 % interval; the new head is refused only when it is worse
+    beyond noise (the whole interval below zero), unless `force` is set."""
     last = last_release(context.instance)
-    x, y = to_arrays(manifest, dim=None).subset("test")
-    new, old, interval = evaluation.heldout_spearman(), None, (float("nan"), float("nan"))
-    old_scores = _released_head_scores(last, head, x) if last and y.size >= MIN_EVAL_ROWS else None
-    if new is None:
-        passed, why = config.force, "no test split to compare on"
-    elif last is None:
-        passed, why = True, "first release"
-    elif y.size < MIN_EVAL_ROWS:
-        passed = True
-        oof = evaluation.metrics.get("oof")
-        measured = (
-            f"; its 5-fold out-of-fold Spearman over all {oof['n']} ratings is {oof['spearman']:.4f}"
-            if oof
-            else ""
-        )
-        why = (
-            f"only {y.size} test image(s): too few to judge against the release in force (it takes "
-            f"{MIN_EVAL_ROWS}), so this head is released without a comparison{measured}; rate more images"
-        )
-    elif isinstance(old_scores, np.ndarray):
-        new_scores = predict(head.head, x)[0]
-        diff, low, high = paired_spearman_difference(y, new_scores, old_scores)
-        new, old, interval = spearman(y, new_scores), spearman(y, old_scores), (low, high)
-        passed = config.force or high >= 0
-        why = (
-            f"test spearman {new:.4f} vs released head {old:.4f} on the same {y.size} images: "
-            f"difference {diff:+.4f}, 95 % CI [{low:+.4f}, {high:+.4f}]"
-        )
-    elif old_scores == "other embeddings":
-        passed = True
-        why = (
-            "the release in force reads other embeddings (another backbone or width), so no number "
-            "of it compares with this head: released without a comparison"
-        )
-    else:  # the released head's folder is gone: compare with its recorded number
-        old = last.get("test_spearman")
-        passed = config.force or old is None or np.isnan(old) or new >= old
-        why = f"test spearman {new:.4f} vs last release {old:.4f} (recorded; its folder is gone)"
+    verdict = _verdict(last, evaluation, head, manifest, out_of_fold)
+    passed = config.force or verdict.passed
     if not passed:
         context.log.error(
-            f"release gate: the new head was not released: {why}. To release it anyway, set "
-            f"ops.{GATE_OP}.config.force: true (silva-demo --force-release)"
+            f"release gate: the new head was not released: {verdict.why}. To release it anyway, set "
+            f"ops.{GATE_OP}.config.force: true (silva-run --force-release)"
         )
     return dg.AssetCheckResult(
         passed=passed,
-        description=why + (" (forced)" if config.force else ""),
+        description=verdict.why + (" (forced)" if config.force else ""),
         metadata={
-            "test_spearman": round(new, 4) if new is not None else float("nan"),
-            "last_release_spearman": round(old, 4) if old is not None else float("nan"),
-            "difference_ci_low": round(interval[0], 4),
-            "difference_ci_high": round(interval[1], 4),
+            "new_spearman": round(verdict.new, 4) if verdict.new is not None else float("nan"),
+            "last_release_spearman": round(verdict.old, 4) if verdict.old is not None else float("nan"),
+            "compared_images": verdict.n,
+            "difference_ci_low": round(verdict.interval[0], 4),
+            "difference_ci_high": round(verdict.interval[1], 4),
             "last_release": str(last.get("release", "")) if last else "none",
         },
     )
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    why: str
+    new: float | None = None
+    old: float | None = None
+    n: int = 0
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+
+
+def _verdict(
+    last: dict | None, evaluation: EvaluationReport, head: TrainedHead, manifest: pa.Table, oof: OutOfFold
+) -> Verdict:
+    if last is None:
+        return Verdict(True, "first release")
+    arrays = to_arrays(manifest, dim=None)
+    released = _released(last, head, arrays.embeddings.shape[1])
+    if released == "other embeddings":
+        return Verdict(
+            True,
+            "the release in force reads other embeddings (another backbone or width), so no number "
+            "of it compares with this head: released without a comparison",
+        )
+    if released == "gone":  # the released head's folder is gone: compare with its recorded number
+        return _recorded(last, evaluation, int(arrays.mask("test").sum()))
+    model, config = released
+    h = held_out(manifest, head, oof, _seen_by(config))
+    if len(h.rows) < MIN_EVAL_ROWS:
+        return _too_few(len(h.rows), f"images that neither head learned from ({h.how})", evaluation)
+    y = arrays.scores[h.rows]
+    old_scores = predict(model, arrays.embeddings[h.rows])[0]
+    diff, low, high = paired_spearman_difference(y, h.scores, old_scores)
+    new, old = spearman(y, h.scores), spearman(y, old_scores)
+    why = (
+        f"spearman {new:.4f} vs released head {old:.4f} on the same {len(h.rows)} images neither "
+        f"learned from ({h.how}): difference {diff:+.4f}, 95 % CI [{low:+.4f}, {high:+.4f}]"
+    )
+    return Verdict(high >= 0, why, new, old, len(h.rows), (low, high))
+
+
+def _too_few(n: int, what: str, evaluation: EvaluationReport) -> Verdict:
+    o = evaluation.metrics.get("oof")
+    measured = f"; its out-of-fold Spearman over all {o['n']} ratings is {o['spearman']:.4f}" if o else ""
+    return Verdict(
+        True,
+        f"only {n} {what}: too few to judge against the release in force (it takes {MIN_EVAL_ROWS}), "
+        f"so this head is released without a comparison{measured}; rate more images",
+        n=n,
+    )
+
+
+def _recorded(last: dict, evaluation: EvaluationReport, n_test: int) -> Verdict:
+    """No released head to score: its recorded test Spearman, when the test split can say anything."""
+    new, old = evaluation.heldout_spearman(), last.get("test_spearman")
+    if new is None or n_test < MIN_EVAL_ROWS:
+        return _too_few(n_test, "test image(s), and the release in force is gone", evaluation)
+    passed = old is None or np.isnan(old) or new >= old
+    why = f"test spearman {new:.4f} vs last release {old:.4f} (recorded; its folder is gone)"
+    return Verdict(passed, why, new, old, n_test)
 
 
 def gate_verdict(context: dg.AssetExecutionContext) -> None:

@@ -32,7 +32,8 @@ def print_steps(result: dg.ExecuteInProcessResult) -> None:
 def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
     where known, the 95 % interval of its Spearman."""
-    from silva_pipeline.assets.evaluation import OUT_OF_FOLD, OUT_OF_FOLDS
+    from silva_pipeline.assets.out_of_fold import OUT_OF_FOLDS
+    from silva_pipeline.evaluation_report import OUT_OF_FOLD
 
     lines = []
     for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
@@ -48,6 +49,31 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     return lines
 
 
+def _output(result: dg.ExecuteInProcessResult, node: str):
+    """A step's output, or None when the run stopped before it."""
+    try:
+        return result.output_for_node(node)
+    except Exception:  # Dagster raises its own errors for a step that did not run
+        return None
+
+
+def _print_model(result: dg.ExecuteInProcessResult) -> None:
+    """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
+    ev, trained = _output(result, "evaluation"), _output(result, "head")
+    for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
+        print(line)
+    for check in result.get_asset_check_evaluations():
+        if check.check_name == "beats_last_release":
+            print(f"release gate: {check.description}")
+    if trained is not None:
+        verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
+        useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
+        print(f"head: {trained.n_train:,} train ratings, {verdict}: {useful}")
+        if trained.head.has_judge:
+            weight = trained.head.learned_judge_weight
+            print(f"judge: {trained.train_config.prior}, learned weight {weight:.3f}")
+
+
 def _in_force(instance: dg.DagsterInstance) -> str:
     from silva_pipeline.release_gate import last_release
 
@@ -61,16 +87,7 @@ def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None
     flag = " --demo" if ws.demo else ""
     print()
     if chain.model is not None:
-        ev = chain.model.output_for_node("evaluation")
-        trained = chain.model.output_for_node("head")
-        for line in metric_lines(ev.metrics, ev.intervals):
-            print(line)
-        verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
-        useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
-        print(f"head: {trained.n_train:,} train ratings, {verdict}: {useful}")
-        if trained.head.has_judge:
-            weight = trained.head.learned_judge_weight
-            print(f"judge: {trained.train_config.prior}, learned weight {weight:.3f}")
+        _print_model(chain.model)
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         print(f"release in force: {_in_force(instance)}")
     if chain.loop is not None:

@@ -10,6 +10,7 @@ import dagster as dg
 from silva_model.provenance import sha256_file
 from silva_model.release import CONFIG_NAME, TrainedHead, save_pretrained
 from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.evaluation_report import headline
 from silva_pipeline.records import EvaluationReport, Release
 from silva_pipeline.release_gate import gate_verdict
 from silva_pipeline.release_transaction import ReleaseTransaction
@@ -23,8 +24,13 @@ def _version_description(evaluation: EvaluationReport, head: TrainedHead) -> str
     parts = [
         f"{split}: Spearman {m['spearman']:.4f}, QWK {m['qwk']:.4f}, MAE {m['mae']:.4f} (n={m['n']})"
         for split, m in evaluation.metrics.items()
+        if isinstance(m, dict) and "spearman" in m and "_judge_alone" not in split
     ]
-    return f"silva head trained on {head.n_train} ratings (best epoch {head.best_epoch}). " + "; ".join(parts)
+    lead = headline(evaluation.metrics, evaluation.intervals)
+    return (
+        f"silva head trained on {head.n_train} ratings (best epoch {head.best_epoch}): {lead}. "
+        + "; ".join(parts)
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"huggingface", "mlflow"}, code_version="3")
@@ -96,11 +102,14 @@ def hub_release(
             hub_url = hub.upload(staging, f"silva head {now:%Y-%m-%d}: test spearman {shown}")
         release.commit()
     context.log.info(f"released {folder.name}: registry version {version}, {hub_url}")
+    test = evaluation.metrics.get("test") or {}
     return dg.Output(
         Release(str(folder), version, hub_url, spearman),
         metadata={
+            "headline": headline(evaluation.metrics, evaluation.intervals),
             "release": dg.MetadataValue.path(str(folder)),
             "test_spearman": spearman if spearman is not None else float("nan"),
+            "test_n": int(test.get("n", 0)),
             "registered_model": REGISTERED_MODEL,
             "registry_version": version,
             "mlflow_run_id": run_id,

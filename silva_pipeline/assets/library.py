@@ -204,7 +204,7 @@ def library_scores(
 
     exported = 0
     if config.export_to_pictoria:
-        kind, db = library_source.resolved(ratings_source)
+        kind, db, _ = library_source.resolved(ratings_source)
         if kind != "pictoria":
             raise dg.Failure(f"export_to_pictoria needs a pictoria library; this one is {kind!r}")
         exported = export_scores(db, out.select("post_id", "score"), config.pictoria_scorer)

@@ -13,9 +13,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from silva_model.active import OutOfFold
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.parquet import read_parquet, write_parquet
-from silva_model.release import TrainedHead
+from silva_model.release import TrainedHead, load_head, save_checkpoint
 from silva_pipeline.records import EmbedWork, EvaluationReport, Release
 from silva_pipeline.resources.workspace import Workspace
 
@@ -50,6 +51,8 @@ def store(obj: Any, stem: Path) -> Path:
         return write_parquet(obj, stem.with_suffix(".parquet"))
     if isinstance(obj, TrainedHead):
         return obj.save(stem.with_suffix(".head"))  # best.safetensors, then best.json (last)
+    if isinstance(obj, OutOfFold):
+        return _store_folds(obj, stem.with_suffix(".folds"))
     if type(obj).__name__ in _JSON_TYPES:
         path = stem.with_suffix(".json")
         atomic_write_text(path, json.dumps({"type": type(obj).__name__, "value": dataclasses.asdict(obj)}))
@@ -68,11 +71,34 @@ def publish(stored: Path, target: Path) -> None:
             shutil.copyfile(stored, tmp)
 
 
+def _store_folds(oof: OutOfFold, folder: Path) -> Path:
+    """Out-of-fold predictions (a table, in the manifest's row order) and the fold heads (one
+    checkpoint each), assembled beside `folder` and moved into place whole."""
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    predictions = {"expected": oof.expected, "score": oof.score, "pred": oof.pred}
+    write_parquet(pa.table(predictions), tmp / "predictions.parquet")
+    for k, head in enumerate(oof.heads):
+        save_checkpoint(head, tmp / f"fold-{k}", {"fold": k})
+    os.replace(tmp, folder)
+    return folder
+
+
+def _load_folds(folder: Path) -> OutOfFold:
+    p = read_parquet(folder / "predictions.parquet")
+    heads = [load_head(d)[0] for d in sorted(folder.glob("fold-*"), key=lambda d: int(d.name[5:]))]
+    expected, score, pred = (p.column(c).to_numpy() for c in ("expected", "score", "pred"))
+    return OutOfFold(expected, heads, score, pred)
+
+
 def load(path: Path) -> Any:
     if path.suffix == ".parquet":
         return read_parquet(path)
     if path.suffix == ".head":
         return TrainedHead.load(path)
+    if path.suffix == ".folds":
+        return _load_folds(path)
     doc = json.loads(path.read_text(encoding="utf-8"))
     return _JSON_TYPES[doc["type"]](**doc["value"])
 

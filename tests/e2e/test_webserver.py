@@ -16,7 +16,15 @@ from helpers import (
     stop_process_group,
 )
 
-ALL_ASSETS = ["raw_ratings", "image_embeddings", "manifest", "head", "evaluation", "hub_release"]
+ALL_ASSETS = [
+    "raw_ratings",
+    "image_embeddings",
+    "manifest",
+    "head",
+    "out_of_fold",
+    "evaluation",
+    "hub_release",
+]
 
 
 def _free_port() -> int:

@@ -100,6 +100,7 @@ def test_definitions_load_with_sensor_schedule_and_job():
         "image_embeddings",
         "manifest",
         "head",
+        "out_of_fold",
         "evaluation",
         "hub_release",
         "library",

@@ -75,7 +75,7 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     assert sum(m["embedded"].value for m in embedded.values()) == 20  # the 30 rated came from the cache
     assert sum(m["reused_from_cache"].value for m in embedded.values()) == 30
 
-    queue_cfg = {"ops": {**FAST_HEAD["ops"], "rating_queue": {"config": {"size": 12, "folds": 3}}}}
+    queue_cfg = {"ops": {**FAST_HEAD["ops"], "rating_queue": {"config": {"size": 12}}}}
     scored = run(res, selection=["library_scores", "rating_queue"], instance=instance, run_config=queue_cfg)
     assert scored.success
     scores = pq.read_table(meta(scored, "library_scores", "dagster/uri")).to_pydict()

@@ -102,7 +102,7 @@ def test_folder_source(tiny_backbone, tmp_path):
         rated_images(root / str(rating), 3, seed=rating)
     _what_a_folder_also_holds(root)
     res = resources(tiny_backbone, kind="folder", path=str(root))
-    res["library_source"] = LibrarySource(kind="folder", path=str(root))
+    res["library_source"] = LibrarySource(workspace=res["workspace"], kind="folder", path=str(root))
     r = run(res, selection=["raw_ratings", "library"])
     assert r.success and meta(r, "raw_ratings", "dagster/row_count") == 15
     assert "rating '7' is outside 1..5" in meta(r, "raw_ratings", "bad_rows")

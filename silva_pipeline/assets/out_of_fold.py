@@ -1,0 +1,49 @@
+"""The out_of_fold asset: every rated image scored by a head that never saw it, trained once and
+read by the evaluation (its headline below 1,000 ratings), the release gate (its comparison at
+small sizes) and the rating queue (re-rates, and the fold heads' disagreement on the library)."""
+
+import sys
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from silva_model.active import OutOfFold
+from silva_model.active import out_of_fold as fit_out_of_fold
+from silva_model.manifest import to_arrays
+from silva_model.metrics import spearman
+from silva_model.release import TrainedHead
+from silva_pipeline.assets.raw_ratings import GROUP
+
+OUT_OF_FOLDS = 5
+
+
+class OutOfFoldConfig(dg.Config):
+    folds: int = Field(default=OUT_OF_FOLDS, description="K: each fold scored by a head trained on the rest")
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch"}, code_version="1")
+def out_of_fold(
+    context: dg.AssetExecutionContext, config: OutOfFoldConfig, manifest: pa.Table, head: TrainedHead
+) -> dg.Output[OutOfFold]:
+    """K heads trained as `head` was (its config, calibration aside), each on every rating but one
+    fold's (fold = content hash mod K, a pure function of the image), and each rated image's
+    expected rating and score from the one head that never saw it, in the manifest's row order."""
+    arrays = to_arrays(manifest, dim=None)
+    progress = tqdm(total=config.folds, desc="out-of-fold heads", unit="fold", disable=None, file=sys.stderr)
+
+    def on_fold(k: int) -> None:
+        progress.update()
+        context.log.info(f"out-of-fold head {k}/{config.folds} trained")
+
+    with progress:
+        oof = fit_out_of_fold(arrays, head.train_config, config.folds, on_fold)
+    return dg.Output(
+        oof,
+        metadata={
+            "folds": config.folds,
+            "rows": len(arrays),
+            "oof_spearman": round(spearman(arrays.scores, oof.score), 4),
+        },
+    )
