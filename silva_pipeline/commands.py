@@ -60,8 +60,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def own_workspace(a: argparse.Namespace) -> Workspace:
     """The person's workspace as recorded, with this shell's SILVA_* and the options on top,
     checked before anything is written."""
-    from silva_pipeline.preflight import preflight
-
     home = silva_home()
     setup = Setup.load(home, os.environ, {"training.prior": a.prior})
     if not setup.configured:
@@ -70,6 +68,8 @@ def own_workspace(a: argparse.Namespace) -> Workspace:
             "folder or pictoria) and SILVA_RATINGS once (the README's 'Your own images'); "
             "`uv run silva-demo` runs the demo"
         )
+    from silva_pipeline.preflight import preflight
+
     problems = preflight(home, setup)
     if problems:
         raise NotReady("\n".join(problems))
