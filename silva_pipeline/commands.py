@@ -117,14 +117,14 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     embedded, the library scored and the rating queue chosen; then a summary, also on failure."""
     a = _parser(prog).parse_args(argv)
     started = time.perf_counter()
+    if not a.verbose:
+        quiet_libraries()
     try:
         ws = demo_workspace(a) if prog == "silva-demo" else own_workspace(a)
     except (NotReady, ValueError) as e:
         for line in str(e).splitlines():
             print(f"{prog}: {line}", file=sys.stderr)
         return 2
-    if not a.verbose:
-        quiet_libraries()
     try:
         with workspace_lock(ws.home.root, prog):
             ws.setup.record()
@@ -165,10 +165,8 @@ def quiet_libraries() -> None:
     """MLflow's own lines off the console (database migrations, model validation, pip resolution,
     "Created version ..."), and its artifact progress bars: a failure still reaches the summary,
     as the step's cause."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.utils.logging_utils import disable_logging
-
-    disable_logging()
 
 
 def _workspace(argv: list[str]) -> tuple[list[str], bool]:

@@ -115,8 +115,10 @@ class MlflowTracking(InWorkspace):
 
     def log_release_model(self, release: Path, embed_dim: int) -> str:
         """The release folder as a pyfunc model of the active run, registered as a new version of
-        REGISTERED_MODEL; returns the version."""
+        REGISTERED_MODEL through the client (which, unlike `registered_model_name=`, prints
+        nothing); returns the version."""
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         from silva_pipeline.tracking.pyfunc_model import code_paths, model_code, pip_requirements, signature
 
@@ -126,11 +128,20 @@ class MlflowTracking(InWorkspace):
             artifacts={"release": str(release)},
             signature=signature(embed_dim),
             input_example=np.zeros((1, embed_dim), np.float32),
-            registered_model_name=REGISTERED_MODEL,
             pip_requirements=pip_requirements(),
             code_paths=code_paths(),
         )
-        return str(info.registered_model_version)
+        client = self.client()
+        try:
+            client.create_registered_model(REGISTERED_MODEL)
+        except MlflowException as e:
+            if e.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        run_id = mlflow.active_run().info.run_id
+        version = client.create_model_version(
+            REGISTERED_MODEL, source=info.model_uri, run_id=run_id, model_id=info.model_id
+        )
+        return str(version.version)
 
     def crown(self, client, version: str, description: str, tags: dict[str, str]) -> None:
         """Describe and tag a registered version and point `champion` at it."""

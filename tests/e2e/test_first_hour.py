@@ -27,44 +27,47 @@ def _instance(project: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(project / ".data" / "dagster"))
 
 
-def _wait(what: str, ready, proc, timeout: float = 900) -> None:
-    end = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, f"it ended before {what}"
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def _embedding_started(project: Path) -> bool:
-    if not (project / ".data" / "dagster" / "dagster.yaml").exists():
-        return False
-    with _instance(project) as instance:
-        for record in instance.get_run_records(
-            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=3
-        ):
-            logs = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START)
-            if any(e.step_key.startswith("library_embeddings") for e in logs):
-                return True
+def _embedding(instance: dg.DagsterInstance) -> bool:
+    """Whether a run is inside a `library_embeddings` step (holding the `gpu` pool)."""
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=3):
+        logs = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START)
+        if any(e.step_key.startswith("library_embeddings") for e in logs):
+            return True
     return False
 
 
-def _refused_then_killed(sh: Shell, project: Path, tmp_path: Path) -> None:
-    """While a retrain embeds new library images (holding the `gpu` pool), a second silva-run is
-    refused by name; the first is killed with SIGKILL, and the next one finishes."""
-    make_images(project / "my_library" / "more", 40, seed=7, rated=False)
-    first = sh.start("uv run silva-run", tmp_path / "killed.log")
-    try:
-        _wait("the first run to start embedding", lambda: _embedding_started(project), first)
+def _one_at_a_time(sh: Shell, project: Path) -> None:
+    """While the workspace is held (here by this test, as by a running silva-run), silva-run
+    refuses at once, saying who holds it."""
+    from silva_pipeline.workspace_lock import workspace_lock
+
+    with workspace_lock(project / ".data", "the test's own silva-run"):
         second = sh.run("uv run silva-run")
-        assert second.returncode == 2 and "is running in this workspace" in second.stderr, second.stderr
-    finally:
+    assert second.returncode == 2, second.stderr
+    assert (
+        "the test's own silva-run (pid" in second.stderr and "is running in this workspace" in second.stderr
+    )
+
+
+def _killed_while_embedding(sh: Shell, project: Path, tmp_path: Path) -> None:
+    """SIGKILL a retrain while it embeds new library images, holding the `gpu` pool (large photos,
+    so the step lasts): the next run reaps it (failed, its slot freed) and finishes."""
+    make_images(project / "my_library" / "more", 120, seed=7, rated=False, size=(1600, 2400))
+    first = sh.start("uv run silva-run", tmp_path / "killed.log")
+    with _instance(project) as instance:
+        end = time.monotonic() + 900
+        while not _embedding(instance):
+            assert first.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < end, "timed out waiting for the run to embed"
+            time.sleep(0.1)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+        assert instance.event_log_storage.get_concurrency_info("gpu").claimed_slots  # left held
     out = sh.ok("uv run silva-run")
     assert "silva-run: done" in out.stdout
     with _instance(project) as instance:
         killed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
-        assert killed and "gone" in str(instance.all_logs(killed[0].dagster_run.run_id)[-1].message)
+        assert len(killed) == 1 and "gone" in str(instance.all_logs(killed[0].dagster_run.run_id)[-1].message)
         assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
 
 
@@ -106,7 +109,8 @@ def test_the_readme_own_images_path_from_a_fresh_clone(tmp_path, browser):
     assert "library: 200 images scored" in out.stdout  # the .txt is skipped
     assert (project / ".data" / "setup.yaml").read_text().count(str(project / "my_ratings")) == 1
 
-    _refused_then_killed(sh, project, tmp_path)
+    _one_at_a_time(sh, project)
+    _killed_while_embedding(sh, project, tmp_path)
     rated_new = _rate_on_the_page(sh, project, browser)
 
     retrained = sh.ok(RETRAIN)  # a fresh shell: no SILVA_* variable, no DAGSTER_HOME

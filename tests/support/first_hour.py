@@ -54,9 +54,9 @@ def project_copy(target: Path) -> Path:
     return target
 
 
-def illustration(rng: np.random.Generator) -> Image.Image:
-    """A small picture of shapes on a gradient, of a random size and aspect."""
-    w, h = (int(v) for v in rng.integers(40, 640, 2))
+def illustration(rng: np.random.Generator, size: tuple[int, int] = (40, 640)) -> Image.Image:
+    """A picture of shapes on a gradient, of a random size (within `size`) and aspect."""
+    w, h = (int(v) for v in rng.integers(*size, 2))
     top, bottom = rng.integers(0, 256, (2, 3))
     t = np.linspace(0, 1, h)[:, None, None]
     im = Image.fromarray((top * (1 - t) + bottom * t).astype(np.uint8).repeat(w, axis=1), "RGB")
@@ -76,17 +76,17 @@ def save(im: Image.Image, stem: Path, fmt: str) -> Path:
     return path
 
 
-def make_images(root: Path, n: int, seed: int, rated: bool) -> list[Path]:
+def make_images(root: Path, n: int, seed: int, rated: bool, size: tuple[int, int] = (40, 640)) -> list[Path]:
     """`n` pictures under `root`: in `<rating>/` folders (some one level deeper) when `rated`,
-    every format silva reads among them."""
+    every format silva reads among them (large ones as JPEG)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        fmt = FORMATS[i % len(FORMATS)]
+        fmt = FORMATS[i % len(FORMATS)] if size[1] <= 640 else ".jpg"
         folder = root / str(1 + i % 5) if rated else root
         if i % 7 == 3:
             folder = folder / "sketches"
-        out.append(save(illustration(rng), folder / f"art_{seed}_{i:03d}", fmt))
+        out.append(save(illustration(rng, size), folder / f"art_{seed}_{i:03d}", fmt))
     return out
 
 
