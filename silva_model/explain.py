@@ -121,14 +121,20 @@ def explain(
     return Explanation(score, idx, sim, np.asarray(ratings, np.int8)[idx], share, shift)
 
 
-def read_rated(path: str | Path) -> RatedSet:
+def read_rated(path: str | Path, dim: int | None = None) -> RatedSet:
     """The rated images of a manifest (`embedding`, `personal_score`; `image_sha256` and `path`
-    name them where present). A file that is not one is refused, by name."""
+    name them where present), of `dim`-d embeddings when given. A file that is not one is
+    refused, by name."""
     table, x = read_streaming(path)
     have = set(table.column_names) | ({"embedding"} if x is not None else set())
     missing = [c for c in ("embedding", "personal_score") if c not in have]
     if missing:
         raise TableError(f"{path} is not a manifest of rated images: it lacks column(s) {missing}")
+    if dim is not None and x.shape[1] != dim:
+        raise TableError(
+            f"{path} holds {x.shape[1]}-d embeddings, but this head reads {dim}-d: "
+            "name the manifest it was trained on"
+        )
     y = table.column("personal_score").to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(~np.isin(y, np.arange(1, 6)))
     if bad.size:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from helpers import TINY_DIM, write_images
 
+from silva_model.cli import main
 from silva_model.explain import explain, nearest, neighbour_columns, read_rated
 from silva_model.head import HeadConfig, OrdinalHead, predict
 from silva_model.manifest import build_manifest
 from silva_model.parquet import TableError, write_parquet
+from silva_model.release import save_pretrained
 
 DIM = 16
 
@@ -108,3 +112,33 @@ def test_read_rated_reads_a_manifest_and_refuses_what_is_not_one(tmp_path):
     bad = table.set_column(1, "personal_score", pa.array([3] * 19 + [9], pa.int64()))
     with pytest.raises(TableError, match="not a rating 1..5 at row.s. 19"):
         read_rated(write_parquet(bad, tmp_path / "bad.parquet"))
+
+
+def test_silva_score_explain_names_the_nearest_rated_images_with_their_ratings(
+    tiny_backbone, embedder, tmp_path, capsys
+):
+    images = write_images(tmp_path / "rated", 24, seed=5)
+    x = embedder.embed_paths(images).embeddings  # the rated images are the very ones scored
+    ratings = np.arange(24) % 5 + 1
+    table = build_manifest(x, ratings, dim=TINY_DIM).append_column("path", pa.array(map(str, images)))
+    manifest = write_parquet(table, tmp_path / "manifest.parquet")
+    head = OrdinalHead(HeadConfig(embed_dim=TINY_DIM, hidden=(16,), backbone=str(tiny_backbone)))
+    recorded = save_pretrained(head, tmp_path / "rel", extra={"data": {"manifest": str(manifest)}})
+    bare = save_pretrained(head, tmp_path / "bare")
+    args = ["score", *map(str, images[:3]), "--device", "cpu"]
+
+    assert main([*args, "--head", str(recorded), "--explain", "--json"]) == 0  # data.manifest, recorded
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["neighbours"][0]["path"] for r in rows] == [str(p) for p in images[:3]]
+    assert [r["neighbours"][0]["rating"] for r in rows] == [1, 2, 3]
+    assert all(len(r["neighbours"]) == 5 and r["judge_share"] is None for r in rows)
+    assert rows[0]["neighbours"][0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert main([*args, "--head", str(bare), "--rated", str(manifest), "--neighbours", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 9 and lines[1] == f"  rated 1, similarity 1.000: {images[0]}", lines
+
+    assert main([*args, "--head", str(bare), "--explain"]) == 2  # nothing says which images were rated
+    assert "records no data.manifest in its config.json, so pass --rated MANIFEST" in capsys.readouterr().err
+    manifest.unlink()
+    assert main([*args, "--head", str(recorded), "--explain"]) == 2
+    assert f"({manifest}, data.manifest in its config.json) is not on this machine" in capsys.readouterr().err
