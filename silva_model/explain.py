@@ -146,9 +146,11 @@ def read_rated(path: str | Path, dim: int | None = None) -> RatedSet:
     return RatedSet(x, y.astype(np.int8), names("image_sha256"), names("path"), str(path))
 
 
-def neighbour_columns(e: Explanation, rated_sha256: pa.Array) -> dict[str, pa.Array]:
+def neighbour_columns(e: Explanation, rated_sha256: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
     """The explanation as table columns (lists of k per image): the neighbours' image_sha256, their
     cosine similarity and ratings, and the judge's share and shift (null without a judge)."""
+    if isinstance(rated_sha256, pa.ChunkedArray):
+        rated_sha256 = rated_sha256.combine_chunks()
     n, k = e.neighbours.shape
     offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
 

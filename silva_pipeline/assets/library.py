@@ -6,6 +6,7 @@ fixed-size shards whose key is a hash of their members, registered as dynamic pa
 only they need embedding; a new head re-scores everything without embedding anything.
 """
 
+import json
 import time
 
 import dagster as dg
@@ -14,8 +15,10 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
+from silva_app.library_scores import SCORED_BY_KEY
 from silva_app.previews import jpeg, preview
 from silva_model import active
+from silva_model.explain import explain, neighbour_columns
 from silva_model.metrics import expected_rating
 from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.provenance import BackboneMismatchError, common_backbone
@@ -129,7 +132,9 @@ def library_scores(
     """Every embedded library image scored by the current head: score, expected rating, the five
     class probabilities, the class-distribution entropy (uncertainty), and how far it lies from
     the rated images (mean cosine distance to its nearest rated images, and where that falls in
-    the rated images' own leave-one-out distribution). Shards not embedded yet are counted, not
+    the rated images' own leave-one-out distribution), and why (`silva_model.explain`): its
+    nearest rated images with their similarity and ratings, and a judge's share and shift. The
+    schema metadata names the head's MLflow run. Shards not embedded yet are counted, not
     scored. Metadata: the best and worst images, the score histogram, the out-of-domain count."""
     t0 = time.perf_counter()
     lib = pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"]))
@@ -161,6 +166,8 @@ def library_scores(
 
     rated_x = embeddings_from_arrow(manifest.column("embedding"))
     scored = active.score_library(head.head, x, rated_x, config.neighbours)
+    rated_y = manifest.column("personal_score").to_numpy(zero_copy_only=False)
+    why = neighbour_columns(explain(head.head, x, rated_x, rated_y), manifest.column("image_sha256"))
     given = pl.from_arrow(manifest.select(["image_sha256", "personal_score"])).rename(
         {"personal_score": "rating"}
     )
@@ -186,8 +193,10 @@ def library_scores(
     ranked = out.sort("score", descending=True)
     n_ood = int(out["out_of_domain"].sum())
     context.log.info(f"scored {out.height} library images ({len(unembedded)} shard(s) not embedded yet)")
+    table = pa.Table.from_arrays([*out.to_arrow().columns, *why.values()], [*out.columns, *why])
+    scored_by = {"mlflow_run_id": head.tracking.get("mlflow_run_id"), "dagster_run_id": context.run_id}
     return dg.Output(
-        out.to_arrow(),
+        table.replace_schema_metadata({SCORED_BY_KEY: json.dumps(scored_by)}),
         metadata={
             "dagster/row_count": out.height,
             "scored": out.height,

@@ -91,7 +91,7 @@ def test_neighbour_columns_are_lists_of_k_and_null_judges_without_one():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, DIM)).astype(np.float32)
     e = explain(OrdinalHead(HeadConfig(embed_dim=DIM, hidden=(8,))), x, x[:4], np.array([1, 2, 3, 5]), k=3)
-    shas = pa.array([c * 64 for c in "abcd"])
+    shas = pa.chunked_array([["a" * 64, "b" * 64], ["c" * 64, "d" * 64]])  # as a table column holds them
     cols = neighbour_columns(e, shas)
     assert cols["neighbours"].to_pylist()[0][0] == "a" * 64  # an image's nearest rated one is itself
     assert cols["neighbour_ratings"].to_pylist()[3] == [5, *e.ratings[3, 1:].tolist()]
