@@ -43,3 +43,63 @@ def _cmd_rate(a: argparse.Namespace) -> int:
     queue = Path(a.queue) if a.queue else latest_queue()
     rating_page.serve(queue, log, a.host, a.port, not a.show_scores, a.mode)
     return 0
+
+
+def _scores(a: argparse.Namespace):
+    """The library scores a command reads (--scores, else the newest the pipeline published),
+    with the ratings log's newer ratings on top."""
+    from silva_app.home import use_demo_workspace
+    from silva_app.library_scores import LibraryScores, latest_scores
+    from silva_app.ratings_log import RatingsLog
+
+    if a.demo:
+        use_demo_workspace()
+    scores = LibraryScores.read(Path(a.scores) if a.scores else latest_scores())
+    log = RatingsLog(Path(a.log)) if a.log else RatingsLog.default()
+    scores.overlay(log.entries())
+    return scores, log
+
+
+def _add_scores_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", help="a library_scores parquet (default: the newest the pipeline wrote)")
+    p.add_argument("--log", help="the ratings log (default: ratings-log.sqlite in silva's data folder)")
+    p.add_argument("--demo", action="store_true", help="the demo's workspace: its scores and its ratings log")
+
+
+def add_export_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
+    e = sub.add_parser(
+        "export",
+        help="hard-link (or copy) the library's best images into a folder, with a CSV of their scores",
+        formatter_class=fmt,
+    )
+    e.add_argument("--to", required=True, help="the folder (made if missing; nothing in it is ever replaced)")
+    e.add_argument("--top", type=int, help="the N best images by score")
+    e.add_argument("--min-rating", type=float, help="only images whose expected rating is at least this")
+    e.add_argument("--folder", help="only images whose path starts with this")
+    e.add_argument("--copy", action="store_true", help="copy the files instead of hard-linking them")
+    _add_scores_args(e)
+    e.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    import sys
+
+    from silva_app.export import choose, export
+
+    scores, _ = _scores(a)
+    rows = choose(scores, a.top, a.min_rating, a.folder or "")
+    if not len(rows):
+        print(
+            f"silva: no image of {len(scores)} matches: lower --min-rating or change --folder",
+            file=sys.stderr,
+        )
+        return 2
+    out = export(scores, rows, Path(a.to), copy=a.copy)
+    for why in out.skipped:
+        print(f"silva: skipped {why}", file=sys.stderr)
+    how = f"{len(out.files) - out.copies} hard links, {out.copies} copies"
+    print(f"exported {len(out.files)} images to {out.folder} ({how}), best first; the list: {out.csv}")
+    print(f"scores: {scores.scored_by()}")
+    if not out.files:
+        return 2
+    return 1 if out.skipped else 0
