@@ -4,6 +4,8 @@ lean CLI knows nothing of the rating page and its dependencies."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -103,3 +105,34 @@ def _cmd_export(a: argparse.Namespace) -> int:
     if not out.files:
         return 2
     return 1 if out.skipped else 0
+
+
+def add_gallery_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
+    g = sub.add_parser(
+        "gallery",
+        help="your library through your taste: thumbnails best first, filters, why each score, rating",
+        formatter_class=fmt,
+    )
+    _add_scores_args(g)
+    g.add_argument("--port", type=int, default=8766, help="the page's port on --host")
+    g.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
+    g.set_defaults(func=_cmd_gallery)
+
+
+@contextmanager
+def _needs_pipeline_extra(command: str) -> Iterator[None]:
+    """Imports of a page command: missing ones say which extra brings them."""
+    try:
+        yield
+    except ImportError as e:
+        raise OSError(f"silva {command} needs the 'pipeline' extra (starlette, uvicorn): {e}") from e
+
+
+def _cmd_gallery(a: argparse.Namespace) -> int:
+    with _needs_pipeline_extra("gallery"):
+        from silva_app import gallery
+    from silva_app.home import silva_home
+
+    scores, log = _scores(a)
+    gallery.serve(scores, log, silva_home(), a.host, a.port)
+    return 0

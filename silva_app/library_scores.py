@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,21 +31,18 @@ COLUMNS = (
     "out_of_domain",
     "rating",
 )
+WHY_COLUMNS = ("neighbours", "neighbour_similarity", "neighbour_ratings", "judge_share", "judge_shift")
 FILTERS = ("all", "unrated", "rated", "disagreements", "out-of-domain")
 SORTS = ("score", "uncertainty")
 
 
 def latest_scores(home: Home | None = None) -> Path:
     """The newest library scores the pipeline wrote, where it publishes them in the workspace."""
-    home = home or silva_home()
-    path = home.latest(SCORES_ASSET)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no library scores in the workspace at {home.root}: score your library first "
-            "(`uv run silva-run` with SILVA_LIBRARY_SOURCE and SILVA_LIBRARY; after the demo: --demo), "
-            "or pass --scores"
-        )
-    return path
+    return (home or silva_home()).published(
+        SCORES_ASSET,
+        "score your library first (`uv run silva-run` with SILVA_LIBRARY_SOURCE and SILVA_LIBRARY; "
+        "after the demo: --demo), or pass --scores",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +83,7 @@ class LibraryScores:
         self.rating = self.given.copy()  # 0: not rated
         self._orders: dict[str, np.ndarray] = {}
         self._folder: tuple[str, np.ndarray] | None = None
+        self._why: pa.Table | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> LibraryScores:
@@ -157,6 +156,16 @@ class LibraryScores:
             hit = pc.starts_with(self.path, folder).fill_null(False)
             self._folder = (folder, hit.to_numpy(zero_copy_only=False))
         return self._folder[1]
+
+    def why(self, i: int) -> dict[str, Any]:
+        """Why image `i` scores as it does, as the pipeline stored it: its nearest rated images
+        (`neighbours`: image_sha256, `neighbour_similarity`, `neighbour_ratings`) and a judge's
+        share and shift; empty lists and nulls where the table predates them. Read on first use."""
+        if self._why is None:
+            names = pq.read_schema(self.source).names
+            self._why = read_parquet(self.source, [c for c in WHY_COLUMNS if c in names])
+        row = {c: self._why.column(c)[i].as_py() for c in self._why.column_names}
+        return {c: row.get(c, [] if c.startswith("neighbour") else None) for c in WHY_COLUMNS}
 
     def name(self, i: int) -> str:
         """What an image is called on the page and in messages: its file name, else its hash."""
