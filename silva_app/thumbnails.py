@@ -53,13 +53,20 @@ class Thumbnails:
     def file(self, image_sha256: str) -> Path:
         return self.folder / image_sha256[:2] / f"{image_sha256}-{self.size}.jpg"
 
+    def cached(self, image_sha256: str) -> bytes | None:
+        """The thumbnail if it was made already (a small file: cheap enough to read anywhere)."""
+        try:
+            return self.file(image_sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def get(self, image_sha256: str, path: str | None) -> tuple[bytes, str | None]:
         """The thumbnail's JPEG bytes, and why the image cannot be shown (None when it can: then
         the bytes are the thumbnail, else a placeholder saying so)."""
-        cached = self.file(image_sha256)
         while True:
-            if cached.is_file():
-                return cached.read_bytes(), None
+            data = self.cached(image_sha256)
+            if data is not None:
+                return data, None
             with self._lock:
                 if image_sha256 in self._failed:
                     reason = self._failed[image_sha256]

@@ -149,7 +149,9 @@ def build_app(
         return await _thumb(scores.sha256[i].as_py(), scores.path[i].as_py())
 
     async def _thumb(sha: str, path: str | None) -> Response:
-        data, problem = await run_in_threadpool(thumbnails.get, sha, path)
+        data, problem = thumbnails.cached(sha), None
+        if data is None:  # to be made: off the event loop
+            data, problem = await run_in_threadpool(thumbnails.get, sha, path)
         headers = {"x-silva-problem": problem} if problem else {"cache-control": "max-age=86400"}
         return Response(data, media_type="image/jpeg", headers=headers)
 
