@@ -95,6 +95,7 @@ def build_app(
     token = secrets.token_urlsafe(32)
     html = PAGE.read_text(encoding="utf-8").replace("__TOKEN__", json.dumps(token))
     seen = {"log": None}
+    known: dict[str, list[str]] = {"folders": []}
     rated: dict[str, str | None] = {}
 
     def fresh() -> None:
@@ -138,8 +139,10 @@ def build_app(
         return JSONResponse({"total": len(rows), "offset": offset, "items": [item(i) for i in shown]})
 
     async def about(request: Request) -> JSONResponse:
+        if not known["folders"]:  # a pass over every path: off the event loop, once
+            known["folders"] = await run_in_threadpool(folders, scores)
         return JSONResponse(
-            {"images": len(scores), "scored_by": scores.scored_by(), "folders": folders(scores)}
+            {"images": len(scores), "scored_by": scores.scored_by(), "folders": known["folders"]}
         )
 
     async def thumbnail(request: Request) -> Response:
