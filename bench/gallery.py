@@ -82,6 +82,7 @@ def synthetic_scores(n: int, files: list[str], rng: np.random.Generator) -> pa.T
     rated[0] = True
     rating = np.where(rated, np.clip(np.rint(1 + 4 * score + rng.normal(0, 0.8, n)), 1, 5), 0).astype(np.int8)
     near = rng.choice(np.flatnonzero(rated), (n, 5))
+    similarity = -np.sort(-rng.uniform(0.75, 0.97, (n, 5)).astype(np.float32), axis=1)  # nearest first
     offsets = pa.array(np.arange(0, 5 * n + 1, 5, dtype=np.int32))
     cols = {
         "image_sha256": sha,
@@ -98,9 +99,7 @@ def synthetic_scores(n: int, files: list[str], rng: np.random.Generator) -> pa.T
         "rating": pa.array(rating, pa.int8(), mask=~rated),
         "rated": pa.array(rated),
         "neighbours": pa.ListArray.from_arrays(offsets, sha.take(pa.array(near.reshape(-1)))),
-        "neighbour_similarity": pa.ListArray.from_arrays(
-            offsets, pa.array(rng.random(5 * n).astype(np.float32))
-        ),
+        "neighbour_similarity": pa.ListArray.from_arrays(offsets, pa.array(similarity.reshape(-1))),
         "neighbour_ratings": pa.ListArray.from_arrays(offsets, pa.array(rating[near.reshape(-1)])),
         "judge_share": pa.nulls(n, pa.float32()),
         "judge_shift": pa.nulls(n, pa.float32()),
@@ -259,8 +258,9 @@ def screenshot(url: str, out: Path) -> None:
             if open_first:
                 page.click(".tile >> nth=1")
                 page.wait_for_function("document.getElementById('big').naturalWidth > 0")
+                near = "[...document.querySelectorAll('#near img')]"
                 page.wait_for_function(
-                    "[...document.querySelectorAll('#near img')].every(i => i.naturalWidth > 0)"
+                    f"{near}.length > 0 && {near}.every(i => i.complete && i.naturalWidth > 0)"
                 )
             shots.append(Image.open(io.BytesIO(page.screenshot())))
         browser.close()

@@ -82,6 +82,169 @@ def rated_paths(scores: LibraryScores, manifest: Path) -> dict[str, str | None]:
     return out
 
 
+NO_SUCH_IMAGE = {"error": "no such library image"}
+
+
+class Gallery:
+    """The routes of one gallery over `scores`; `rated_paths` gives the files of the rated images
+    that explanations name (image_sha256 -> path), asked once, when first needed."""
+
+    def __init__(
+        self,
+        scores: LibraryScores,
+        log: RatingsLog,
+        thumbnails: Thumbnails,
+        rated_paths: Callable[[], dict[str, str | None]],
+        token: str,
+        size: int = 1600,
+    ) -> None:
+        self.scores, self.log, self.thumbnails, self.rated_paths = scores, log, thumbnails, rated_paths
+        self.html = PAGE.read_text(encoding="utf-8").replace("__TOKEN__", json.dumps(token))
+        self.size = size
+        self._log_mark: str | None = None
+        self._folders: list[str] = []
+        self._rated: dict[str, str | None] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page),
+            Route("/api/items", self.items),
+            Route("/api/about", self.about),
+            Route("/api/thumb/{i}", self.thumbnail),
+            Route("/api/rated/{sha}/thumb", self.rated_thumbnail),
+            Route("/api/image/{i}", self.image),
+            Route("/api/why/{i}", self.why),
+            Route("/api/rate/{i}", self.rate, methods=["POST"]),
+            Route("/api/undo", self.undo, methods=["POST"]),
+        ]
+
+    def fresh(self) -> None:
+        """Lay the log's ratings on again when it changed (a rating from another page too)."""
+        mark = self.log.fingerprint()
+        if mark != self._log_mark:
+            self.scores.overlay(self.log.entries())
+            self._log_mark = mark
+
+    def row_of(self, request: Request) -> int | None:
+        try:
+            i = int(request.path_params["i"])
+        except ValueError:
+            return None
+        return i if 0 <= i < len(self.scores) else None
+
+    def item(self, i: int) -> dict[str, Any]:
+        s = self.scores
+        return {
+            "i": i,
+            "name": s.name(i),
+            "expected": round(float(s.expected[i]), 3),
+            "score": round(float(s.score[i]), 4),
+            "uncertainty": round(float(s.uncertainty[i]), 3),
+            "ood": bool(s.out_of_domain[i]),
+            "rating": int(s.rating[i]) or None,
+        }
+
+    async def page(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(self.html)
+
+    async def items(self, request: Request) -> JSONResponse:
+        """One page of the images a query asks for; their thumbnails and the next page's are made
+        in the background meanwhile."""
+        try:
+            query, offset, limit = query_of(dict(request.query_params))
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        self.fresh()
+        rows = self.scores.select(query)
+        shown = rows[offset : offset + limit].tolist()
+        ahead = rows[offset + limit : offset + 2 * limit].tolist()
+        s = self.scores
+        self.thumbnails.prefetch((s.sha256[i].as_py(), s.path[i].as_py()) for i in shown + ahead)
+        return JSONResponse({"total": len(rows), "offset": offset, "items": [self.item(i) for i in shown]})
+
+    async def about(self, request: Request) -> JSONResponse:
+        if not self._folders:  # a pass over every path: off the event loop, once
+            self._folders = await run_in_threadpool(folders, self.scores)
+        s = self.scores
+        return JSONResponse({"images": len(s), "scored_by": s.scored_by(), "folders": self._folders})
+
+    async def thumbnail(self, request: Request) -> Response:
+        i = self.row_of(request)
+        if i is None:
+            return JSONResponse(NO_SUCH_IMAGE, status_code=404)
+        return await self._thumb(self.scores.sha256[i].as_py(), self.scores.path[i].as_py())
+
+    async def _thumb(self, sha: str, path: str | None) -> Response:
+        data, problem = self.thumbnails.cached(sha), None
+        if data is None:  # to be made: off the event loop
+            data, problem = await run_in_threadpool(self.thumbnails.get, sha, path)
+        headers = {"x-silva-problem": problem} if problem else {"cache-control": "max-age=86400"}
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    async def rated_thumbnail(self, request: Request) -> Response:
+        sha = request.path_params["sha"]
+        if not self._rated:
+            self._rated = await run_in_threadpool(self.rated_paths)
+        if sha not in self._rated:
+            return JSONResponse({"error": "not a rated image this gallery knows"}, status_code=404)
+        return await self._thumb(sha, self._rated[sha])
+
+    async def image(self, request: Request) -> Response:
+        i = self.row_of(request)
+        if i is None:
+            return JSONResponse(NO_SUCH_IMAGE, status_code=404)
+        path, sha = self.scores.path[i].as_py(), self.scores.sha256[i].as_py()
+        try:
+            im = await run_in_threadpool(preview, path, sha, self.size)
+        except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
+            code = 404 if isinstance(e, FileNotFoundError) else 422
+            return JSONResponse({"error": problem_of(path, e)}, status_code=code)
+        return Response(jpeg(im), media_type="image/jpeg")
+
+    async def why(self, request: Request) -> JSONResponse:
+        """One image's facts and why it scores as it does (as `library_scores` stored it)."""
+        i = self.row_of(request)
+        if i is None:
+            return JSONResponse(NO_SUCH_IMAGE, status_code=404)
+        self.fresh()
+        w = await run_in_threadpool(self.scores.why, i)
+        columns = (w["neighbours"], w["neighbour_similarity"], w["neighbour_ratings"])
+        near = [{"sha": s, "similarity": round(v, 3), "rating": r} for s, v, r in zip(*columns, strict=True)]
+        return JSONResponse(
+            self.item(i)
+            | {"path": self.scores.path[i].as_py(), "neighbours": near}
+            | {"judge_share": w["judge_share"], "judge_shift": w["judge_shift"]}
+        )
+
+    async def rate(self, request: Request) -> JSONResponse:
+        i = self.row_of(request)
+        rating = (await json_body(request)).get("rating")
+        if i is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
+            return JSONResponse({"error": "expected a library image and a rating 1..5"}, status_code=400)
+        s = self.scores
+        path = s.path[i].as_py()
+        if path and not Path(path).is_file():  # no path: a vector-only image, shown as a swatch
+            return JSONResponse({"error": f"image is gone: {path}"}, status_code=404)
+        self.fresh()
+        rid = self.log.append(
+            s.sha256[i].as_py(), rating, path, s.post_id[i].as_py(), rerate=bool(s.rating[i])
+        )
+        self.fresh()
+        return JSONResponse({"id": rid, "rating": int(s.rating[i])})
+
+    async def undo(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        rid, i = body.get("id"), body.get("i")
+        if type(rid) is not int or type(i) is not int or not 0 <= i < len(self.scores):
+            return JSONResponse({"error": "expected the id of a rating and its image"}, status_code=400)
+        try:
+            self.log.undo(rid)
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        self.fresh()
+        return JSONResponse({"undone": rid, "rating": int(self.scores.rating[i]) or None})
+
+
 def build_app(
     scores: LibraryScores,
     log: RatingsLog,
@@ -90,151 +253,11 @@ def build_app(
     host: str = "127.0.0.1",
     size: int = 1600,
 ) -> Starlette:
-    """The gallery over `scores`; `rated_paths` gives the files of the rated images that
-    explanations name (image_sha256 -> path), asked once, when first needed."""
+    """The gallery over `scores`, behind the Host, Origin and token checks."""
     token = secrets.token_urlsafe(32)
-    html = PAGE.read_text(encoding="utf-8").replace("__TOKEN__", json.dumps(token))
-    seen = {"log": None}
-    known: dict[str, list[str]] = {"folders": []}
-    rated: dict[str, str | None] = {}
-
-    def fresh() -> None:
-        """Lay the log's ratings on again when it changed (a rating from another page too)."""
-        mark = log.fingerprint()
-        if mark != seen["log"]:
-            scores.overlay(log.entries())
-            seen["log"] = mark
-
-    def row_of(request: Request) -> int | None:
-        try:
-            i = int(request.path_params["i"])
-        except ValueError:
-            return None
-        return i if 0 <= i < len(scores) else None
-
-    def item(i: int) -> dict[str, Any]:
-        return {
-            "i": i,
-            "name": scores.name(i),
-            "expected": round(float(scores.expected[i]), 3),
-            "score": round(float(scores.score[i]), 4),
-            "uncertainty": round(float(scores.uncertainty[i]), 3),
-            "ood": bool(scores.out_of_domain[i]),
-            "rating": int(scores.rating[i]) or None,
-        }
-
-    async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(html)
-
-    async def items(request: Request) -> JSONResponse:
-        try:
-            query, offset, limit = query_of(dict(request.query_params))
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
-        fresh()
-        rows = scores.select(query)
-        shown = rows[offset : offset + limit].tolist()
-        ahead = rows[offset + limit : offset + 2 * limit].tolist()
-        thumbnails.prefetch((scores.sha256[i].as_py(), scores.path[i].as_py()) for i in shown + ahead)
-        return JSONResponse({"total": len(rows), "offset": offset, "items": [item(i) for i in shown]})
-
-    async def about(request: Request) -> JSONResponse:
-        if not known["folders"]:  # a pass over every path: off the event loop, once
-            known["folders"] = await run_in_threadpool(folders, scores)
-        return JSONResponse(
-            {"images": len(scores), "scored_by": scores.scored_by(), "folders": known["folders"]}
-        )
-
-    async def thumbnail(request: Request) -> Response:
-        i = row_of(request)
-        if i is None:
-            return JSONResponse({"error": "no such library image"}, status_code=404)
-        return await _thumb(scores.sha256[i].as_py(), scores.path[i].as_py())
-
-    async def _thumb(sha: str, path: str | None) -> Response:
-        data, problem = thumbnails.cached(sha), None
-        if data is None:  # to be made: off the event loop
-            data, problem = await run_in_threadpool(thumbnails.get, sha, path)
-        headers = {"x-silva-problem": problem} if problem else {"cache-control": "max-age=86400"}
-        return Response(data, media_type="image/jpeg", headers=headers)
-
-    async def rated_thumbnail(request: Request) -> Response:
-        sha = request.path_params["sha"]
-        if not rated:
-            rated.update(await run_in_threadpool(rated_paths))
-        if sha not in rated:
-            return JSONResponse({"error": "not a rated image this gallery knows"}, status_code=404)
-        return await _thumb(sha, rated[sha])
-
-    async def image(request: Request) -> Response:
-        i = row_of(request)
-        if i is None:
-            return JSONResponse({"error": "no such library image"}, status_code=404)
-        path, sha = scores.path[i].as_py(), scores.sha256[i].as_py()
-        try:
-            return Response(jpeg(await run_in_threadpool(preview, path, sha, size)), media_type="image/jpeg")
-        except (OSError, SyntaxError, ValueError) as e:  # Pillow raises all three for broken files
-            code = 404 if isinstance(e, FileNotFoundError) else 422
-            return JSONResponse({"error": problem_of(path, e)}, status_code=code)
-
-    async def why(request: Request) -> JSONResponse:
-        i = row_of(request)
-        if i is None:
-            return JSONResponse({"error": "no such library image"}, status_code=404)
-        fresh()
-        w = await run_in_threadpool(scores.why, i)
-        near = [
-            {"sha": s, "similarity": round(sim, 3), "rating": r}
-            for s, sim, r in zip(
-                w["neighbours"], w["neighbour_similarity"], w["neighbour_ratings"], strict=True
-            )
-        ]
-        return JSONResponse(
-            item(i)
-            | {"path": scores.path[i].as_py(), "neighbours": near}
-            | {"judge_share": w["judge_share"], "judge_shift": w["judge_shift"]}
-        )
-
-    async def rate(request: Request) -> JSONResponse:
-        i = row_of(request)
-        rating = (await json_body(request)).get("rating")
-        if i is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
-            return JSONResponse({"error": "expected a library image and a rating 1..5"}, status_code=400)
-        path = scores.path[i].as_py()
-        if path and not Path(path).is_file():  # no path: a vector-only image, shown as a swatch
-            return JSONResponse({"error": f"image is gone: {path}"}, status_code=404)
-        fresh()
-        sha, post_id = scores.sha256[i].as_py(), scores.post_id[i].as_py()
-        rid = log.append(sha, rating, path, post_id, rerate=bool(scores.rating[i]))
-        fresh()
-        return JSONResponse({"id": rid, "rating": int(scores.rating[i])})
-
-    async def undo(request: Request) -> JSONResponse:
-        body = await json_body(request)
-        rid, i = body.get("id"), body.get("i")
-        if type(rid) is not int or type(i) is not int or not 0 <= i < len(scores):
-            return JSONResponse({"error": "expected the id of a rating and its image"}, status_code=400)
-        try:
-            log.undo(rid)
-        except ValueError as e:
-            return JSONResponse({"error": str(e)}, status_code=404)
-        fresh()
-        return JSONResponse({"undone": rid, "rating": int(scores.rating[i]) or None})
-
-    return Starlette(
-        routes=[
-            Route("/", page),
-            Route("/api/items", items),
-            Route("/api/about", about),
-            Route("/api/thumb/{i}", thumbnail),
-            Route("/api/rated/{sha}/thumb", rated_thumbnail),
-            Route("/api/image/{i}", image),
-            Route("/api/why/{i}", why),
-            Route("/api/rate/{i}", rate, methods=["POST"]),
-            Route("/api/undo", undo, methods=["POST"]),
-        ],
-        middleware=[Middleware(OwnPageOnly, hosts=tuple({*LOCAL_HOSTS, host}), token=token)],
-    )
+    gallery = Gallery(scores, log, thumbnails, rated_paths, token, size)
+    hosts = tuple({*LOCAL_HOSTS, host})
+    return Starlette(routes=gallery.routes(), middleware=[Middleware(OwnPageOnly, hosts=hosts, token=token)])
 
 
 def serve(scores: LibraryScores, log: RatingsLog, home: Home, host: str, port: int) -> None:

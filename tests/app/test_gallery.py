@@ -29,13 +29,41 @@ def _first_tiles(page, n: int) -> list[int]:
     return [int(t) for t in page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.i)")[:n]]
 
 
+def _filters_and_pages(page, url: str, rows: list[dict], tmp_path) -> None:
+    """Each filter narrows the grid to what it says; the pager and → turn pages."""
+    expected = np.array([r["expected_rating"] for r in rows])
+    rated = [k for k, r in enumerate(rows) if r["rating"]]
+    page.select_option("#filter", "rated")
+    _count(page, f"1–{len(rated)} of {len(rated)}")
+    page.select_option("#filter", "disagreements")
+    gaps = {k: abs(rows[k]["rating"] - expected[k]) for k in rated}
+    page.wait_for_function(f"document.querySelector('.tile').dataset.i === '{max(gaps, key=gaps.get)}'")
+    page.select_option("#filter", "out-of-domain")
+    _count(page, "1–3 of 3")
+    page.select_option("#filter", "all")
+    page.fill("#folder", str(tmp_path / "lib" / "b"))
+    page.press("#folder", "Enter")
+    _count(page, "1–60 of 60")
+    page.fill("#min", "4")
+    page.press("#min", "Enter")
+    in_b = sum(1 for r in rows if "/lib/b/" in r["path"] and r["expected_rating"] >= 4)
+    _count(page, f"1–{in_b} of {in_b}")
+    page.goto(url + "#")  # every filter off
+    _count(page, "1–60 of 130")
+    page.keyboard.press("ArrowRight")  # the next page
+    _count(page, "61–120 of 130")
+    page.click("#next")
+    _count(page, "121–130 of 130")
+    page.click("#prev")
+    _count(page, "61–120 of 130")
+
+
 @pytest.mark.parametrize("width", [1400, 420])
 def test_grid_filters_open_rate_and_back_in_chromium(tmp_path, browser, width):
     scores, rows = gallery_library(tmp_path, silva_home().latest)
     log_path = tmp_path / "log.sqlite"
     proc, url = start_gallery(scores, log_path)
     expected = np.array([r["expected_rating"] for r in rows])
-    rated = [k for k, r in enumerate(rows) if r["rating"]]
     try:
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(url)
@@ -47,29 +75,7 @@ def test_grid_filters_open_rate_and_back_in_chromium(tmp_path, browser, width):
         assert columns == (3 if width == 1400 else 2), boxes
         page.screenshot(path=str(tmp_path / f"grid-{width}.png"))
 
-        page.select_option("#filter", "rated")
-        _count(page, f"1–{len(rated)} of {len(rated)}")
-        page.select_option("#filter", "disagreements")
-        gaps = {k: abs(rows[k]["rating"] - expected[k]) for k in rated}
-        page.wait_for_function(f"document.querySelector('.tile').dataset.i === '{max(gaps, key=gaps.get)}'")
-        page.select_option("#filter", "out-of-domain")
-        _count(page, "1–3 of 3")
-        page.select_option("#filter", "all")
-        page.fill("#folder", str(tmp_path / "lib" / "b"))
-        page.press("#folder", "Enter")
-        _count(page, "1–60 of 60")
-        page.fill("#min", "4")
-        page.press("#min", "Enter")
-        in_b = sum(1 for r in rows if "/lib/b/" in r["path"] and r["expected_rating"] >= 4)
-        _count(page, f"1–{in_b} of {in_b}")
-        page.goto(url + "#")  # every filter off
-        _count(page, "1–60 of 130")
-        page.keyboard.press("ArrowRight")  # the next page
-        _count(page, "61–120 of 130")
-        page.click("#next")
-        _count(page, "121–130 of 130")
-        page.click("#prev")
-        _count(page, "61–120 of 130")
+        _filters_and_pages(page, url, rows, tmp_path)
 
         first = _first_tiles(page, 1)[0]
         page.click(f".tile[data-i='{first}']")  # open it large, with why it scores as it does
