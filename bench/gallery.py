@@ -146,6 +146,16 @@ class Client:
             raise RuntimeError(f"GET {path}: {r.status} {body[:300]!r}")
         return body
 
+    def open(self, i: int) -> float:
+        """Seconds from opening image `i` to holding it large, why it scores so, and the
+        thumbnails of its nearest rated images."""
+        t0 = time.perf_counter()
+        large = self.pool.submit(self.get, f"/api/image/{i}")
+        why = json.loads(self.get(f"/api/why/{i}"))
+        list(self.pool.map(lambda n: self.get(f"/api/rated/{n['sha']}/thumb"), why["neighbours"]))
+        large.result()
+        return time.perf_counter() - t0
+
     def page(self, query: str) -> tuple[float, dict]:
         """Seconds from asking for a page to holding every thumbnail on it."""
         t0 = time.perf_counter()
@@ -191,11 +201,14 @@ def time_server(port: int, folder: str) -> dict[str, float]:
     total = data["total"]
     turns = [client.page(f"sort=score&offset={o}")[0] for o in range(PAGE, min(total, 11 * PAGE), PAGE)]
     filters = [client.page(q.format(folder=folder))[0] for q in FILTERS]
+    opened = [client.open(it["i"]) for it in data["items"][:5]]
     return {
         "first": first,
         "turn": _median(turns),
         "turn_max": max(turns, default=float("nan")),
         "filter": statistics.median(filters),
+        "open_first": opened[0],
+        "open": _median(opened[1:]),
     }
 
 
@@ -298,7 +311,8 @@ def bench_gallery(sizes: list[int], root: Path, chromium: bool, shot: Path | Non
         print(f"  {n:,} images: {made:.1f} s to make {min(n, DISTINCT_FILES)} real thumbnails", flush=True)
         rows.append(
             [f"{n:,}", f"{started:.2f}", f"{got['first']:.3f}", f"{1000 * got['turn']:.0f}"]
-            + [f"{1000 * got['turn_max']:.0f}", f"{1000 * got['filter']:.0f}", f"{rss:.0f}"]
+            + [f"{1000 * got['turn_max']:.0f}", f"{1000 * got['filter']:.0f}"]
+            + [f"{1000 * got['open_first']:.0f}", f"{1000 * got['open']:.0f}", f"{rss:.0f}"]
             + ([f"{got['browser_first']:.3f}", f"{1000 * got['browser_turn']:.0f}"] if chromium else [])
             + ([f"{1000 * got['browser_rapid']:.0f}"] if chromium else [])
         )
@@ -309,7 +323,12 @@ def bench_gallery(sizes: list[int], root: Path, chromium: bool, shot: Path | Non
         "page turn, median (ms)",
         "page turn, max (ms)",
     ]
-    headers += ["new filter, first page, median (ms)", "server memory (MiB)"]
+    headers += [
+        "new filter, first page, median (ms)",
+        "open the first image (ms)",
+        "open an image, median (ms)",
+    ]
+    headers += ["server memory (MiB)"]
     headers += ["Chromium: first page (s)", "Chromium: page turn, median (ms)"] if chromium else []
     headers += ["Chromium: rapid page turn, median (ms)"] if chromium else []
     return table(headers, rows)

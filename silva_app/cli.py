@@ -99,11 +99,15 @@ def _cmd_export(a: argparse.Namespace) -> int:
     out = export(scores, rows, Path(a.to), copy=a.copy)
     for why in out.skipped:
         print(f"silva: skipped {why}", file=sys.stderr)
+    if not out.files:
+        print(
+            f"silva: nothing exported to {out.folder}: none of the {len(rows)} chosen could be",
+            file=sys.stderr,
+        )
+        return 2
     how = f"{len(out.files) - out.copies} hard links, {out.copies} copies"
     print(f"exported {len(out.files)} images to {out.folder} ({how}), best first; the list: {out.csv}")
     print(f"scores: {scores.scored_by()}")
-    if not out.files:
-        return 2
     return 1 if out.skipped else 0
 
 

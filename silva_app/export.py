@@ -127,6 +127,9 @@ def export(scores: LibraryScores, rows: np.ndarray, folder: Path, copy: bool = F
         lines.append(
             (len(lines) + 1, target.name, path, f"{scores.score[i]:.6f}", f"{scores.expected[i]:.4f}", rating)
         )
+    if not lines:  # nothing to list: the name reserved for the list is given back
+        out.csv.unlink()
+        return out
     with atomic_path(out.csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)

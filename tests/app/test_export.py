@@ -66,13 +66,17 @@ def test_nothing_is_ever_overwritten(library, capsys):
     capsys.readouterr()
 
 
-def test_a_vanished_file_is_skipped_and_said(library, capsys):
+def test_a_vanished_file_is_skipped_and_said(library, tmp_path, capsys):
     best, images = library
     images[1].unlink()
     assert main(["export", "--top", "3", "--to", str(best)]) == 1
     captured = capsys.readouterr()
     assert f"silva: skipped image is gone: {images[1]}" in captured.err
     assert [r["path"] for r in _csv(best / "silva-export.csv")] == [str(images[0]), str(images[2])]
+    for image in images[:2] + images[3:]:
+        image.unlink(missing_ok=True)
+    assert main(["export", "--top", "2", "--to", str(tmp_path / "none")]) == 2  # nothing left to export
+    assert "nothing exported to" in capsys.readouterr().err and not list((tmp_path / "none").iterdir())
 
 
 @pytest.fixture
