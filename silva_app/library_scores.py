@@ -7,6 +7,7 @@ over the library's rows).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class LibraryScores:
         self._orders: dict[str, np.ndarray] = {}
         self._folder: tuple[str, np.ndarray] | None = None
         self._why: pa.Table | None = None
+        self._why_lock = threading.Lock()
 
     @classmethod
     def read(cls, path: str | Path) -> LibraryScores:
@@ -161,11 +163,18 @@ class LibraryScores:
         """Why image `i` scores as it does, as the pipeline stored it: its nearest rated images
         (`neighbours`: image_sha256, `neighbour_similarity`, `neighbour_ratings`) and a judge's
         share and shift; empty lists and nulls where the table predates them. Read on first use."""
-        if self._why is None:
-            names = pq.read_schema(self.source).names
-            self._why = read_parquet(self.source, [c for c in WHY_COLUMNS if c in names])
-        row = {c: self._why.column(c)[i].as_py() for c in self._why.column_names}
+        table = self.load_why()
+        row = {c: table.column(c)[i].as_py() for c in table.column_names}
         return {c: row.get(c, [] if c.startswith("neighbour") else None) for c in WHY_COLUMNS}
+
+    def load_why(self) -> pa.Table:
+        """The explanation columns, read once (the gallery reads them in the background at start,
+        so the first image opened does not wait for them)."""
+        with self._why_lock:
+            if self._why is None:
+                names = pq.read_schema(self.source).names
+                self._why = read_parquet(self.source, [c for c in WHY_COLUMNS if c in names])
+            return self._why
 
     def name(self, i: int) -> str:
         """What an image is called on the page and in messages: its file name, else its hash."""

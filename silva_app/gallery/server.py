@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,7 @@ def build_app(
 def serve(scores: LibraryScores, log: RatingsLog, home: Home, host: str, port: int) -> None:
     import uvicorn
 
+    threading.Thread(target=scores.load_why, name="silva-why", daemon=True).start()
     thumbnails = Thumbnails(home.thumbnails)
     app = build_app(scores, log, thumbnails, lambda: rated_paths(scores, home.latest("manifest")), host)
     print(f"silva gallery: {len(scores):,} images from {scores.scored_by(home)}; ratings go to {log.path}")

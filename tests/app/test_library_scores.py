@@ -85,3 +85,18 @@ def test_scored_by_names_the_release_of_the_head_that_scored(tmp_path):
     (release / "config.json").write_text(json.dumps({"mlflow_run_id": "run123"}))
     assert f"scored by release {release} (MLflow run run123)" in scores.scored_by()
     assert np.isclose(scores.expected[0], 3.0)
+
+
+def test_why_reads_what_the_pipeline_stored_and_nothing_where_it_did_not(tmp_path):
+    row = scores_row("/x.png", 0.5, neighbours=["a" * 64], neighbour_similarity=[0.9], neighbour_ratings=[4])
+    scores = LibraryScores.read(write_scores(tmp_path / "a.parquet", [row]))
+    assert scores.why(0) == {
+        "neighbours": ["a" * 64],
+        "neighbour_similarity": [pytest.approx(0.9)],
+        "neighbour_ratings": [4],
+        "judge_share": None,
+        "judge_shift": None,
+    }
+    old = pq.read_table(tmp_path / "a.parquet").drop_columns(["neighbours", "neighbour_similarity"])
+    pq.write_table(old, tmp_path / "old.parquet")  # scored before explanations were stored
+    assert LibraryScores.read(tmp_path / "old.parquet").why(0)["neighbours"] == []
