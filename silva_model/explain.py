@@ -1,7 +1,7 @@
 """Why a head gives an image its score: the rated images nearest to it in embedding space, with
 the person's ratings of them, and, for a head started from a judge, how much of it is the judge's.
 
-One function, `explain`, serves the pipeline's library scores and `silva score --explain`. It
+One function, `explain`, serves the scores of a whole library and `silva score --explain`. It
 scores the images too, in the same pass over the head: with a judge inside, the score, the
 personal part and the judge's part come from one forward pass instead of three.
 
