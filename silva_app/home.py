@@ -50,6 +50,14 @@ class Home:
         side reads (`manifest`, `library_scores`, `rating_queue`), whichever run made it."""
         return self._dir("latest") / f"{name}.parquet"
 
+    def published(self, name: str, remedy: str) -> Path:
+        """`latest(name)`, which the person's side needs: when the pipeline has not published it
+        yet, a FileNotFoundError that says so and what to do (`remedy`)."""
+        path = self.latest(name)
+        if not path.exists():
+            raise FileNotFoundError(f"no {name.replace('_', ' ')} in the workspace at {self.root}: {remedy}")
+        return path
+
     @property
     def thumbnails(self) -> Path:
         """Small JPEGs of library images, content-addressed (the gallery's cache)."""

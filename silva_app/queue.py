@@ -43,11 +43,7 @@ def read_queue(path: str | Path) -> list[dict[str, Any]]:
 
 def latest_queue(home: Home | None = None) -> Path:
     """The newest rating queue the pipeline chose, where it publishes it in the workspace."""
-    home = home or silva_home()
-    path = home.latest(QUEUE_ASSET)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no rating queue in the workspace at {home.root}: run `uv run silva-run` (or "
-            "`uv run silva-demo` and `silva rate --demo`) first, or pass --queue"
-        )
-    return path
+    return (home or silva_home()).published(
+        QUEUE_ASSET,
+        "run `uv run silva-run` (or `uv run silva-demo` and `silva rate --demo`) first, or pass --queue",
+    )

@@ -24,7 +24,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from silva_app.home import silva_home
-from silva_model.pairs import ranking_pairs
 from silva_model.ratings import HIGHEST, LOWEST, rating_problem
 
 _SCHEMA = f"""
@@ -213,6 +212,8 @@ class RatingsLog:
         """Every standing comparison as judged pairs (`PAIR_SCHEMA`): a ranking of n images gives
         its n(n-1)/2 pairs, each with the better image as `a` and weighted so the ranking counts as
         n - 1 judgements."""
+        from silva_model.pairs import ranking_pairs  # it imports torch: only a reader of pairs pays for it
+
         if not self.path.exists():
             return PAIR_SCHEMA.empty_table()
         with self._connect() as conn:

@@ -1,9 +1,12 @@
 """The `silva` command line.
 
     silva score IMG [IMG|DIR ...] (--repo-id ID | --head DIR) [--backbone ID|PATH] [--json]
+                [--explain [--rated MANIFEST]]
     silva score-manifest MANIFEST (--repo-id ID | --head DIR) [--split S] [--out scores.parquet]
     silva train --manifest MANIFEST --out DIR [--config train.yaml] [--pairs pairs.csv]
     silva rate [--queue QUEUE] [--port 8765] [--demo]     (added by silva_app: entry point silva.commands)
+    silva gallery [--scores SCORES] [--port 8766] [--demo]                           (silva_app too)
+    silva export --to DIR [--top N] [--min-rating R] [--folder PREFIX] [--scores SCORES]   (silva_app)
     silva trial-backbone DIR
 
 Exit codes: 0 every image scored; 1 some images could not be read (each is reported on
@@ -18,12 +21,14 @@ import argparse
 import json
 import sys
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from silva_model import __version__
 from silva_model.train_args import add_train_args
 
 if TYPE_CHECKING:
+    from silva_model.explain import Explanation, RatedSet
     from silva_model.scorer import Scorer
 
 # Subcommands other packages add (entry points: a function taking the subparsers and the formatter).
@@ -53,6 +58,57 @@ def _scorer(a: argparse.Namespace) -> Scorer:
     )
 
 
+def _rated_set(a: argparse.Namespace, scorer: Scorer) -> RatedSet:
+    """The rated images `--explain` points to: `--rated`, else the manifest the release records
+    it was trained on (`data.manifest` in its config.json)."""
+    from silva_model.explain import read_rated
+
+    recorded = (scorer.meta.get("data") or {}).get("manifest")
+    if a.rated is None and not recorded:
+        raise ValueError(
+            "--explain needs the rated images the head learned from: this release records no "
+            "data.manifest in its config.json, so pass --rated MANIFEST"
+        )
+    if a.rated is None and not Path(recorded).is_file():
+        raise FileNotFoundError(
+            f"--explain: the manifest this release was trained on ({recorded}, data.manifest in its "
+            "config.json) is not on this machine; pass --rated MANIFEST"
+        )
+    return read_rated(a.rated or recorded, scorer.config.embed_dim)
+
+
+def _explained(e: Explanation, row: int, rated: RatedSet) -> dict[str, Any]:
+    """One image's explanation as `--json` writes it."""
+    near = [
+        {
+            "path": rated.path[j],
+            "image_sha256": rated.image_sha256[j],
+            "rating": int(r),
+            "similarity": round(float(s), 4),
+        }
+        for j, r, s in zip(e.neighbours[row], e.ratings[row], e.similarity[row], strict=True)
+    ]
+    share, shift = (None, None) if e.judge_share is None else (e.judge_share[row], e.judge_shift[row])
+    return {
+        "neighbours": near,
+        "judge_share": None if share is None else round(float(share), 4),
+        "judge_shift": None if shift is None else round(float(shift), 4),
+    }
+
+
+def _explain_lines(why: dict[str, Any]) -> list[str]:
+    """One image's explanation as the text output shows it, under its score line."""
+    lines = [
+        f"  rated {n['rating']}, similarity {n['similarity']:.3f}: {n['path'] or n['image_sha256']}"
+        for n in why["neighbours"]
+    ]
+    if why["judge_share"] is not None:
+        lines.append(
+            f"  judge: {100 * why['judge_share']:.0f} % of where it falls, {why['judge_shift']:+.2f} stars"
+        )
+    return lines
+
+
 def _cmd_score(a: argparse.Namespace) -> int:
     from silva_model.images import expand_image_paths
 
@@ -61,21 +117,24 @@ def _cmd_score(a: argparse.Namespace) -> int:
         print("silva: no images found in the given paths", file=sys.stderr)
         return 2
     scorer = _scorer(a)
+    rated = _rated_set(a, scorer) if a.explain or a.rated else None  # before embedding: fail fast
     embedder = scorer.embedder(a.backbone, batch_size=a.batch_size, num_workers=a.workers)
     progress = not a.quiet and sys.stderr.isatty()
     batch, scores = scorer.score_paths(paths, embedder, a.allow_backbone_mismatch, progress=progress)
+    if rated is not None:
+        from silva_model.explain import explain
+
+        e = explain(scorer.head, batch.embeddings, rated.embeddings, rated.ratings, a.neighbours)
     for f in batch.failures:
         print(f"silva: skipped {f}", file=sys.stderr)
-    for i, s in zip(batch.indices, scores, strict=True):
+    for row, (i, s) in enumerate(zip(batch.indices, scores, strict=True)):
         rating = float(scorer.expected_rating(s))
+        why = _explained(e, row, rated) if rated is not None else None
         if a.json:
-            print(
-                json.dumps(
-                    {"path": str(paths[i]), "score": round(float(s), 6), "expected_rating": round(rating, 4)}
-                )
-            )
+            out = {"path": str(paths[i]), "score": round(float(s), 6), "expected_rating": round(rating, 4)}
+            print(json.dumps(out | (why or {})))
         else:
-            print(f"{s:.4f}\t{rating:.2f}\t{paths[i]}")
+            print(f"{s:.4f}\t{rating:.2f}\t{paths[i]}", *_explain_lines(why) if why else [], sep="\n")
     if not batch.indices:
         return 2
     return 1 if batch.failures else 0
@@ -174,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
     s.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     s.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    s.add_argument(
+        "--explain",
+        action="store_true",
+        help="why each score: the nearest rated images with your ratings, and a judge's share",
+    )
+    s.add_argument(
+        "--rated",
+        help="with --explain: the manifest of rated images (default: data.manifest in the release's config)",
+    )
+    s.add_argument("--neighbours", type=int, default=5, help="with --explain: rated images shown per image")
     s.set_defaults(func=_cmd_score)
     m = sub.add_parser(
         "score-manifest", help="score the precomputed embeddings of a manifest", formatter_class=fmt

@@ -25,12 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from silva_app.comparisons import propose_groups, propose_pairs
+from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly
+from silva_app.local_server import json_body as _json_body
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
 from silva_app.ratings_log import RatingsLog, RatingsLogError
@@ -64,44 +65,6 @@ def _public(item: dict[str, Any], i: int, blind: bool) -> dict[str, Any]:
 
 
 PAGE = Path(__file__).with_name("page.html")  # the HTML, CSS and script, served as is
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-TOKEN_HEADER = "x-silva-token"
-
-
-class OwnPageOnly(BaseHTTPMiddleware):
-    """Every request, to every route: the Host must be one this server answers to (so a DNS
-    rebinding page cannot read the queue or the images); a write must also come from the page's
-    own origin, as `application/json`, carrying the token embedded in the page (so no other
-    website can write through a form or a no-cors fetch)."""
-
-    def __init__(self, app, hosts: tuple[str, ...], token: str) -> None:
-        super().__init__(app)
-        self.hosts, self.token = hosts, token
-
-    async def dispatch(self, request: Request, call_next):
-        host = request.headers.get("host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name not in self.hosts:
-            return JSONResponse({"error": f"this server does not answer to Host {host!r}"}, status_code=403)
-        if request.method not in ("GET", "HEAD"):
-            origin = request.headers.get("origin")
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if origin != f"http://{host}":
-                return JSONResponse({"error": f"writes come from this page only, not {origin!r}"}, 403)
-            if kind != "application/json" or not secrets.compare_digest(
-                request.headers.get(TOKEN_HEADER, ""), self.token
-            ):
-                return JSONResponse({"error": "writes need application/json and this page's token"}, 403)
-        return await call_next(request)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; {} for anything else (empty, not JSON, not an object)."""
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _comparison_problem(

@@ -9,20 +9,21 @@ only they need embedding; a new head re-scores everything without embedding anyt
 import time
 
 import dagster as dg
-import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from silva_app.previews import jpeg, preview
-from silva_model import active
-from silva_model.metrics import expected_rating
-from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
-from silva_model.provenance import BackboneMismatchError, common_backbone
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
 from silva_pipeline.embedding import assign_shards, embed_rows
-from silva_pipeline.report import md_table, plot_histogram, png_markdown
+from silva_pipeline.library_scoring import (
+    ScoreSettings,
+    embedded_rows,
+    pictures,
+    score_table,
+    shard_embeddings,
+)
+from silva_pipeline.report import md_table
 from silva_pipeline.resources import LibrarySource, RatingsSource, SiglipEmbedderResource
 from silva_pipeline.resources.io_manager import previous_table
 from silva_pipeline.sources.pictoria import export_scores
@@ -97,48 +98,6 @@ def library_embeddings(
     return embed_rows(context, rows, precomputed_backbone(library), embedder)
 
 
-def shard_embeddings(
-    context: dg.AssetExecutionContext,
-    library: pa.Table,
-    stored: dict[str, pa.Table],
-    embedder: SiglipEmbedderResource,
-) -> tuple[list[pa.Table], int]:
-    """The embeddings of every shard of this library: those stored as `library_embeddings`
-    partitions, and the rest embedded now through the cache (new images since the shards were
-    last embedded; with the daemon, `embed_library` may not have run yet)."""
-    current = set(library.column("shard").to_pylist())
-    parts = [t.select(["image_sha256", "embedding", "backbone"]) for k, t in stored.items() if k in current]
-    missing = sorted(current - set(stored))
-    if missing:
-        rows = pl.from_arrow(library).filter(pl.col("shard").is_in(missing))
-        context.log.info(f"{len(missing)} shard(s) not embedded yet ({rows.height} images): embedding them")
-        made = embed_rows(context, rows, precomputed_backbone(library), embedder).value
-        parts.append(made.select(["image_sha256", "embedding", "backbone"]))
-    return parts, len(missing)
-
-
-def _embedded_rows(
-    lib: pl.DataFrame, parts: list[pa.Table], head: TrainedHead
-) -> tuple[pl.DataFrame, np.ndarray]:
-    """The library rows that have an embedding, in order, and their embeddings (checked to come
-    from the head's backbone)."""
-    emb_table = pa.concat_tables(parts) if parts else None
-    if emb_table is None or not emb_table.num_rows:
-        return lib.clear(), np.zeros((0, head.head.config.embed_dim), np.float32)
-    index = pl.DataFrame({"image_sha256": emb_table.column("image_sha256").to_pylist()}).with_row_index("row")
-    lib = lib.join(
-        index.unique("image_sha256", keep="first"), on="image_sha256", how="inner", maintain_order="left"
-    )
-    rows = lib["row"].to_numpy()
-    x = embeddings_from_arrow(emb_table.column("embedding"))[rows]
-    codes, specs = backbones_from_arrow(emb_table.column("backbone"))
-    try:
-        common_backbone([head.head.config.backbone, *(specs[c] for c in np.unique(codes[rows]))])
-    except BackboneMismatchError as e:
-        raise dg.Failure(f"the library's embeddings do not match the head's backbone: {e}") from e
-    return lib.drop("row"), x
-
-
 class LibraryScoresConfig(dg.Config):
     neighbours: int = Field(default=10, description="rated neighbours for the out-of-domain distance")
     out_of_domain_quantile: float = Field(
@@ -151,19 +110,7 @@ class LibraryScoresConfig(dg.Config):
     pictoria_scorer: str = Field(default="silva", description="the scorer name pictoria shows")
 
 
-def _gallery(rows: pl.DataFrame, title: str) -> str:
-    cells = []
-    for sha, path, score in rows.select("image_sha256", "path", "expected_rating").iter_rows():
-        try:
-            img = png_markdown(jpeg(preview(path, sha, 96), 80), sha[:10], mime="image/jpeg")
-        except OSError:
-            img = "(unreadable)"
-        cells.append(f"{img}<br>{score:.2f}")
-    grid = [cells[i : i + 6] for i in range(0, len(cells), 6)]
-    return f"**{title}**\n\n" + md_table([""] * 6, [g + [""] * (6 - len(g)) for g in grid])
-
-
-@dg.asset(group_name=LIBRARY_GROUP, kinds={"pytorch", "parquet"}, code_version="1")
+@dg.asset(group_name=LIBRARY_GROUP, kinds={"pytorch", "parquet"}, code_version="2")
 def library_scores(
     context: dg.AssetExecutionContext,
     config: LibraryScoresConfig,
@@ -175,33 +122,22 @@ def library_scores(
     ratings_source: RatingsSource,
     embedder: SiglipEmbedderResource,
 ) -> dg.Output[pa.Table]:
-    """Every embedded library image scored by the current head: score, expected rating, the five
-    class probabilities, the class-distribution entropy (uncertainty), and how far it lies from
-    the rated images (mean cosine distance to its nearest rated images, and where that falls in
-    the rated images' own leave-one-out distribution). Shards not embedded yet (a retrain after
-    new images joined the library) are embedded here, through the same cache. Metadata: the best
-    and worst images, the score histogram, the out-of-domain count."""
+    """Every library image scored by the current head: score, expected rating, the five class
+    probabilities, the class-distribution entropy (uncertainty), how far it lies from the rated
+    images (mean cosine distance to its nearest rated images, and where that falls in the rated
+    images' own leave-one-out distribution), and why (`silva_model.explain`): its nearest rated
+    images with their similarity and ratings, and a judge's share and shift. The schema metadata
+    names the head's MLflow run. Shards not embedded yet (a retrain after new images joined the
+    library) are embedded here, through the same cache. Metadata: the best and worst images, the
+    score histogram, the out-of-domain count."""
     t0 = time.perf_counter()
-    lib = pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"]))
     parts, embedded_here = shard_embeddings(context, library, library_embeddings, embedder)
-    lib, x = _embedded_rows(lib, parts, head)
-
-    rated_x = embeddings_from_arrow(manifest.column("embedding"))
-    scored = active.score_library(head.head, x, rated_x, config.neighbours)
-    given = pl.from_arrow(manifest.select(["image_sha256", "personal_score"])).rename(
-        {"personal_score": "rating"}
+    lib, x = embedded_rows(
+        pl.from_arrow(library.select(["image_sha256", "path", "post_id", "shard"])), parts, head
     )
-    out = lib.with_columns(
-        pl.Series("score", scored.score, pl.Float32),
-        pl.Series("expected_rating", expected_rating(scored.score), pl.Float32),
-        *(pl.Series(f"p{k + 1}", scored.probs[:, k], pl.Float32) for k in range(scored.probs.shape[1])),
-        pl.Series("uncertainty", scored.uncertainty, pl.Float32),
-        pl.Series("ood_distance", scored.ood_distance, pl.Float32),
-        pl.Series("ood_quantile", scored.ood_quantile, pl.Float32),
-        pl.Series("out_of_domain", scored.ood_quantile > config.out_of_domain_quantile, pl.Boolean),
-    ).join(given, on="image_sha256", how="left", maintain_order="left")
-    out = out.with_columns(pl.col("rating").cast(pl.Int8), pl.col("rating").is_not_null().alias("rated"))
-
+    settings = ScoreSettings(config.neighbours, config.out_of_domain_quantile)
+    scored_by = {"mlflow_run_id": head.tracking.get("mlflow_run_id"), "dagster_run_id": context.run_id}
+    out, table = score_table(lib, x, head, manifest, settings, scored_by)
     exported = 0
     if config.export_to_pictoria:
         kind, db, _ = library_source.resolved(ratings_source)
@@ -209,29 +145,18 @@ def library_scores(
             raise dg.Failure(f"export_to_pictoria needs a pictoria library; this one is {kind!r}")
         exported = export_scores(db, out.select("post_id", "score"), config.pictoria_scorer)
         context.log.info(f"wrote {exported} scores into pictoria as scorer {config.pictoria_scorer!r}")
-
-    ranked = out.sort("score", descending=True)
-    n_ood = int(out["out_of_domain"].sum())
     context.log.info(f"scored {out.height} library images ({embedded_here} shard(s) embedded here)")
     return dg.Output(
-        out.to_arrow(),
+        table,
         metadata={
             "dagster/row_count": out.height,
             "scored": out.height,
             "rated": int(out["rated"].sum()),
             "shards_embedded_here": embedded_here,
-            "out_of_domain": n_ood,
+            "out_of_domain": int(out["out_of_domain"].sum()),
             "mean_expected_rating": float(out["expected_rating"].mean() or 0.0),
             "exported_to_pictoria": exported,
             "seconds": round(time.perf_counter() - t0, 2),
-            "best": dg.MetadataValue.md(_gallery(ranked.head(24), "top 24")),
-            "worst": dg.MetadataValue.md(_gallery(ranked.tail(12).reverse(), "bottom 12")),
-            "histogram": dg.MetadataValue.md(
-                png_markdown(
-                    plot_histogram(out["expected_rating"].to_numpy(), "expected rating"), "histogram"
-                )
-                if out.height
-                else "no images scored"
-            ),
+            **{k: dg.MetadataValue.md(v) for k, v in pictures(out).items()},
         },
     )

@@ -33,3 +33,17 @@ def test_the_demo_has_a_workspace_of_its_own(tmp_path, monkeypatch):
     assert root == (tmp_path / "demo").resolve() and not root.is_relative_to(mine)
     assert layout.silva_home().root == root / "data" and layout.dagster_home() == root / "dagster"
     assert "MLFLOW_TRACKING_URI" not in os.environ  # its runs go to its own store
+
+
+def test_a_table_the_pipeline_has_not_published_yet_says_what_to_do(tmp_path):
+    import pytest
+
+    from silva_app.queue import latest_queue
+
+    home = Home(tmp_path / "h")
+    with pytest.raises(
+        FileNotFoundError, match=r"no rating queue in the workspace at .*h: run `uv run silva-run`"
+    ):
+        latest_queue(home)
+    home.latest("rating_queue").write_bytes(b"")
+    assert latest_queue(home) == home.latest("rating_queue")

@@ -34,29 +34,25 @@ def chromium() -> str:
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SILVA_CHROMIUM)")
 
 
-def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """`silva rate` as a user starts it; returns once it answers."""
+def start_silva(*args: str) -> tuple[subprocess.Popen, str]:
+    """A `silva` page command (`rate`, `gallery`) as a person starts it, on a free port; returns
+    once it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("silva")),
-            "rate",
-            "--queue",
-            str(queue),
-            "--log",
-            str(log),
-            "--port",
-            str(port),
-            *extra,
-        ],
+        [str(Path(sys.executable).with_name("silva")), *args, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"
-    wait_for_http(url, proc, 60, "silva rate")
+    wait_for_http(url, proc, 60, f"silva {args[0]}")
     return proc, url
+
+
+def start_page(queue: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`silva rate` as a user starts it; returns once it answers."""
+    return start_silva("rate", "--queue", str(queue), "--log", str(log), *extra)
 
 
 def write_queue(path: Path, rows: list[dict]) -> Path:

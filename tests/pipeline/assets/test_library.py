@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 
@@ -24,6 +25,7 @@ from pipeline_support import (
 )
 
 from silva_app import home as layout
+from silva_app.library_scores import SCORED_BY_KEY
 from silva_app.ratings_log import RatingsLog
 from silva_pipeline.assets import MODEL_ASSETS, library_shards
 from silva_pipeline.embedding import assign_shards
@@ -84,13 +86,23 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert np.allclose(scores["expected_rating"], 1 + 4 * np.array(scores["score"]), atol=1e-5)
     assert "top 24" in meta(scored, "library_scores", "best")
+    rated = {s for s, r in zip(scores["image_sha256"], scores["rated"], strict=True) if r}
+    assert all(len(n) == 5 and set(n) <= rated for n in scores["neighbours"])  # why: rated neighbours
+    for sha, near, sim in zip(
+        scores["image_sha256"], scores["neighbours"], scores["neighbour_similarity"], strict=True
+    ):
+        assert sha not in rated or (near[0] == sha and sim[0] > 0.999)  # a rated image's nearest: itself
+    assert scores["judge_share"] == [None] * 50  # a head without a judge
+    scored_by = json.loads(
+        pq.read_schema(meta(scored, "library_scores", "dagster/uri")).metadata[SCORED_BY_KEY]
+    )
+    assert scored_by["mlflow_run_id"] and scored_by["dagster_run_id"] == scored.run_id
     queue = pq.read_table(meta(scored, "rating_queue", "dagster/uri")).to_pydict()
     assert len(queue["kind"]) == 12 and all(queue["reason"])
     new_reasons = [r for r, k in zip(queue["reason"], queue["kind"], strict=True) if k == "new"]
     assert all("disagree about it by" in r for r in new_reasons)  # the default rule says what it measured
     assert all(sd is not None and 0 <= sd <= 2 for sd in queue["rating_sd"])  # what comparisons are chosen by
     new = [s for s, k in zip(queue["image_sha256"], queue["kind"], strict=True) if k == "new"]
-    rated = {s for s, r in zip(scores["image_sha256"], scores["rated"], strict=True) if r}
     assert new and not set(new) & rated  # new images are never ones already rated
 
     write_images(lib / "more", 5, seed=10)  # the library grows: one new shard, embedded alone
