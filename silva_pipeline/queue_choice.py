@@ -77,9 +77,9 @@ def rerate_rows(
     return rows, len(candidates)
 
 
-def _embeddings_of(library_embeddings: dict[str, pa.Table], shas: list[str]) -> np.ndarray:
+def _embeddings_of(library_embeddings: list[pa.Table], shas: list[str]) -> np.ndarray:
     emb: dict[str, np.ndarray] = {}
-    for t in library_embeddings.values():
+    for t in library_embeddings:
         found = embeddings_from_arrow(t.column("embedding"))
         emb.update(zip(t.column("image_sha256").to_pylist(), found, strict=True))
     return np.stack([emb[s] for s in shas])
@@ -87,7 +87,7 @@ def _embeddings_of(library_embeddings: dict[str, pa.Table], shas: list[str]) -> 
 
 def new_rows(
     library_scores: pa.Table,
-    library_embeddings: dict[str, pa.Table],
+    library_embeddings: list[pa.Table],
     oof: active.OutOfFold,
     n: int,
     s: QueueSettings,
@@ -147,7 +147,7 @@ def choose_queue(
     manifest: pa.Table,
     raw_ratings: pa.Table,
     library_scores: pa.Table,
-    library_embeddings: dict[str, pa.Table],
+    library_embeddings: list[pa.Table],
     head: TrainedHead,
     oof: active.OutOfFold,
     s: QueueSettings,

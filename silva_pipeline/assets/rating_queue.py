@@ -9,8 +9,10 @@ from silva_model import active
 from silva_model.active import OutOfFold
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.library import LIBRARY_GROUP
+from silva_pipeline.library_scoring import shard_embeddings
 from silva_pipeline.queue_choice import QueueSettings, choose_queue
 from silva_pipeline.report import md_table
+from silva_pipeline.resources import SiglipEmbedderResource
 
 
 class RatingQueueConfig(dg.Config):
@@ -28,11 +30,13 @@ def rating_queue(
     context: dg.AssetExecutionContext,
     config: RatingQueueConfig,
     library_scores: pa.Table,
+    library: pa.Table,
     library_embeddings: dict[str, pa.Table],
     manifest: pa.Table,
     raw_ratings: pa.Table,
     head: TrainedHead,
     out_of_fold: OutOfFold,
+    embedder: SiglipEmbedderResource,
 ) -> dg.Output[pa.Table]:
     """The next images to rate, in order, each with why it was picked (with the model's numbers,
     and in words without them for a blind page): (a) re-rate candidates, rated images whose
@@ -41,9 +45,8 @@ def rating_queue(
     embedding space so the batch is not near-duplicates). Every fourth image is a re-rate while
     they last."""
     settings = QueueSettings(config.size, config.rerate_share, config.rule, config.rerate_margin, config.seed)
-    queue = choose_queue(
-        manifest, raw_ratings, library_scores, library_embeddings, head, out_of_fold, settings
-    )
+    embeddings, _ = shard_embeddings(context, library, library_embeddings, embedder)  # cached by the scores
+    queue = choose_queue(manifest, raw_ratings, library_scores, embeddings, head, out_of_fold, settings)
     context.log.info(f"rating queue: {queue.rerates} re-rates, {queue.new} new images")
     first = queue.table.select("kind", "image_sha256", "reason").head(20).iter_rows()
     return dg.Output(
