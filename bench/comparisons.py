@@ -1,6 +1,6 @@
 """What comparisons buy: ratings, pairs or rankings of six, per judgement, with and without drift.
 
-    uv run python bench/comparisons.py [--tastes 3] [--start 200 500] [--quick]
+    uv run --group bench python -m bench comparisons [--tastes 3] [--start 200 500] [--quick]
 
 A simulated person rates a 20k-image pool of a family taste (bench/tastes.py). Absolute ratings
 drift between sessions of 100: each session's scale is shifted by a random offset (sd 0.3 of a
@@ -17,25 +17,20 @@ count as 5, `ranking_weight`, as in training from the rating page or pictoria).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from active import arrays_for  # noqa: E402
-from common import machine, table  # noqa: E402
-from tastes import TASTES  # noqa: E402
-
-from silva_app.comparisons import GROUP_SIZE, propose_groups, propose_pairs  # noqa: E402
-from silva_model import active  # noqa: E402
-from silva_model.head import predict  # noqa: E402
-from silva_model.metrics import spearman  # noqa: E402
-from silva_model.pairs import Pairs, ranking_pairs  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
-from silva_model.train import train  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.common import arrays_for, machine, table
+from bench.tastes import TASTES
+from silva_app.comparisons import GROUP_SIZE, propose_groups, propose_pairs
+from silva_model import active
+from silva_model.head import predict
+from silva_model.metrics import spearman
+from silva_model.pairs import Pairs, ranking_pairs
+from silva_model.synthetic import make_taste_dataset
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 
 POOL, TEST, SESSION, DRIFT = 20_000, 5_000, 100, 0.3
 KINDS = ("ratings", "pairs", "rankings")
@@ -144,14 +139,14 @@ def curve(
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tastes", type=int, default=3, help="the first N tastes of the family")
     ap.add_argument("--start", type=int, nargs="+", default=[200, 500])
     ap.add_argument("--rounds", type=int, default=3, help="batches of 100 judgements")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="one taste, start 200, one round, 5 epochs")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     cfg = TrainConfig(device="cpu")
     names = list(TASTES)[: a.tastes]
     if a.quick:

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timer, table  # noqa: E402
-from speed_common import SO400M_LAYERS, SO400M_TEXT_CONFIG, matmul_flops  # noqa: E402
-
-from silva_model.random_siglip import SO400M_VISION_CONFIG  # noqa: E402
+from bench.common import Timer, table
+from bench.speed_common import SO400M_LAYERS, SO400M_TEXT_CONFIG, matmul_flops
+from silva_model.random_siglip import SO400M_VISION_CONFIG
 
 
 def write_photos(folder: Path, n: int) -> list[Path]:

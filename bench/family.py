@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Timer, evaluate, table  # noqa: E402
-from peers import (
+from bench import common
+from bench.common import Timer, evaluate, table
+from bench.peers import (
     FAMILY_METHODS,
     make_data,
     method_fn,
 )
-from tastes import TASTES  # noqa: E402
-
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.tastes import TASTES
+from silva_model.train_config import TrainConfig
 
 # Below 1,000 ratings the rows are scored on 4,000 fresh images of the taste instead of the test
 # split (10 % of the ratings: 10 images at 100, where chance would pick the winner).

@@ -4,26 +4,21 @@ test predicted class) on a taste's content-hashed splits."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import recipe  # noqa: E402
-from common import fit_torch, mlp, tensor  # noqa: E402
-
-from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import ManifestArrays, build_manifest, to_arrays  # noqa: E402
-from silva_model.metrics import qwk, spearman  # noqa: E402
-from silva_model.pairs import Pairs  # noqa: E402
-from silva_model.synthetic import TasteData, make_taste_dataset  # noqa: E402
+from bench import common, recipe
+from bench.common import fit_torch, mlp, tensor
+from silva_model.head import predict
+from silva_model.manifest import ManifestArrays, build_manifest, to_arrays
+from silva_model.metrics import qwk, spearman
+from silva_model.pairs import Pairs
+from silva_model.synthetic import TasteData, make_taste_dataset
 from silva_model.train import train
-from silva_model.train_config import TrainConfig  # noqa: E402
+from silva_model.train_config import TrainConfig
 
 Split = tuple[np.ndarray, np.ndarray]
 

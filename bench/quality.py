@@ -1,6 +1,6 @@
 """Quality of silva's head against peer methods on synthetic personal taste.
 
-    uv run --group bench python bench/quality.py [--quick]
+    uv run --group bench python -m bench quality [--quick]
 
 Every method sees the same embeddings, the same content-hashed splits, selects on val and is
 reported on test, as a fraction of the oracle (the noiseless taste: Spearman of the taste
@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Timer, evaluate, machine, table  # noqa: E402
-from family import family, family_tables, fits_from_log
-from peers import (
+from bench import common
+from bench.common import Timer, evaluate, machine, table
+from bench.family import family, family_tables, fits_from_log
+from bench.peers import (
     FAMILY_METHODS,
     METHODS,
     Data,
@@ -34,11 +33,10 @@ from peers import (
     silva,
     silva_on,
 )
-from tastes import TASTES
-
-from silva_model.metrics import level_bias, spearman  # noqa: E402
-from silva_model.pairs import Pairs  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.tastes import TASTES
+from silva_model.metrics import level_bias, spearman
+from silva_model.pairs import Pairs
+from silva_model.train_config import TrainConfig
 
 
 def compare(sizes: list[int], seeds: list[int], cfg: TrainConfig, mord_max: int) -> str:
@@ -193,7 +191,7 @@ def per_level_bias(n: int, seed: int, cfg: TrainConfig) -> str:
     return table(["given rating", "test images", "mean expected rating", "bias"], rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, small sizes (< 2 minutes)")
     p.add_argument(
@@ -231,7 +229,7 @@ def main() -> None:
     p.add_argument("--tastes", nargs="+", choices=list(TASTES), help="family tastes (default: all)")
     p.add_argument("--jobs", type=int, default=1, help="family units (taste, size, seed) run in parallel")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the torch methods train")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     common.DEVICE = torch.device(a.device)
     if a.family_from_log:
         fits = [f for log in a.family_from_log for f in fits_from_log(log)]
