@@ -20,8 +20,9 @@ from silva_model.synthetic import (
 from silva_model.train import train
 from silva_model.train_config import TrainConfig
 
-# The family of tastes silva must win on: rater noise 0.3-0.8, 8-24 style clusters, latent rank
-# 16-64, a non-linear share of 0-50 % and balanced or skewed rating mixes, each in its own world.
+# The family of tastes silva must win on: rater noise 0.3-1.0, 8-24 style clusters, latent rank
+# 16-64, a non-linear share of 0-50 %, styles that tilt the taste or only shift it, and balanced or
+# skewed rating mixes, each in its own world.
 TASTES: dict[str, dict] = {
     "default": {},
     "noisy, many styles, linear": dict(
@@ -33,6 +34,11 @@ TASTES: dict[str, dict] = {
     "skewed high (2/8/40/35/15)": dict(mix=(0.02, 0.08, 0.40, 0.35, 0.15), noise=0.6, world_seed=13),
     "skewed low (20/30/30/15/5)": dict(mix=(0.20, 0.30, 0.30, 0.15, 0.05), n_clusters=16, world_seed=14),
     "cluster-driven": dict(weights=(0.2, 0.6, 0.2), n_clusters=20, rank=24, noise=0.5, world_seed=15),
+    # Tastes a linear model of the embedding can hold whole (no non-linear part, styles as biases):
+    # where a convex linear ordinal model is hard to beat at a few hundred ratings.
+    "linear, clean": dict(weights=(1.0, 0.0, 0.0), noise=0.4, rank=48, world_seed=16),
+    "linear, style biases": dict(weights=(0.6, 0.4, 0.0), slope=0.0, n_clusters=16, noise=0.6, world_seed=17),
+    "linear, very noisy": dict(weights=(0.8, 0.2, 0.0), slope=0.0, noise=1.0, world_seed=18),
 }
 
 # The people of the judge benchmarks: their largest training set, then FRESH test images.
@@ -58,7 +64,7 @@ def other_taste(d: TasteData, taste: dict, world_seed: int) -> np.ndarray:
     """An independent taste of the same family over the same images: another world's taste
     function (its directions, style biases and slopes, non-linear part) of each image's style
     and latent. Needs the same number of styles and latent rank as the person's world."""
-    kw = {k: taste[k] for k in ("weights", "noise", "mix", "n_clusters", "rank") if k in taste}
+    kw = {k: taste[k] for k in ("weights", "noise", "mix", "n_clusters", "rank", "slope") if k in taste}
     defaults = dict(weights=(0.5, 0.3, 0.2), noise=0.5, mix=DEFAULT_MIX, n_clusters=12, rank=32)
     world = _make_world(d.embeddings.shape[1], world_seed, **{**defaults, **kw})
     return _combine(world, _taste_parts(world, d.style, d.latent), kw.get("weights", defaults["weights"]))
