@@ -111,11 +111,12 @@ def test_the_linear_fit_reaches_its_optimum_and_its_l2_shrinks_it():
     import torch
 
     from silva_model import linear
-    from silva_model.train import _Data, build_head, linear_problem
+    from silva_model.train import build_head, linear_problem
+    from silva_model.training_loop import TrainData
 
     arrays = arrays_of(150)
     cfg = TrainConfig(**FAST_TRAIN, model="linear")
-    data = _Data.of(arrays, None, torch.device("cpu"))
+    data = TrainData.of(arrays, None, torch.device("cpu"))
     head = build_head(cfg, data.x, data.y, arrays.backbone())
     problem = linear_problem(head, data, cfg)
     norms = []
