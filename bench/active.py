@@ -1,6 +1,6 @@
 """Active learning on the synthetic taste: does the rating queue beat rating at random?
 
-    uv run python bench/active.py [--quick]
+    uv run --group bench python -m bench active [--quick]
 
 A simulated rater (the planted taste plus rater noise) starts from 200 random ratings of a
 20k-image pool; each round adds 100 ratings chosen by an acquisition rule (silva_model/active.py)
@@ -21,17 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-
-from silva_model import active  # noqa: E402
-from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import ManifestArrays, content_hash  # noqa: E402
-from silva_model.metrics import spearman  # noqa: E402
-from silva_model.splits import SPLITS  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
+from bench.common import arrays_for, machine, table
+from silva_model import active
+from silva_model.head import predict
+from silva_model.metrics import spearman
+from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
-from silva_model.train_config import TrainConfig  # noqa: E402
+from silva_model.train_config import TrainConfig
 
 POOL, TEST = 20_000, 5_000
 
@@ -55,13 +51,6 @@ def make_world(seed: int) -> World:
         d.ratings[test],
         spearman(d.ratings[test], d.taste[test]),
     )
-
-
-def arrays_for(x: np.ndarray, y: np.ndarray) -> ManifestArrays:
-    """All rated rows train, with a content-hashed 15 % for epoch selection (no test split)."""
-    h = content_hash(x)
-    codes = np.where(h % np.uint64(100) < 15, SPLITS.index("val"), SPLITS.index("train")).astype(np.int8)
-    return ManifestArrays(np.ascontiguousarray(x), y.astype(np.int64), codes, _hashes=h)
 
 
 def fit(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
@@ -107,9 +96,7 @@ def from_zero(seeds: int, step: int, stop: int, cfg: TrainConfig, rho: float, ju
     judge as prior, and the ratings each needs to match random-from-scratch at `stop`."""
     import tempfile
 
-    from judges import publish_judge
-    from tastes import TASTES
-
+    from bench.tastes import TASTES, publish_judge
     from silva_model.release import load_head
 
     rule = active.DEFAULT_RULE
@@ -178,7 +165,7 @@ def mistakes(w: World, seed: int, n: int, margin: float, cfg: TrainConfig) -> li
     return [len(planted), len(listed), precision, len(hits) / len(planted), before, after]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, rounds to 600 (a few minutes)")
     p.add_argument("--seeds", type=int, default=3)
@@ -189,7 +176,7 @@ def main() -> None:
     )
     p.add_argument("--rho", type=float, default=0.6, help="--from-zero: the judge's relatedness")
     p.add_argument("--judge-ratings", type=int, default=20_000, help="--from-zero: the judge's ratings")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.from_zero:
         t0 = time.perf_counter()
         stop = 500 if a.quick else 1000

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timer, table  # noqa: E402
-from speed_common import SO400M_LAYERS, SO400M_TEXT_CONFIG, matmul_flops  # noqa: E402
-
-from silva_model.random_siglip import SO400M_VISION_CONFIG  # noqa: E402
+from bench.common import Timer, table
+from bench.speed_common import SO400M_LAYERS, SO400M_TEXT_CONFIG, matmul_flops
+from silva_model.random_siglip import SO400M_VISION_CONFIG
 
 
 def write_photos(folder: Path, n: int) -> list[Path]:
@@ -179,14 +177,53 @@ def _load_cost(model_dir: Path, vision_only: bool) -> tuple[float, float]:
     return float(seconds), float(mb)
 
 
+def _tower_memory(folder: Path) -> list[list[str]]:
+    """Parameters, load time and resident memory of the whole SigLIP against its vision tower alone."""
+    from transformers import SiglipConfig, SiglipModel, SiglipVisionModel
+
+    layers = 4  # of 27 per tower, at the real widths and vocabulary: a checkpoint this machine can write fast
+    real = SiglipConfig(
+        vision_config={**SO400M_VISION_CONFIG, "num_hidden_layers": layers},
+        text_config={**SO400M_TEXT_CONFIG, "num_hidden_layers": layers},
+    )
+    SiglipModel(real).save_pretrained(folder / "two-towers")
+    load_whole, load_vision = (
+        _load_cost(folder / "two-towers", False),
+        _load_cost(folder / "two-towers", True),
+    )
+    full = SiglipConfig(vision_config=SO400M_VISION_CONFIG, text_config=SO400M_TEXT_CONFIG)
+    with torch.device("meta"):
+        whole_params = sum(p.numel() for p in SiglipModel(full).parameters())
+        vision_params = sum(p.numel() for p in SiglipVisionModel(full.vision_config).parameters())
+    memory = [
+        [
+            "parameters, full SO400M (bf16 GB)",
+            f"{whole_params * 2 / 1e9:.2f}",
+            f"{vision_params * 2 / 1e9:.2f}",
+            f"{vision_params / whole_params:.2f}",
+        ],
+        [
+            f"load time, {layers}-layer towers (s)",
+            f"{load_whole[0]:.2f}",
+            f"{load_vision[0]:.2f}",
+            f"{load_vision[0] / load_whole[0]:.2f}",
+        ],
+        [
+            f"resident memory added, {layers}-layer towers fp32 (MB)",
+            f"{load_whole[1]:.0f}",
+            f"{load_vision[1]:.0f}",
+            f"{load_vision[1] / load_whole[1]:.2f}",
+        ],
+    ]
+    return memory
+
+
 def bench_preprocess(n_images: int, folder: Path) -> str:
     """The CPU side that feeds the tower: decode + preprocess per core for today's path (the
     image processor), the exact fast path and the JPEG draft variant; threads against processes
     at 1 and 2 workers; the draft variant's agreement with the exact path; and the memory and
     load time of the whole model against the vision tower alone."""
     from functools import partial
-
-    from transformers import SiglipConfig, SiglipModel, SiglipVisionModel
 
     from silva_model.backbone import SiglipEmbedder
     from silva_model.images import load_rgb
@@ -240,40 +277,7 @@ def bench_preprocess(n_images: int, folder: Path) -> str:
         "on your own images before opting in)"
     )
 
-    layers = 4  # of 27 per tower, at the real widths and vocabulary: a checkpoint this machine can write fast
-    real = SiglipConfig(
-        vision_config={**SO400M_VISION_CONFIG, "num_hidden_layers": layers},
-        text_config={**SO400M_TEXT_CONFIG, "num_hidden_layers": layers},
-    )
-    SiglipModel(real).save_pretrained(folder / "two-towers")
-    load_whole, load_vision = (
-        _load_cost(folder / "two-towers", False),
-        _load_cost(folder / "two-towers", True),
-    )
-    full = SiglipConfig(vision_config=SO400M_VISION_CONFIG, text_config=SO400M_TEXT_CONFIG)
-    with torch.device("meta"):
-        whole_params = sum(p.numel() for p in SiglipModel(full).parameters())
-        vision_params = sum(p.numel() for p in SiglipVisionModel(full.vision_config).parameters())
-    memory = [
-        [
-            "parameters, full SO400M (bf16 GB)",
-            f"{whole_params * 2 / 1e9:.2f}",
-            f"{vision_params * 2 / 1e9:.2f}",
-            f"{vision_params / whole_params:.2f}",
-        ],
-        [
-            f"load time, {layers}-layer towers (s)",
-            f"{load_whole[0]:.2f}",
-            f"{load_vision[0]:.2f}",
-            f"{load_vision[0] / load_whole[0]:.2f}",
-        ],
-        [
-            f"resident memory added, {layers}-layer towers fp32 (MB)",
-            f"{load_whole[1]:.0f}",
-            f"{load_vision[1]:.0f}",
-            f"{load_vision[1] / load_whole[1]:.2f}",
-        ],
-    ]
+    memory = _tower_memory(folder)
     mp = sum(_pixel_count(Path(p)) for p in paths) / len(paths) / 1e6
     return (
         f"{len(paths)} files (JPEG and PNG) of {mp:.1f} MP on average; decode + preprocess + pixel "

@@ -10,21 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Timer, evaluate, table  # noqa: E402
-from peers import (
+from bench import common
+from bench.common import Timer, evaluate, table
+from bench.peers import (
     FAMILY_METHODS,
     make_data,
     method_fn,
 )
-from tastes import TASTES  # noqa: E402
+from bench.tastes import TASTES
+from silva_model.train_config import TrainConfig
 
-from silva_model.train_config import TrainConfig  # noqa: E402
-
-# Below 1,000 ratings the rows are scored on 4,000 fresh images of the taste instead of the test
-# split (10 % of the ratings: 10 images at 100, where chance would pick the winner).
-FRESH_TEST_BELOW, FRESH_TEST = 1000, 4000
+# Up to 1,000 ratings the rows are scored on 4,000 fresh images of the taste instead of the test
+# split (10 % of the ratings: 10 images at 100, 100 at 1,000, where chance would pick the winner).
+FRESH_TEST_UPTO, FRESH_TEST = 1000, 4000
 
 
 def _family_unit(
@@ -33,8 +31,9 @@ def _family_unit(
     """One (taste, size, seed): its data once, every method on it."""
     common.DEVICE = torch.device(device)
     torch.set_num_threads(threads)
+    common.warm_up()
     name, n, seed = unit
-    data = make_data(n, seed, fresh=FRESH_TEST if n < FRESH_TEST_BELOW else 0, **TASTES[name])
+    data = make_data(n, seed, fresh=FRESH_TEST if n <= FRESH_TEST_UPTO else 0, **TASTES[name])
     out = []
     for method in methods:
         with Timer() as t:
@@ -47,7 +46,7 @@ def _family_unit(
                 method,
                 m["spearman"] / data.oracle_spearman,
                 m["qwk"] / data.oracle_qwk,
-                t.seconds,
+                t.cpu_seconds,
             )
         )
         print(f"  {name} n={n} seed={seed} {method}: {out[-1][4:]}", file=sys.stderr, flush=True)
@@ -61,11 +60,9 @@ def family(
     tastes: list[str],
     methods: tuple[str, ...] = FAMILY_METHODS,
     jobs: int = 1,
-) -> str:
-    """Every method on every taste of the family. Per size: the mean and the worst fraction of the
-    oracle over tastes x seeds, the rows each method wins and loses, and its fit time; per
-    (taste, size) row: each method's mean +- sd over seeds, the winner, and whether silva's default
-    is first or within one sd (of the winner's seeds) of first."""
+) -> list[tuple[str, int, int, str, float, float, float]]:
+    """Every method on every taste of the family: one (taste, size, seed, method, Spearman / oracle,
+    QWK / oracle, seconds) per fit, as `family_tables` and `goals` take them."""
     units = [(name, n, seed) for n in sorted(sizes) for name in tastes for seed in seeds]
     device = common.DEVICE.type
     threads = max(1, torch.get_num_threads() // jobs) if device == "cpu" else 1
@@ -78,7 +75,7 @@ def family(
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             rest = [[methods] * len(units), [cfg] * len(units), [device] * len(units), [threads] * len(units)]
             results = list(pool.map(_family_unit, units, *rest))
-    return family_tables([r for unit in results for r in unit], device)
+    return [r for unit in results for r in unit]
 
 
 FIT_LINE = re.compile(r"  (?P<taste>.+) n=(?P<n>\d+) seed=(?P<seed>\d+) (?P<method>\S+): \((?P<values>.+)\)$")
@@ -161,10 +158,64 @@ def family_tables(fits: list[tuple[str, int, int, str, float, float, float]], de
                 "worst",
                 "tastes won",
                 "tastes last",
-                f"s / fit ({device})",
+                f"CPU s / fit ({device})",
             ],
             summary,
         )
         + "\n\nSpearman / oracle per taste (mean ± sd over seeds):\n\n"
         + table(["taste", "ratings", "seeds", *methods, "best", f"{methods[0]} first or within 1 sd"], rows)
+    )
+
+
+def goals(fits: list[tuple[str, int, int, str, float, float, float]], default: str, today: str) -> str:
+    """The cold start's goals per size, from the same fits: per taste, the default's mean
+    Spearman / oracle against the best peer's (the methods not named silva), and against today's
+    default; whether it is first or within 0.005, its largest shortfall, whether it is the worst
+    method on any taste, and its fit time against today's."""
+    res: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
+    for name, n, _, method, sp, _, sec in fits:
+        res.setdefault((name, n, method), []).append((sp, sec))
+    rows = []
+    for n in sorted({f[1] for f in fits}):
+        gaps, to_today, worst, times = [], [], 0, {default: [], today: []}
+        for name in TASTES:
+            mean = {m: np.mean(v, axis=0) for (t, size, m), v in res.items() if t == name and size == n}
+            peers = [m for m in mean if not m.startswith("silva")]
+            if default not in mean or not peers:
+                continue
+            best = max(peers, key=lambda m: mean[m][0])
+            gaps.append((mean[default][0] - mean[best][0], name, best))
+            if today in mean:
+                to_today.append(mean[default][0] - mean[today][0])
+                times[today].append(mean[today][1])
+            times[default].append(mean[default][1])
+            worst += min(mean, key=lambda m: mean[m][0]) == default
+        if not gaps:
+            continue
+        short = min(gaps)
+        ratio = np.mean(times[default]) / np.mean(times[today]) if times[today] else float("nan")
+        rows.append(
+            [
+                n,
+                len(gaps),
+                float(np.mean([g for g, *_ in gaps])),
+                sum(g >= -0.005 for g, *_ in gaps),
+                f"{short[0]:+.3f} ({short[1]}, {short[2]})",
+                worst,
+                f"{np.mean(to_today):+.3f}" if to_today else "-",
+                f"{ratio:.2f}",
+            ]
+        )
+    return table(
+        [
+            "ratings",
+            "tastes",
+            f"{default} - best peer, mean",
+            "first or within 0.005",
+            "largest shortfall (taste, peer)",
+            "tastes where worst",
+            f"- {today}, mean",
+            "fit time / today's",
+        ],
+        rows,
     )

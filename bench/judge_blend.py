@@ -1,6 +1,6 @@
 """How far blending a from-scratch head with a judge can go: an upper bound for the prior.
 
-    uv run python bench/judge_blend.py [--rho 0.6] [--sizes 250 500 1000] [--seeds 0 1]
+    uv run --group bench python -m bench judge_blend [--rho 0.6] [--sizes 250 500 1000] [--seeds 0 1]
 
 For each family taste, a judge of relatedness rho (as in bench/judges.py) and the person's head
 trained from scratch on n ratings (the same people and test images as bench/judges.py) are
@@ -20,16 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-from judges import FRESH, SIZES, first_ratings, person, publish_judge, standard  # noqa: E402
-from tastes import TASTES  # noqa: E402
-
-from silva_model.head import predict  # noqa: E402
-from silva_model.metrics import spearman  # noqa: E402
-from silva_model.release import load_head  # noqa: E402
-from silva_model.train import train  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.common import machine, table
+from bench.tastes import FRESH, SIZES, TASTES, first_ratings, person, publish_judge, standard
+from silva_model.head import predict
+from silva_model.metrics import spearman
+from silva_model.release import load_head
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 
 WEIGHTS = np.linspace(0.0, 3.0, 61)
 

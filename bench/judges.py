@@ -1,6 +1,6 @@
 """A published judge as a prior, on judges of known relatedness to the person.
 
-    uv run python bench/judges.py [--quick] [--judge-ratings 20000] [--seeds 0 1]
+    uv run --group bench python -m bench judges [--quick] [--judge-ratings 20000] [--seeds 0 1]
 
 Each family taste gets public judges: second raters whose noiseless taste correlates with the
 person's at rho in {0, 0.3, 0.6, 0.9} (the person's taste mixed with an independent taste of the
@@ -22,74 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-from tastes import TASTES  # noqa: E402
-
-from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import ManifestArrays, build_manifest, to_arrays  # noqa: E402
-from silva_model.metrics import qwk, spearman  # noqa: E402
-from silva_model.release import save_pretrained  # noqa: E402
-from silva_model.synthetic import (  # noqa: E402
-    DEFAULT_MIX,
-    TasteData,
-    _combine,
-    _make_world,
-    _taste_parts,
-    make_taste_dataset,
-)
-from silva_model.train import train  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.common import machine, table
+from bench.tastes import FRESH, SIZES, TASTES, first_ratings, person, publish_judge
+from silva_model.head import predict
+from silva_model.metrics import qwk, spearman
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 
 RHOS = (0.0, 0.3, 0.6, 0.9)
-SIZES = (100, 250, 500, 1000, 3000)
-FRESH = 4000
 KINDS = ("judge alone", "from scratch", "with the judge")
-
-
-def standard(v: np.ndarray) -> np.ndarray:
-    return (v - v.mean()) / v.std()
-
-
-def person(taste: dict, seed: int, largest: int) -> TasteData:
-    """One person of the bench: `largest` ratings to train on, then FRESH test images."""
-    return make_taste_dataset(largest + FRESH, seed=seed, **taste)
-
-
-def first_ratings(d: TasteData, n: int) -> ManifestArrays:
-    """The person's first n ratings as training arrays."""
-    return to_arrays(build_manifest(d.embeddings[:n], d.ratings[:n], copy_rule=None))
-
-
-def other_taste(d: TasteData, taste: dict, world_seed: int) -> np.ndarray:
-    """An independent taste of the same family over the same images: another world's taste
-    function (its directions, style biases and slopes, non-linear part) of each image's style
-    and latent. Needs the same number of styles and latent rank as the person's world."""
-    kw = {k: taste[k] for k in ("weights", "noise", "mix", "n_clusters", "rank") if k in taste}
-    defaults = dict(weights=(0.5, 0.3, 0.2), noise=0.5, mix=DEFAULT_MIX, n_clusters=12, rank=32)
-    world = _make_world(d.embeddings.shape[1], world_seed, **{**defaults, **kw})
-    return _combine(world, _taste_parts(world, d.style, d.latent), kw.get("weights", defaults["weights"]))
-
-
-def judge_ratings(d: TasteData, taste: dict, rho: float, seed: int) -> np.ndarray:
-    """The second rater's 1-5 ratings: its taste (correlated rho with the person's on these images:
-    the other taste's chance correlation is taken out first) plus the taste's rater noise, cut into
-    the taste's rating mix."""
-    t, o = standard(d.taste), standard(other_taste(d, taste, 10_000 + seed))
-    o = standard(o - np.mean(o * t) * t)
-    mixed = rho * t + np.sqrt(1 - rho**2) * o
-    noisy = mixed + taste.get("noise", 0.5) * np.random.default_rng(seed).standard_normal(len(mixed))
-    cuts = np.quantile(noisy, np.cumsum(taste.get("mix", DEFAULT_MIX))[:-1])
-    return (1 + np.searchsorted(cuts, noisy)).astype(np.int64)
-
-
-def publish_judge(taste: dict, rho: float, n: int, cfg: TrainConfig, folder: Path) -> Path:
-    """A judge as a published head would be: silva's default on n of the second rater's ratings
-    of images the person never rates (their own sample of the taste's world)."""
-    d = make_taste_dataset(n, seed=500, **taste)
-    y = judge_ratings(d, taste, rho, seed=int(rho * 10))
-    arrays = to_arrays(build_manifest(d.embeddings, y, copy_rule=None))
-    return save_pretrained(train(arrays, cfg, progress=False).head, folder)
 
 
 def measure(

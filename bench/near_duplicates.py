@@ -42,7 +42,7 @@ def _pairwise(emb: np.ndarray, sig: np.ndarray, other_emb: np.ndarray, other_sig
     return (emb * other_emb).sum(1), np.diag(pixel_similarity(sig, other_sig))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--originals", type=int, default=300)
     p.add_argument("--backbone", help="a SigLIP save_pretrained folder (default: the tiny test one)")

@@ -1,6 +1,6 @@
 """Quality of silva's head against peer methods on synthetic personal taste.
 
-    uv run --group bench python bench/quality.py [--quick]
+    uv run --group bench python -m bench quality [--quick]
 
 Every method sees the same embeddings, the same content-hashed splits, selects on val and is
 reported on test, as a fraction of the oracle (the noiseless taste: Spearman of the taste
@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Timer, evaluate, machine, table  # noqa: E402
-from family import family, family_tables, fits_from_log
-from peers import (
+from bench import common
+from bench.common import Timer, evaluate, machine, table
+from bench.family import family, family_tables, fits_from_log, goals
+from bench.peers import (
+    COLD_METHODS,
+    COLD_SIZES,
     FAMILY_METHODS,
     METHODS,
     Data,
@@ -34,11 +35,10 @@ from peers import (
     silva,
     silva_on,
 )
-from tastes import TASTES
-
-from silva_model.metrics import level_bias, spearman  # noqa: E402
-from silva_model.pairs import Pairs  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.tastes import TASTES
+from silva_model.metrics import level_bias, spearman
+from silva_model.pairs import Pairs
+from silva_model.train_config import TrainConfig
 
 
 def compare(sizes: list[int], seeds: list[int], cfg: TrainConfig, mord_max: int) -> str:
@@ -86,7 +86,7 @@ ABLATION = [
         dict(standardize_inputs=False, threshold_init="uniform", batch_size=256, ema_epochs=0.0),
     ),
     ("+ input standardisation", dict(batch_size=256, threshold_init="uniform", ema_epochs=0.0)),
-    ("+ thresholds from the train prior", dict(batch_size=256, ema_epochs=0.0)),
+    ("+ thresholds from the train split's class rates", dict(batch_size=256, ema_epochs=0.0)),
     ("+ batch 512", dict(ema_epochs=0.0)),
     ("+ EMA of the weights over one epoch (silva default)", dict()),
     ("+ per-threshold class balancing (optional)", dict(class_balance=True)),
@@ -193,7 +193,7 @@ def per_level_bias(n: int, seed: int, cfg: TrainConfig) -> str:
     return table(["given rating", "test images", "mean expected rating", "bias"], rows)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one seed, small sizes (< 2 minutes)")
     p.add_argument(
@@ -202,6 +202,12 @@ def main() -> None:
         help="also every method on the whole family of tastes, 1k-20k ratings, 3 seeds (hours on a CPU)",
     )
     p.add_argument("--family-only", action="store_true", help="the family section alone")
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help=f"the family alone at {', '.join(map(str, COLD_SIZES))} ratings with the default, today's "
+        "MLP and the peers that lead there (mord, ridge, a plain cumulative MLP), and the goals",
+    )
     p.add_argument(
         "--pairs-only", action="store_true", help="the pairwise-judgement section alone (3,000 ratings)"
     )
@@ -217,7 +223,8 @@ def main() -> None:
         metavar="OPTIONS",
         help="also silva with these training options in the family, e.g. 'members=5;hidden=[512]'",
     )
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 6000, 20000], help="family sizes")
+    p.add_argument("--sizes", type=int, nargs="+", help="family sizes (default: 1000 3000 6000 20000)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="family seeds")
     p.add_argument(
         "--family-from-log",
         nargs="+",
@@ -231,11 +238,43 @@ def main() -> None:
     p.add_argument("--tastes", nargs="+", choices=list(TASTES), help="family tastes (default: all)")
     p.add_argument("--jobs", type=int, default=1, help="family units (taste, size, seed) run in parallel")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the torch methods train")
-    a = p.parse_args()
+    return p
+
+
+def _family_section(a: argparse.Namespace, cfg: TrainConfig) -> str:
+    """The family tables (and, with silva and today's MLP among the methods, the cold start's goals)."""
+    cold = a.cold_start
+    if a.quick:
+        sizes, seeds, tastes = [1000], [0], list(TASTES)[:2]
+    else:
+        sizes = a.sizes or list(COLD_SIZES if cold else (1000, 3000, 6000, 20000))
+        seeds, tastes = a.seeds, a.tastes or list(TASTES)
+    methods = (
+        *(a.methods or (COLD_METHODS if cold else FAMILY_METHODS)),
+        *(f"silva[{v}]" for v in a.variant),
+    )
+    fits = family(sizes, seeds, cfg, tastes, methods, a.jobs)
+    out = [f"## The family of tastes ({len(tastes)} tastes, seeds {seeds})\n", family_tables(fits, a.device)]
+    return "\n".join(out + _goals(fits))
+
+
+def _goals(fits: list) -> list[str]:
+    methods = {f[3] for f in fits}
+    if not {"silva", "silva[model=mlp]"} <= methods:
+        return []
+    return [
+        "\n### The cold start's goals (Spearman / oracle, mean over seeds per taste)\n",
+        goals(fits, "silva", "silva[model=mlp]"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = _parser().parse_args(argv)
     common.DEVICE = torch.device(a.device)
     if a.family_from_log:
         fits = [f for log in a.family_from_log for f in fits_from_log(log)]
-        print(family_tables([f for f in fits if not a.methods or f[3] in a.methods], "per log"))
+        fits = [f for f in fits if not a.methods or f[3] in a.methods]
+        print("\n".join([family_tables(fits, "per log"), *_goals(fits)]))
         return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = TrainConfig()
@@ -257,31 +296,24 @@ def main() -> None:
     )
     if a.pairs_only:
         print("## Pairwise judgements on top of 3,000 ratings (simulated, same rater noise)\n")
-        print(pairs_gain(3000, [0, 500, 2000], [0, 1, 2], a.tastes or list(TASTES), cfg), "\n")
-        print(f"total {time.perf_counter() - t0:.0f}s")
-        return
-    if a.ceiling_only:
+        print(pairs_gain(3000, [0, 500, 2000], a.seeds, a.tastes or list(TASTES), cfg), "\n")
+    elif a.ceiling_only:
         print("## How far a learner can go: the same head on the taste's own inputs (Spearman / oracle)\n")
-        print(ceiling(a.sizes, [0, 1, 2], cfg, a.tastes or list(TASTES)), "\n")
-        print(f"total {time.perf_counter() - t0:.0f}s")
-        return
-    if not a.family_only:
-        print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
-        print(compare(sizes, seeds, cfg, mord_max), "\n")
-    if a.quick or a.family or a.family_only:
-        sizes_f, seeds_f, tastes = (
-            ([1000], [0], list(TASTES)[:2]) if a.quick else (a.sizes, [0, 1, 2], a.tastes or list(TASTES))
-        )
-        methods = (*(a.methods or FAMILY_METHODS), *(f"silva[{v}]" for v in a.variant))
-        print(f"## The family of tastes ({len(tastes)} tastes, seeds {seeds_f})\n")
-        print(family(sizes_f, seeds_f, cfg, tastes, methods, a.jobs), "\n")
-    if not a.family_only:
-        print("## What each head change buys\n")
-        print(ablation(abl_n, seeds, cfg), "\n")
-        print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
-        print(per_level_bias(abl_n, seeds[0], cfg), "\n")
-        print("## Learning curve: how many images must I rate?\n")
-        print(learning_curve(curve, seeds[0], cfg), "\n")
+        print(ceiling(a.sizes or [1000, 3000, 6000, 20000], a.seeds, cfg, a.tastes or list(TASTES)), "\n")
+    else:
+        only = a.family_only or a.cold_start
+        if not only:
+            print("## Methods (test split, fraction of the oracle; mean over seeds)\n")
+            print(compare(sizes, seeds, cfg, mord_max), "\n")
+        if a.quick or a.family or only:
+            print(_family_section(a, cfg), "\n")
+        if not only:
+            print("## What each head change buys\n")
+            print(ablation(abl_n, seeds, cfg), "\n")
+            print(f"## Per-level bias at {abl_n} ratings (seed {seeds[0]})\n")
+            print(per_level_bias(abl_n, seeds[0], cfg), "\n")
+            print("## Learning curve: how many images must I rate?\n")
+            print(learning_curve(curve, seeds[0], cfg), "\n")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

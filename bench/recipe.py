@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from common import tensor
 from torch.nn import functional as F
 
+from bench.common import tensor
 from silva_model.head import predicted_class
 from silva_model.interop import SilvaScorerHead
 from silva_model.pairs import rank_loss

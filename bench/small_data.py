@@ -1,6 +1,6 @@
 """How well does a small test split measure a head, against K-fold out-of-fold metrics?
 
-    uv run python bench/small_data.py [--quick]
+    uv run --group bench python -m bench small_data [--quick]
 
 For each family taste, size and seed: silva's default head is trained on n ratings (80/10/10
 content-hashed splits) and scored on 4,000 fresh images of the same taste: that Spearman is the
@@ -15,21 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table  # noqa: E402
-from tastes import TASTES  # noqa: E402
-
-from silva_model.active import out_of_fold  # noqa: E402
-from silva_model.head import predict  # noqa: E402
-from silva_model.manifest import build_manifest, to_arrays  # noqa: E402
-from silva_model.metrics import spearman  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
-from silva_model.train import train  # noqa: E402
-from silva_model.train_config import TrainConfig  # noqa: E402
+from bench.common import table
+from bench.tastes import TASTES
+from silva_model.active import out_of_fold
+from silva_model.head import predict
+from silva_model.manifest import build_manifest, to_arrays
+from silva_model.metrics import spearman
+from silva_model.synthetic import make_taste_dataset
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
 
 FRESH = 4000
 
@@ -47,11 +44,11 @@ def one(n: int, seed: int, taste: dict) -> tuple[float, float, float, int]:
     return truth, test, spearman(arrays.scores, oof.score), len(y)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="2 tastes, 1 seed")
     p.add_argument("--sizes", type=int, nargs="+", default=[60, 120, 250, 500, 1000])
-    a = p.parse_args()
+    a = p.parse_args(argv)
     tastes = dict(list(TASTES.items())[:2]) if a.quick else TASTES
     seeds = [0] if a.quick else [0, 1]
     started = time.perf_counter()

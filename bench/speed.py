@@ -1,6 +1,6 @@
 """Speed of silva against this machine's own limits, measured in one run.
 
-    uv run python bench/speed.py [--quick]
+    uv run --group bench python -m bench speed [--quick]
 
 - training: samples/s of a head epoch vs. the matmul FLOP/s torch reaches here (a head step
   costs about 6 x parameters FLOPs per sample), and wall time of a full default training;
@@ -28,24 +28,22 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timer, machine, table  # noqa: E402
-from embedding_speed import (
+from bench.common import Timer, machine, table
+from bench.embedding_speed import (
     bench_embedding,
     bench_preprocess,
     duration,
     embedding_rate,
     write_photos,
 )
-from speed_common import SO400M_LAYERS, matmul_flops
-
-from silva_model import HeadConfig, OrdinalHead, Scorer  # noqa: E402
-from silva_model.manifest import build_manifest, load_manifest  # noqa: E402
+from bench.speed_common import SO400M_LAYERS, matmul_flops
+from silva_model import HeadConfig, OrdinalHead, Scorer
+from silva_model.manifest import build_manifest, load_manifest
 from silva_model.parquet import write_parquet
-from silva_model.random_siglip import SO400M_VISION_CONFIG  # noqa: E402
-from silva_model.synthetic import make_taste_dataset  # noqa: E402
+from silva_model.random_siglip import SO400M_VISION_CONFIG
+from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
-from silva_model.train_config import TrainConfig  # noqa: E402
+from silva_model.train_config import TrainConfig
 
 
 def bench_training(sizes: list[int], epochs: int, device: torch.device) -> str:
@@ -316,11 +314,11 @@ SECTIONS = (
 )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
     print(f"# silva speed bench{' (quick)' if a.quick else ''}\n\nmachine: {machine()}\n")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from silva_model.random_siglip import SO400M_VISION_CONFIG  # noqa: E402
+from silva_model.random_siglip import SO400M_VISION_CONFIG
 
 SO400M_LAYERS = SO400M_VISION_CONFIG["num_hidden_layers"]
 

@@ -23,6 +23,7 @@ from silva_model.head import NUM_CLASSES, OrdinalHead, predict
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
 from silva_model.metrics import bootstrap_intervals, compute_metrics, confusion_matrix, level_bias
 from silva_model.release import load_head
+from silva_model.select import describe
 from silva_model.tables import md_table
 from silva_model.train_config import TrainConfig
 
@@ -41,6 +42,7 @@ class Evaluation:
     score: np.ndarray
     y_true: np.ndarray
     pred_class: np.ndarray
+    selection: dict[str, Any] | None = None  # how the head's form was chosen (`HeadConfig.selection`)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the per-image arrays, as JSON takes it."""
@@ -63,7 +65,7 @@ def evaluate(
     if y.size == 0:
         raise ManifestError(f"split {split!r} is empty: nothing to evaluate")
     score, pred = predict(head, x)
-    return evaluation_of(split, y, score, pred)
+    return dataclasses.replace(evaluation_of(split, y, score, pred), selection=head.config.selection)
 
 
 def evaluate_out_of_fold(
@@ -177,6 +179,7 @@ def format_report(result: Evaluation) -> str:
         [
             f"### {result.split} (n = {m['n']})",
             "",
+            *([describe(result.selection), ""] if result.selection else []),
             md_table(["metric", "value", "95 % CI low", "high"], rows),
             "",
             confusion,

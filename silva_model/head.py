@@ -9,7 +9,8 @@ of every standardised dimension (`input_components`), a projection held in the w
 
 A head may start from a published judge (`prior`, see `prior.py`): the judge's latent,
 standardised on the train split, is added to the personal latent with a learned weight, and the
-judge's weights are held inside the head (frozen), so the released folder scores alone.
+judge's weights are held inside the head (frozen), so the released folder scores alone. The
+judge's module is built outside and handed in (`release.head_for`): this module knows no judge kind.
 
 The thresholds are strictly increasing *by construction* (first threshold plus cumulative
 softplus gaps), so the cumulative probabilities P(y > k) = sigmoid(f(x) - theta_k) can never
@@ -52,6 +53,9 @@ class HeadConfig:
     # the judge the personal latent is offset by: its kind, its config and where it came from
     # (source, revision, file digests); None: a head from scratch
     prior: dict[str, Any] | None = None
+    # how the head's form was chosen on inner folds of the train split (`select.py`): the choice and
+    # every candidate's out-of-fold Spearman; None: the MLP, chosen by size or by the config
+    selection: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -84,8 +88,9 @@ class HeadConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["backbone"] = self.backbone.to_dict()
-        if d["prior"] is None:
-            del d["prior"]  # a head from scratch writes the config it always did
+        for optional in ("prior", "selection"):
+            if d[optional] is None:
+                del d[optional]  # a head from scratch, as an MLP, writes the config it always did
         return d
 
     @classmethod
@@ -107,10 +112,17 @@ class OrdinalHead(nn.Module):
     dominate the first layer's pre-activations; with `input_components` they are also projected
     onto the train split's leading principal components (`input_projection`)."""
 
-    def __init__(self, config: HeadConfig | None = None) -> None:
+    def __init__(self, config: HeadConfig | None = None, judge: nn.Module | None = None) -> None:
+        """`judge`: the module of the judge `config.prior` records (built and loaded by the caller,
+        `release.head_for` or training), held frozen inside the head; None for a head from scratch."""
         super().__init__()
         self.config = config or HeadConfig()
         c = self.config
+        if (judge is None) != (c.prior is None):
+            raise ValueError(
+                "a head whose config records a prior needs its judge module, and only such a head takes "
+                f"one (prior recorded: {c.prior is not None}, judge given: {judge is not None})"
+            )
         self.mlp = MemberMLP(c.mlp_inputs, c.hidden, c.dropout, c.members)
         k = c.num_classes - 1
         self.theta_first = nn.Parameter(torch.tensor(-(k - 1) / 2.0))
@@ -124,10 +136,8 @@ class OrdinalHead(nn.Module):
         self.register_buffer("cal_latent", torch.zeros(CAL_KNOTS))
         self.register_buffer("cal_score", torch.zeros(CAL_KNOTS))
         self.register_buffer("cal_fitted", torch.zeros((), dtype=torch.bool))
-        if c.prior is not None:
-            from silva_model.prior import judge_module
-
-            self.judge = judge_module(c.prior).requires_grad_(False).eval()
+        if judge is not None:
+            self.judge = judge.requires_grad_(False).eval()
             # judge latent -> (latent - mean) * scale, from the train split; weight: learned
             self.register_buffer("judge_mean", torch.zeros(()))
             self.register_buffer("judge_scale", torch.ones(()))
@@ -154,6 +164,32 @@ class OrdinalHead(nn.Module):
         """(B,) the judge's latent, standardised on the train split."""
         return (self.judge(x).latent.float() - self.judge_mean) * self.judge_scale
 
+    @torch.no_grad()
+    def standardize_judge(self, x: torch.Tensor, batch: int = 16_384) -> torch.Tensor:
+        """Fix the judge's standardisation to its latents on these (train) embeddings; returns
+        them standardised."""
+        z = torch.cat([self.judge(x[s : s + batch]).latent.float() for s in range(0, x.shape[0], batch)])
+        self.judge_mean.copy_(z.mean())
+        self.judge_scale.copy_(1.0 / z.std().clamp_min(1e-6) if z.numel() > 1 else torch.ones(()))
+        return (z - self.judge_mean) * self.judge_scale
+
+    def judge_and_bars(self) -> list[nn.Parameter]:
+        """The judge's weight and the bars: what a one-input fit on the judge's latent sets."""
+        return [self.judge_weight, self.theta_first, self.theta_gaps]
+
+    @torch.no_grad()
+    def reweigh_parts(self, judge_weight: float, personal_scale: float, shift: float) -> None:
+        """Set the judge's weight, scale the personal part (its output layer) and move every bar
+        by `shift`: how the inner folds' mix of the two parts is baked into the weights."""
+        self.judge_weight.fill_(judge_weight)
+        self.mlp.weights[-1].mul_(personal_scale)
+        self.mlp.biases[-1].mul_(personal_scale)
+        self.theta_first.add_(shift)
+
+    def bar_parameters(self) -> torch.Tensor:
+        """(K-1,) the first bar and the gap logits, detached: `monotone_bars` of them is the bars."""
+        return torch.cat([self.theta_first.detach().reshape(1), self.theta_gaps.detach()])
+
     @property
     def num_thresholds(self) -> int:
         return self.config.num_classes - 1
@@ -164,7 +200,7 @@ class OrdinalHead(nn.Module):
 
     @torch.no_grad()
     def init_thresholds(self, cumulative_positive_rate: torch.Tensor) -> None:
-        """Place the bars where the untrained head (f(x) ~ 0) reproduces the train prior:
+        """Place the bars where the untrained head (f(x) ~ 0) reproduces the train split's class rates:
         P(y > k) = sigmoid(-theta_k)  =>  theta_k = logit(1 - p_k). Rates are clamped so
         an absent class (p_k = 0 or 1) gives a finite, still increasing threshold."""
         p = cumulative_positive_rate.double().clamp(1e-3, 1 - 1e-3)
@@ -223,11 +259,28 @@ class OrdinalHead(nn.Module):
     def calibrated(self, latent: torch.Tensor) -> torch.Tensor:
         return interpolate(latent, self.cal_latent, self.cal_score)
 
-    def _personal_members(self, x: torch.Tensor) -> torch.Tensor:
+    def mlp_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, mlp_inputs): what the MLP reads, the embeddings normalised, centred, projected and scaled."""
         h = normalize_embeddings(x) - self.input_mean
         if self.config.input_components:
             h = h @ self.input_projection
-        return self.mlp(h * self.input_scale)
+        return h * self.input_scale
+
+    def _personal_members(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.mlp_inputs(x))
+
+    @torch.no_grad()
+    def set_linear(self, weight: torch.Tensor, bars: torch.Tensor, judge_weight: float | None = None) -> None:
+        """Set a head without hidden layers to the linear fit `latent = mlp_inputs(x) @ weight
+        (+ judge_weight * judge)` with bars `monotone_bars(bars[0], bars[1:])` (`linear.py`)."""
+        if self.config.hidden or self.config.members != 1:
+            raise ValueError(f"only a one-member head without hidden layers is linear, not {self.config}")
+        self.mlp.weights[0].copy_(weight.reshape(self.mlp.weights[0].shape))
+        self.mlp.biases[0].zero_()
+        self.theta_first.copy_(bars[0])
+        self.theta_gaps.copy_(bars[1:])
+        if judge_weight is not None:
+            self.judge_weight.fill_(judge_weight)
 
     def member_latents(self, x: torch.Tensor) -> torch.Tensor:
         """(members, B): each member's latent, what training fits against the shared bars."""

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from silva_model.head import NUM_CLASSES, HeadConfig, HeadOutput, interpolate
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec
 
+SILVA_SCORER = "silva-scorer"  # the kind of judge a silva-scorer head is (`HeadConfig.prior`)
 N_CAL_KNOTS = 512
 # SigLIP2-SO400M's pooler_output, which these heads were trained on, has a norm of about 15.
 # Inputs are rescaled to it so that c·x scores exactly as x (the LayerNorm alone is invariant

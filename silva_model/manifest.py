@@ -306,7 +306,7 @@ def check_embedding_values(x: np.ndarray, pid: np.ndarray | None = None) -> None
 
 
 def validate_arrays(
-    m: ManifestArrays, required_splits: tuple[str, ...] = ("train", "val")
+    m: ManifestArrays, required_splits: tuple[str, ...] = ("train",)
 ) -> dict[str, dict[int, int]]:
     """Check values; return per-split class counts. Raises ManifestError naming rows."""
     pid = m.post_id
@@ -356,7 +356,7 @@ def _check_duplicates(m: ManifestArrays) -> None:
 def load_manifest(
     source: str | Path | pa.Table,
     dim: int | None = EMBED_DIM,
-    required_splits: tuple[str, ...] = ("train", "val"),
+    required_splits: tuple[str, ...] = ("train",),
 ) -> ManifestArrays:
     """Path or table -> validated arrays: the one entry point training and evaluation use."""
     if isinstance(source, pa.Table):

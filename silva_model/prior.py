@@ -24,26 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from silva_model.head import monotone_bars
-from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
+from silva_model.head import OrdinalHead, monotone_bars
+from silva_model.interop import SILVA_SCORER, is_silva_scorer_config
 from silva_model.loss import CumulativeBCELoss
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
+from silva_model.release import CONFIG_NAME, WEIGHTS_NAME, load_head, resolve_pretrained
 
-SILVA_SCORER = "silva-scorer"
 SILVA = "silva"
 
 
 class PriorError(ValueError):
     """The judge named as a prior cannot start this head (wrong width or backbone)."""
-
-
-def judge_module(prior: dict[str, Any]) -> nn.Module:
-    """An empty judge of the recorded shape; its weights arrive with the personal head's."""
-    from silva_model.head import HeadConfig, OrdinalHead
-
-    if prior["kind"] == SILVA_SCORER:
-        return SilvaScorerHead(prior["config"])
-    return OrdinalHead(HeadConfig.from_dict(prior["config"]))
 
 
 def _revision(folder: Path) -> str:
@@ -55,8 +46,6 @@ def load_prior(source: str, backbone: BackboneSpec, embed_dim: int) -> tuple[dic
     """The judge named by `source` (Hub id or folder), verified, and its provenance record.
     Refuses a judge that reads other embeddings than the person's: its opinion of them would be
     a number without meaning."""
-    from silva_model.release import CONFIG_NAME, WEIGHTS_NAME, load_head, resolve_pretrained
-
     folder = resolve_pretrained(source)
     judge, meta = load_head(folder)
     if judge.config.embed_dim != embed_dim:
@@ -82,22 +71,11 @@ def load_prior(source: str, backbone: BackboneSpec, embed_dim: int) -> tuple[dic
     return prior, judge
 
 
-@torch.no_grad()
-def _judge_latents(judge: nn.Module, x: torch.Tensor, batch: int = 16_384) -> torch.Tensor:
-    return torch.cat([judge(x[s : s + batch]).latent.float() for s in range(0, x.shape[0], batch)])
-
-
-def start_from_judge(head: nn.Module, judge: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Put the judge into `head` and start the head at the judge: its latent standardised on the
-    train split `x`, the weight and the bars from a one-input ordinal fit to the ratings `y`."""
-    head.judge.load_state_dict(judge.state_dict())
-    head.judge.eval()
-    z = _judge_latents(head.judge, x)
-    with torch.no_grad():
-        head.judge_mean.copy_(z.mean())
-        head.judge_scale.copy_(1.0 / z.std().clamp_min(1e-6) if z.numel() > 1 else torch.ones(()))
-    zs = ((z - head.judge_mean) * head.judge_scale).detach()
-    params = [head.judge_weight, head.theta_first, head.theta_gaps]
+def start_from_judge(head: OrdinalHead, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Start `head` at its judge: the judge's latent standardised on the train split `x`, the
+    weight and the bars from a one-input ordinal fit to the ratings `y`."""
+    zs = head.standardize_judge(x)
+    params = head.judge_and_bars()
     loss_fn = CumulativeBCELoss(head.config.num_classes).to(x.device)
     opt = torch.optim.LBFGS(params, lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
@@ -120,7 +98,7 @@ def _mix_nll(
 
 
 def fit_judge_mix(
-    head: nn.Module, out_of_fold: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor
+    head: OrdinalHead, out_of_fold: torch.Tensor, personal: torch.Tensor, judge: torch.Tensor, y: torch.Tensor
 ) -> float:
     """How much the judge counts against the personal part, fitted to out-of-fold latents of the
     train split, and set in `head`. For each train image: `out_of_fold`, the personal part of a
@@ -136,8 +114,8 @@ def fit_judge_mix(
     out_of_fold, personal, judge = (v.detach().float() for v in (out_of_fold, personal, judge))
     w = head.learned_judge_weight
     # from the weight and bars training left (the fit has one optimum; this start is near it)
-    bars = head.theta_first.detach().reshape(1), head.theta_gaps.detach()
-    p = torch.cat([torch.tensor([w, 0.0], device=bars[0].device), *bars]).requires_grad_(True)
+    bars = head.bar_parameters()
+    p = torch.cat([torch.tensor([w, 0.0], device=bars.device), bars]).requires_grad_(True)
     opt = torch.optim.LBFGS([p], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -156,9 +134,5 @@ def fit_judge_mix(
     before = w * judge + personal
     after = weight * judge + scale * personal
     spread = float(before.std() / after.std().clamp_min(1e-12)) if len(after) > 1 else 1.0
-    with torch.no_grad():
-        head.judge_weight.fill_(spread * weight)
-        head.mlp.weights[-1].mul_(spread * scale)
-        head.mlp.biases[-1].mul_(spread * scale)
-        head.theta_first.add_(float((spread * after).mean() - before.mean()))
+    head.reweigh_parts(spread * weight, spread * scale, float((spread * after).mean() - before.mean()))
     return spread * scale

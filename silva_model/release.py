@@ -25,8 +25,9 @@ from safetensors.torch import load_file, save_file
 
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.head import CALIBRATION_KEYS, HeadConfig, OrdinalHead
-from silva_model.interop import SilvaScorerHead, is_silva_scorer_config
+from silva_model.interop import SILVA_SCORER, SilvaScorerHead, is_silva_scorer_config
 from silva_model.provenance import sha256_file
+from silva_model.select import describe
 from silva_model.tables import md_table
 from silva_model.train_config import TrainConfig
 
@@ -37,6 +38,19 @@ BEST_WEIGHTS = "best.safetensors"
 BEST_META = "best.json"
 RELEASE_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 FORMAT = "silva-ordinal-head"
+
+
+def head_for(config: HeadConfig) -> OrdinalHead:
+    """An empty head of this config, with an empty judge of the kind its `prior` records: the
+    judge's weights arrive with the head's own (`judge.*` in its safetensors)."""
+    if config.prior is None:
+        return OrdinalHead(config)
+    prior = config.prior
+    if prior["kind"] == SILVA_SCORER:
+        judge: torch.nn.Module = SilvaScorerHead(prior["config"])
+    else:
+        judge = head_for(HeadConfig.from_dict(prior["config"]))
+    return OrdinalHead(config, judge=judge)
 
 
 class IntegrityError(ValueError):
@@ -94,7 +108,8 @@ def _prior_section(prior: dict[str, Any] | None, weight: float | None) -> str:
     return "\n".join(lines)
 
 
-def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> str:
+def _evaluation_table(config: dict[str, Any]) -> str:
+    """The metrics recorded with the release, one row per split, with Spearman's interval."""
     metrics, intervals = config.get("metrics") or {}, config.get("intervals") or {}
     keys = ("n", "spearman", "pearson", "qwk", "mae", "rmse", "top5_precision")
 
@@ -107,18 +122,32 @@ def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> st
         if isinstance(m, dict):
             n, rho, *rest = (m.get(k, float("nan")) for k in keys)
             rows.append([split, n, rho, ci(split), *rest])
-    headers = [
-        "split",
-        "n",
-        "Spearman",
-        "Spearman 95 % CI",
-        "Pearson",
-        "QWK",
-        "MAE",
-        "RMSE",
-        "Top-5 % precision",
-    ]
-    table = md_table(headers, rows) if rows else "No evaluation was recorded for this head."
+    headers = ["split", "n", "Spearman", "Spearman 95 % CI", "Pearson", "QWK", "MAE", "RMSE"]
+    return (
+        md_table([*headers, "Top-5 % precision"], rows)
+        if rows
+        else "No evaluation was recorded for this head."
+    )
+
+
+def _training_lines(config: dict[str, Any]) -> str:
+    """What the defaults chose by size, and how the head's form was chosen on inner folds."""
+    data, training = config.get("data") or {}, config.get("training") or {}
+    chosen = ", ".join(f"{k} = {v}" for k, v in sorted((training.get("chosen_by_size") or {}).items()))
+    lines = []
+    if chosen:
+        lines += [
+            f"- Options the defaults choose by size, as chosen for {data.get('n_train', 'its')} train "
+            f"ratings: {chosen}.",
+            f"- The whole training config: `training.config` in `{CONFIG_NAME}`.",
+        ]
+    selection = config["head_config"].get("selection")
+    if selection:
+        lines.append(f"- {describe(selection)} Every candidate's score: `head_config.selection`.")
+    return "\n".join(lines) or "- not recorded"
+
+
+def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> str:
     hc = config["head_config"]
     head_config = HeadConfig.from_dict(hc)
     mlp = " -> ".join(str(w) for w in [head_config.mlp_inputs, *head_config.hidden])
@@ -126,14 +155,6 @@ def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> st
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
     data_lines = "\n".join(f"- {k}: {v}" for k, v in sorted(data.items())) or "- not recorded"
-    training = config.get("training") or {}
-    chosen = ", ".join(f"{k} = {v}" for k, v in sorted((training.get("chosen_by_size") or {}).items()))
-    training_lines = (
-        f"- Options the defaults choose by size, as chosen for {data.get('n_train', 'its')} train "
-        f"ratings: {chosen}.\n- The whole training config: `training.config` in `{CONFIG_NAME}`."
-        if chosen
-        else "- not recorded"
-    )
     return f"""---
 library_name: silva
 base_model: {backbone}
@@ -166,7 +187,7 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 ## Evaluation
 
-{table}
+{_evaluation_table(config)}
 
 ## Training data
 
@@ -174,7 +195,7 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 
 ## Training
 
-{training_lines}
+{_training_lines(config)}
 
 ## Prior
 
@@ -251,7 +272,7 @@ def load_head(
         if is_silva_scorer_config(meta):
             head: OrdinalHead | SilvaScorerHead = SilvaScorerHead(meta)
         else:
-            head = OrdinalHead(HeadConfig.from_dict(meta["head_config"]))
+            head = head_for(HeadConfig.from_dict(meta["head_config"]))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{meta_path} is not a silva head configuration: {e}") from e
     if verify:

@@ -58,6 +58,7 @@ class _World:
     q_nl: np.ndarray
     part_stats: np.ndarray
     cuts: np.ndarray
+    slope: float = 0.7  # how much each style tilts the latent's linear part (0: a style is a bias)
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -72,7 +73,7 @@ def _latents(world: _World, n: int, rng: np.random.Generator) -> tuple[np.ndarra
 
 def _taste_parts(world: _World, c: np.ndarray, z: np.ndarray) -> np.ndarray:
     lin = z @ world.v_lin
-    clus = world.cluster_bias[c] + 0.7 * np.einsum("nr,nr->n", z, world.cluster_slope[c])
+    clus = world.cluster_bias[c] + world.slope * np.einsum("nr,nr->n", z, world.cluster_slope[c])
     nonlin = _nonlinear_terms(world, z) @ np.array([1.0, 0.5])
     return np.stack([lin, clus, nonlin], axis=1)
 
@@ -91,6 +92,7 @@ def _make_world(
     mix: tuple[float, ...],
     n_clusters: int,
     rank: int,
+    slope: float = 0.7,
 ) -> _World:
     rng = np.random.default_rng(world_seed)
     cluster_p = rng.dirichlet(np.full(n_clusters, 2.0))
@@ -106,6 +108,7 @@ def _make_world(
         q_nl=_unit(rng.standard_normal(rank)),
         part_stats=np.zeros((2, 3)),
         cuts=np.zeros(len(mix) - 1),
+        slope=slope,
     )
     c, z = _latents(w, 200_000, rng)
     parts = _taste_parts(w, c, z)
@@ -132,10 +135,13 @@ def make_taste_dataset(
     mix: tuple[float, ...] = DEFAULT_MIX,
     n_clusters: int = 12,
     rank: int = 32,
+    slope: float = 0.7,
 ) -> TasteData:
     """n rated embeddings. `weights`: variance shares of the linear, cluster and non-linear
-    parts of the taste; `noise`: rater noise sd relative to the taste's unit sd."""
-    world = _make_world(dim, world_seed, weights, noise, mix, n_clusters, rank)
+    parts of the taste; `noise`: rater noise sd relative to the taste's unit sd; `slope`: how much
+    a style tilts the taste (0: the cluster part is a bias per style, and a linear model of the
+    embedding can hold the whole taste when the non-linear share is 0 too)."""
+    world = _make_world(dim, world_seed, weights, noise, mix, n_clusters, rank, slope)
     rng = np.random.default_rng([world_seed, seed])
     c, z = _latents(world, n, rng)
     taste = _combine(world, _taste_parts(world, c, z), weights)

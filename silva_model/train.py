@@ -4,6 +4,8 @@ Embeddings are held as one tensor on the training device and mini-batches are ga
 index, with no per-sample Dataset: at 1152 floats a row, 100k ratings are 460 MB and an epoch
 is a handful of large matmuls. The best epoch by validation Spearman is written atomically as
 `best.safetensors` + `best.json` whenever it improves, so an interrupted run keeps its best.
+Below `select_below` train ratings the head's form (MLP or linear) is chosen on inner folds of
+the train split first (`select.py`); a manifest without val rows is trained the same way.
 
     python -m silva_model.train --manifest manifest.parquet --config train.yaml --out runs/a
 """
@@ -11,13 +13,10 @@ is a handful of large matmuls. The best epoch by validation Spearman is written 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import math
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,25 +26,26 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
+from silva_model import linear, select
 from silva_model.devices import resolve_device
 from silva_model.head import NUM_CLASSES, HeadConfig, OrdinalHead, normalize_embeddings, predict
-from silva_model.loss import CumulativeBCELoss, class_counts, warn_missing_classes
+from silva_model.loss import class_counts, warn_missing_classes
 from silva_model.manifest import SPLITS, ManifestArrays, load_manifest
-from silva_model.metrics import compute_metrics
-from silva_model.pairs import Pairs, manifest_keys, pair_loss, rank_loss, read_pairs
+from silva_model.pairs import Pairs, manifest_keys, read_pairs
 from silva_model.prior import fit_judge_mix, load_prior, start_from_judge
 from silva_model.provenance import BackboneSpec
 from silva_model.release import TrainedHead
 from silva_model.train_args import add_train_args
 from silva_model.train_config import TrainConfig
+from silva_model.training_loop import EpochCallback, TrainData, fit_mlp, seed_everything
 
 
 @dataclass
 class TrainResult:
     head: OrdinalHead
-    best_epoch: int
+    best_epoch: int  # 0: a linear head, fitted to convergence rather than by epochs
     best_metrics: dict[str, float]
-    config: TrainConfig
+    config: TrainConfig  # the config that trains this head again: with a choice made, that choice fixed
     manifest_fingerprint: str
     n_train: int
     n_val: int
@@ -53,6 +53,11 @@ class TrainResult:
     checkpoint_dir: Path | None = None
     seconds: float = 0.0
     personal_scale: float | None = None  # with a prior: the personal part's weight from the inner folds
+
+    @property
+    def selection(self) -> dict[str, Any] | None:
+        """How the head's form was chosen on inner folds (`select.py`); None: not chosen."""
+        return self.head.config.selection
 
     def trained_head(self, tracking: dict[str, str] | None = None) -> TrainedHead:
         return TrainedHead(
@@ -68,32 +73,31 @@ class TrainResult:
         )
 
 
-EpochCallback = Callable[[dict[str, float]], None]
-
-
-def _seed_everything(seed: int) -> torch.Generator:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    return torch.Generator().manual_seed(seed)
-
-
 def build_head(
-    config: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, backbone: BackboneSpec
+    config: TrainConfig,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    backbone: BackboneSpec,
+    selection: dict[str, Any] | None = None,
 ) -> OrdinalHead:
     """A fresh head whose input statistics and thresholds come from the train split, and which
-    records the backbone its training embeddings came from (and its judge, with a prior)."""
+    records the backbone its training embeddings came from (its judge, with a prior, and how its
+    form was chosen). A linear head is one member without hidden layers."""
     prior, judge = load_prior(config.prior, backbone, x_train.shape[1]) if config.prior else (None, None)
+    is_linear = config.model == select.LINEAR
     head = OrdinalHead(
         HeadConfig(
             embed_dim=x_train.shape[1],
-            hidden=config.hidden,
+            hidden=() if is_linear else config.hidden,
             dropout=config.dropout,
             num_classes=NUM_CLASSES,
-            members=config.members,
+            members=1 if is_linear else config.members,
             input_components=config.components_for(*x_train.shape),
             backbone=backbone,
             prior=prior,
-        )
+            selection=selection,
+        ),
+        judge=judge,
     ).to(x_train.device)
     if head.config.input_components:
         head.fit_input_projection(x_train)
@@ -101,11 +105,29 @@ def build_head(
         xn = normalize_embeddings(x_train)
         head.set_input_stats(xn.mean(0), xn.std(0))
     if judge is not None:
-        start_from_judge(head, judge.to(x_train.device), x_train, y_train)
-    elif config.threshold_init == "prior":
+        start_from_judge(head, x_train, y_train)
+    elif config.threshold_init == "class_rates":
         counts = class_counts(y_train.cpu(), NUM_CLASSES).double()
         head.init_thresholds(1 - torch.cumsum(counts, 0)[:-1] / counts.sum())
     return head
+
+
+def linear_problem(head: OrdinalHead, data: TrainData, config: TrainConfig) -> linear.LinearProblem:
+    """The linear fit of `head`'s inputs on the train split, with the pairs training would use."""
+    if data.pairs is None:
+        return linear.LinearProblem.of(head, data.x, data.y)
+    with torch.no_grad():
+        pair_h = head.mlp_inputs(data.xp).double()
+        pair_judge = head.judge_input(data.xp).double() if head.has_judge else None
+    return linear.LinearProblem.of(
+        head,
+        data.x,
+        data.y,
+        pair_h=pair_h,
+        pair_judge=pair_judge,
+        pairs=data.pairs,
+        pair_weight=config.pair_weight,
+    )
 
 
 MIN_FOLD_ROWS = 10  # fewer train rows per inner fold than this, and the judge keeps its learned weight
@@ -146,6 +168,24 @@ def weigh_judge_by_folds(
     return fit_judge_mix(head, out_of_fold, personal, judge, y)
 
 
+def _resolve(
+    arrays: ManifestArrays, config: TrainConfig, data: TrainData, pairs: Pairs | None
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The config with the head's form fixed, and how it was chosen (None: nothing was folded)."""
+    n = data.x.shape[0]
+    if not select.needs_folds(config, n, bool(len(data.yv))):
+        return config, None
+
+    def problem() -> tuple[linear.LinearProblem, torch.Tensor]:
+        probe = build_head(
+            dataclasses.replace(config, model=select.LINEAR), data.x, data.y, arrays.backbone()
+        )
+        return linear_problem(probe, data, config), linear.start(probe)
+
+    fixed, selection = select.choose(arrays, config, pairs, problem, train)
+    return fixed, selection.record()
+
+
 def train(
     manifest: str | Path | pa.Table | ManifestArrays,
     config: TrainConfig | None = None,
@@ -154,151 +194,64 @@ def train(
     on_epoch: EpochCallback | None = None,
     pairs: Pairs | None = None,
 ) -> TrainResult:
-    """Train on the manifest's train split, select on val; returns the best head (loaded).
-    `pairs` (manifest row indices) add a Bradley-Terry loss over those with both images in train."""
+    """Train on the manifest's train split, select on val (or, without val rows, on inner folds
+    of the train split); returns the best head (loaded). `pairs` (manifest row indices) add a
+    Bradley-Terry loss over those with both images in train."""
     config = config or TrainConfig()
     t0 = time.perf_counter()
     arrays = manifest if isinstance(manifest, ManifestArrays) else load_manifest(manifest, dim=None)
     device = resolve_device(config.device)
-    gen = _seed_everything(config.seed)
-
-    x_np, y_np = arrays.subset("train")
-    xv_np, yv_np = arrays.subset("val")
-    x = torch.from_numpy(x_np).to(device)
-    y = torch.from_numpy(y_np).to(device)
-    xv = torch.from_numpy(xv_np).to(device)
-    train_pairs = (
-        pairs.within(np.flatnonzero(arrays.mask("train")), len(arrays)) if pairs is not None else None
-    )
-    if train_pairs is not None and len(train_pairs) == 0:
-        warnings.warn(f"none of the {len(pairs)} pairs has both images in the train split", stacklevel=2)
-        train_pairs = None
-    if train_pairs is not None:
-        pa_, pb_, po_, pw_ = (
-            torch.from_numpy(v).to(device)
-            for v in (train_pairs.a, train_pairs.b, train_pairs.outcome, train_pairs.weight)
-        )
-        xp = x  # the images pairs name: the train rows, then the judged images no rating has
-        if train_pairs.extra is not None:
-            xp = torch.cat(
-                [x, torch.from_numpy(np.ascontiguousarray(train_pairs.extra, np.float32)).to(device)]
-            )
-        pair_batch = math.ceil(len(train_pairs) / math.ceil(x.shape[0] / config.batch_size))  # once an epoch
-        pair_share = config.pair_weight * len(train_pairs) / x.shape[0]
-
-    head = build_head(config, x, y, arrays.backbone()).to(device)
-    if config.class_balance:
-        loss_fn = CumulativeBCELoss.balanced(y.cpu()).to(device)  # warns about missing ratings itself
-    else:
-        warn_missing_classes(y.cpu())
-        loss_fn = CumulativeBCELoss().to(device)
-    trainable = [p for p in head.parameters() if p.requires_grad]  # not a judge's
-    opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    rank_weight = config.rank_weight_for(x.shape[0])
-    steps_per_epoch = math.ceil(x.shape[0] / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    warmup = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
-    ema = None
-    if config.ema_epochs > 0:
-        decay = 1.0 - 1.0 / max(1.0, config.ema_epochs * steps_per_epoch)
-        ema = torch.optim.swa_utils.AveragedModel(
-            head, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
-        )
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
+    data = TrainData.of(arrays, pairs, device)
+    config, selection = _resolve(arrays, config, data, pairs)
+    gen = seed_everything(config.seed)
     fingerprint = arrays.fingerprint()
+    head = build_head(config, data.x, data.y, arrays.backbone(), selection).to(device)
 
     def write_checkpoint(model: OrdinalHead, epoch: int, metrics: dict[str, float]) -> None:
         """best.safetensors + best.json whenever the best improves, so an interrupted run keeps it."""
         if out_dir is not None:
-            TrainedHead(model, epoch, metrics, config, fingerprint, int(x.shape[0]), int(xv.shape[0])).save(
-                out_dir
-            )
+            n_train, n_val = int(data.x.shape[0]), len(data.yv)
+            TrainedHead(model, epoch, metrics, config, fingerprint, n_train, n_val).save(out_dir)
 
-    best: dict[str, Any] = {"epoch": -1, "metrics": {"spearman": -math.inf}, "state": None}
     history: list[dict[str, float]] = []
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress, file=sys.stderr)
-    for epoch in bar:
-        head.train()
-        perm = torch.randperm(x.shape[0], generator=gen).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for s in range(0, x.shape[0], config.batch_size):
-            idx = perm[s : s + config.batch_size]
-            with amp:
-                latents = head.member_latents(x[idx])
-            # each member fits the bars on its own; they share only the bars
-            member_logits = latents.float().unsqueeze(-1) - head.thresholds()
-            loss = loss_fn(member_logits.flatten(0, 1), y[idx].repeat(config.members))
-            if rank_weight > 0:
-                loss = loss + rank_weight * rank_loss(latents.float(), y[idx])
-            if train_pairs is not None:
-                j = torch.randint(len(train_pairs), (pair_batch,), generator=gen).to(device)
-                with amp:
-                    fa, fb = head.member_latents(xp[pa_[j]]), head.member_latents(xp[pb_[j]])
-                # a judgement weighs like one rating: the pair mean is scaled by pairs per rating
-                loss = loss + pair_share * pair_loss(fa.float(), fb.float(), po_[j], pw_[j])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(head)
-            loss_sum += loss.detach() * idx.numel()
-        model = ema.module if ema is not None else head
-        score, pred = predict(model, xv)
-        metrics = compute_metrics(yv_np, score, pred)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(loss_sum) / x.shape[0],
-            **{f"val_{k}": v for k, v in metrics.items()},
-        }
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if metrics["spearman"] > best["metrics"]["spearman"]:
-            best = {
-                "epoch": epoch,
-                "metrics": metrics,
-                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            }
-            write_checkpoint(model, epoch, metrics)
-        bar.set_postfix(
-            loss=f"{record['train_loss']:.4f}", val_spearman=f"{metrics['spearman']:.3f}", best=best["epoch"]
-        )
-    head.load_state_dict(best["state"])
+    if config.model == select.LINEAR:
+        warn_missing_classes(data.y.cpu())
+        l2 = linear.DEFAULT_L2 if config.linear_l2 == -1 else config.linear_l2
+        linear.fit_head(head, linear_problem(head, data, config), l2)
+        best_epoch = 0
+    else:
+        best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
     head.eval()
     personal_scale = None
-    if head.has_judge and config.judge_folds:
+    if head.has_judge and config.judge_folds and config.model != select.LINEAR:
         personal_scale = weigh_judge_by_folds(arrays, config, pairs, head, progress)
     if config.calibrate:
         with torch.no_grad():
+            x = data.x
             head.fit_calibration(
-                torch.cat([head.latent(x[s : s + 16384]) for s in range(0, x.shape[0], 16384)]), y
+                torch.cat([head.latent(x[s : s + 16384]) for s in range(0, len(x), 16384)]), data.y
             )
-    score_v, pred_v = predict(head, xv)
-    if config.calibrate or personal_scale is not None:
-        best["metrics"] = compute_metrics(yv_np, score_v, pred_v)
-        write_checkpoint(head, best["epoch"], best["metrics"])
-    if xv.shape[0] > 1 and float(np.std(score_v)) < 1e-6:
+    metrics = data.val_metrics(head)
+    write_checkpoint(head, best_epoch, metrics)
+    if len(data.yv) > 1 and float(np.std(predict(head, data.xv)[0])) < 1e-6:
         warnings.warn(
             "the trained head gives every validation image the same score: check the embeddings "
             "(a constant or degenerate column, or rows from another backbone)",
             stacklevel=2,
         )
+    seconds = time.perf_counter() - t0
+    n_train, n_val = int(data.x.shape[0]), len(data.yv)
     return TrainResult(
         head,
-        best["epoch"],
-        best["metrics"],
+        best_epoch,
+        metrics,
         config,
         fingerprint,
-        int(x.shape[0]),
-        int(xv.shape[0]),
+        n_train,
+        n_val,
         history,
         Path(out_dir) if out_dir is not None else None,
-        time.perf_counter() - t0,
+        seconds,
         personal_scale,
     )
 
@@ -322,10 +275,13 @@ def train_from_args(a: argparse.Namespace) -> int:
             else ""
         )
         print(f"judge {cfg.prior}: learned weight {res.head.learned_judge_weight:.3f}{folds}")
+    epoch = f"best epoch {res.best_epoch}/{res.config.epochs}" if res.best_epoch else "linear head"
     print(
-        f"best epoch {res.best_epoch}/{cfg.epochs}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
+        f"{epoch}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
         f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
     )
+    if res.selection:
+        print(select.describe(res.selection))
     return 0
 
 

@@ -22,6 +22,11 @@ AUTO_COMPONENTS_FROM = 10_000
 # at 4,800 (the README's "small sizes"); auto turns it on below this many train ratings.
 AUTO_RANK_WEIGHT = 1.0
 AUTO_RANK_BELOW = 4_000
+# Below this many train ratings `model: auto` fits its candidates on inner folds of the train split
+# and keeps the best (select.py; docs/benchmarks.md, "The cold start").
+SELECT_BELOW = 2_000
+# `threshold_init` once said `prior`; checkpoints that say so still load.
+OLD_NAMES = {("threshold_init", "prior"): "class_rates"}
 
 
 def option_variable(name: str) -> str:
@@ -104,8 +109,9 @@ class TrainConfig:
         f"dimension; -1 = auto ({AUTO_COMPONENTS} from {AUTO_COMPONENTS_FROM:,} train ratings, else 0)",
     )
     ema_epochs: float = _opt(1.0, "span in epochs of the weight EMA that is evaluated and kept; 0 = off")
-    threshold_init: Literal["prior", "uniform"] = _opt(
-        "prior", "prior: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5"
+    threshold_init: Literal["class_rates", "uniform"] = _opt(
+        "class_rates",
+        "class_rates: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5",
     )
     rank_weight: float = _opt(
         -1.0,
@@ -124,16 +130,38 @@ class TrainConfig:
         "those out-of-fold latents fit how much the judge and the personal part count; 0: the judge's "
         "weight as learned in training alone",
     )
+    model: Literal["auto", "mlp", "linear"] = _opt(
+        "auto",
+        "the head's form: mlp (hidden widths), linear (a convex ordinal linear head fitted to convergence), "
+        "or auto: below select_below train ratings the one with the better inner-fold Spearman, else mlp",
+    )
+    select_below: int = _opt(
+        SELECT_BELOW, "model auto: below this many train ratings the candidates are compared on inner folds"
+    )
+    select_folds: int = _opt(
+        3,
+        "inner folds of the train split that choose the head's form (model auto), a linear head's L2 "
+        "and, with no val rows, the MLP's epochs; 0: none, the options as given (a chosen head's config)",
+    )
+    linear_l2: float = _opt(
+        -1.0, "L2 of the linear head, as mord's alpha on standardised inputs; -1 = from the inner folds"
+    )
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
     def __post_init__(self) -> None:
+        for (name, old), new in OLD_NAMES.items():
+            if getattr(self, name) == old:
+                setattr(self, name, new)
         for name, hint in get_type_hints(TrainConfig).items():
             setattr(self, name, _typed(name, hint, getattr(self, name)))
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.members < 1:
             raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
-        if self.judge_folds < 0 or self.judge_folds == 1:
-            raise ValueError(f"judge_folds must be 0 (off) or 2 or more, got {self.judge_folds}")
+        for name in ("judge_folds", "select_folds"):
+            if getattr(self, name) < 0 or getattr(self, name) == 1:
+                raise ValueError(f"{name} must be 0 (off) or 2 or more, got {getattr(self, name)}")
+        if self.linear_l2 <= 0 and self.linear_l2 != -1:
+            raise ValueError(f"linear_l2 must be -1 (from the inner folds) or positive, got {self.linear_l2}")
         if self.rank_weight < 0 and self.rank_weight != -1:
             raise ValueError(f"rank_weight must be -1 (auto), 0 or more, got {self.rank_weight}")
         if self.input_components < -1:
@@ -191,10 +219,15 @@ class TrainConfig:
             return AUTO_RANK_WEIGHT if n_train < AUTO_RANK_BELOW else 0.0
         return self.rank_weight
 
-    def chosen_by_size(self, n_train: int, dim: int) -> dict[str, float | int]:
+    def selects(self, n_train: int) -> bool:
+        """Whether a head trained on `n_train` rows has its form chosen on inner folds."""
+        return self.model == "auto" and self.select_folds > 0 and n_train < self.select_below
+
+    def chosen_by_size(self, n_train: int, dim: int) -> dict[str, float | int | str]:
         """What the size-dependent options come to for this many `dim`-d train rows (for the
         model card: the same config trains a different head at 500 and at 20,000 ratings)."""
         return {
             "input_components": self.components_for(n_train, dim),
             "rank_weight": self.rank_weight_for(n_train),
+            "model": self.model if self.model != "auto" or self.selects(n_train) else "mlp",
         }

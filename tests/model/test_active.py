@@ -19,7 +19,9 @@ def test_out_of_fold_predictions_never_see_their_own_rows():
     d = make_taste_dataset(600, dim=64, seed=3)
     noise = np.random.default_rng(0).integers(1, 6, 600)
     arrays = to_arrays(build_manifest(d.embeddings, noise, dim=64), dim=64)
-    cfg = TrainConfig(epochs=30, hidden=(128,), batch_size=64, device="cpu", weight_decay=0.0, lr=3e-3)
+    cfg = TrainConfig(
+        epochs=30, hidden=(128,), batch_size=64, device="cpu", weight_decay=0.0, lr=3e-3, model="mlp"
+    )
     oof = active.out_of_fold(arrays, cfg, folds=5)
     fitted = train(arrays, cfg, progress=False).head
     in_sample = active.expected_from_probs(active.class_probabilities(fitted, arrays.embeddings))

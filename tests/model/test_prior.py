@@ -15,7 +15,7 @@ from silva_model.manifest import build_manifest, to_arrays
 from silva_model.metrics import spearman
 from silva_model.prior import PriorError, fit_judge_mix
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, sha256_file
-from silva_model.release import IntegrityError, load_head, save_pretrained
+from silva_model.release import IntegrityError, head_for, load_head, save_pretrained
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import main as train_main
 from silva_model.train import train
@@ -84,12 +84,13 @@ def test_a_related_judge_lifts_a_small_head_and_an_unrelated_one_gets_little_wei
     tmp_path, silva_judge, fresh
 ):
     person = arrays_of(80, seed=3)
-    scratch = train(person, TrainConfig(**FAST_TRAIN), progress=False).head
-    judged = train(person, TrainConfig(**FAST_TRAIN, prior=str(silva_judge)), progress=False).head
+    mlp = dict(FAST_TRAIN, model="mlp")  # the MLP's judge weighting (a linear head's: test_select.py)
+    scratch = train(person, TrainConfig(**mlp), progress=False).head
+    judged = train(person, TrainConfig(**mlp, prior=str(silva_judge)), progress=False).head
     other = train(arrays_of(3000, seed=1, world_seed=77), TrainConfig(**FAST_TRAIN), progress=False).head
     unrelated = train(
         person,
-        TrainConfig(**FAST_TRAIN, prior=str(save_pretrained(other, tmp_path / "other"))),
+        TrainConfig(**mlp, prior=str(save_pretrained(other, tmp_path / "other"))),
         progress=False,
     ).head
 
@@ -103,7 +104,7 @@ def test_a_related_judge_lifts_a_small_head_and_an_unrelated_one_gets_little_wei
 
 def _judged_head() -> OrdinalHead:
     judge = HeadConfig(embed_dim=DIM, hidden=(8,)).to_dict()
-    return OrdinalHead(HeadConfig(embed_dim=DIM, hidden=(8,), prior={"kind": "silva", "config": judge}))
+    return head_for(HeadConfig(embed_dim=DIM, hidden=(8,), prior={"kind": "silva", "config": judge}))
 
 
 @pytest.mark.parametrize("truth", ["judge", "personal"])
@@ -129,7 +130,7 @@ def test_the_out_of_fold_fit_weighs_the_part_that_predicts_the_ratings(truth):
 
 
 def test_the_inner_folds_weigh_the_judge_and_a_tiny_train_split_keeps_its_learned_weight(silva_judge):
-    judged = TrainConfig(**FAST_TRAIN, prior=str(silva_judge))
+    judged = TrainConfig(**FAST_TRAIN, model="mlp", prior=str(silva_judge))
     res = train(arrays_of(200, seed=3), judged, progress=False)
     assert res.personal_scale is not None and res.personal_scale >= 0
     assert train(arrays_of(200, seed=3), TrainConfig(**FAST_TRAIN), progress=False).personal_scale is None

@@ -152,7 +152,7 @@ def test_auto_rank_weight_follows_the_train_size():
     assert auto.rank_weight_for(train_mod.AUTO_RANK_BELOW) == 0.0
     assert TrainConfig(rank_weight=0).rank_weight_for(100) == 0.0
     assert TrainConfig(rank_weight=0.3).rank_weight_for(50_000) == 0.3
-    assert auto.chosen_by_size(200, 1152) == {"input_components": 0, "rank_weight": 1.0}
+    assert auto.chosen_by_size(200, 1152) == {"input_components": 0, "rank_weight": 1.0, "model": "auto"}
     with pytest.raises(ValueError, match="rank_weight"):
         TrainConfig(rank_weight=-0.5)
 

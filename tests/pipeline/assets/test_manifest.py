@@ -26,10 +26,10 @@ from silva_model.splits import groups_across_splits
 
 def test_failed_blocking_check_stops_training(tiny_backbone, tmp_path):
     csv = make_ratings_file(tmp_path / "rated", 30)
-    cfg = {"ops": {**FAST_HEAD["ops"], "manifest": {"config": {"val_fraction": 0.0, "test_fraction": 0.2}}}}
+    cfg = {"ops": {**FAST_HEAD["ops"], "manifest": {"config": {"val_fraction": 0.5, "test_fraction": 0.5}}}}
     r = run(resources(tiny_backbone, kind="file", path=str(csv)), run_config=cfg)
     c = checks(r)
-    assert not c["contract"].passed and "['val'] are empty" in c["contract"].description
+    assert not c["contract"].passed and "['train'] are empty" in c["contract"].description
     assert not r.success
     assert r.asset_materializations_for_node("head") == []
 

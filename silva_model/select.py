@@ -1,0 +1,148 @@
+"""The cold start: at a few hundred ratings, the person's own ratings choose the head's form.
+
+No model class wins at every taste with few ratings: a linear ordinal model leads on some, the
+MLP on others (docs/benchmarks.md, "The cold start"). So below `select_below` train ratings
+(`model: auto`) each candidate is fitted on inner folds of the train split and scored on the fold
+it did not see: a convex ordinal linear head (`linear.py`, its L2 from the folds) and the MLP head
+(its epoch from the folds). The one with the higher mean held-out Spearman trains on the whole
+train split, as one ordinary head. The same folds choose the MLP's epochs when the manifest has no
+val rows, whatever the model.
+
+The choice and every candidate's score travel in the head's config (`HeadConfig.selection`), so
+`config.json`, the model card and the evaluation report show them. The training config returned
+fixes the choice (`select_folds: 0`): heads trained again from it (the queue's and the
+evaluation's fold heads, the judge's inner folds) take the chosen form and do not choose again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from silva_model import linear
+from silva_model.manifest import SPLITS, ManifestArrays
+from silva_model.pairs import Pairs
+from silva_model.train_config import TrainConfig
+
+LINEAR, MLP = "linear", "mlp"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the inner folds chose, and how every candidate scored on them."""
+
+    chosen: str
+    folds: int
+    scores: dict[str, float]  # candidate -> mean Spearman on the held-out folds
+    linear_l2: float | None  # the linear candidate's L2 (None: not a candidate)
+    mlp_epochs: int | None  # the MLP's epochs with the best held-out mean (None: not folded)
+    seconds: float
+
+    def record(self) -> dict[str, Any]:
+        """As `HeadConfig.selection` and config.json hold it."""
+        return {
+            "chosen": self.chosen,
+            "folds": self.folds,
+            "out_of_fold_spearman": {k: round(v, 4) for k, v in self.scores.items()},
+            "linear_l2": self.linear_l2,
+            "mlp_epochs": self.mlp_epochs,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def describe(selection: dict[str, Any]) -> str:
+    """How a head's form was chosen, in one sentence (the evaluation report, the model card)."""
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in selection["out_of_fold_spearman"].items())
+    chosen = selection["chosen"]
+    detail = (
+        f"L2 {selection['linear_l2']:g}"
+        if chosen == LINEAR
+        else f"best after {selection['mlp_epochs']} epochs"
+    )
+    return (
+        f"Head: {chosen} ({detail}), chosen on {selection['folds']} inner folds of the train split by "
+        f"mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)."
+    )
+
+
+def inner_folds(n: int, k: int, seed: int) -> np.ndarray:
+    """(n,) fold of each train row: a seeded shuffle dealt round, so folds differ by at most one row."""
+    return np.random.default_rng([seed, 42]).permutation(n) % k
+
+
+def candidates(config: TrainConfig, n_train: int) -> tuple[str, ...]:
+    if config.selects(n_train):
+        return (LINEAR, MLP)
+    return (LINEAR,) if config.model == LINEAR else (MLP,)
+
+
+MIN_FOLD_ROWS = 4  # fewer train rows per inner fold, and nothing is folded: the config as given
+
+
+def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
+    """Whether training this config on these rows folds the train split first."""
+    if config.select_folds == 0 or n_train < config.select_folds * MIN_FOLD_ROWS:
+        return False
+    kinds = candidates(config, n_train)
+    return len(kinds) > 1 or (LINEAR in kinds and config.linear_l2 == -1) or (MLP in kinds and not has_val)
+
+
+def mlp_fold_scores(
+    arrays: ManifestArrays, config: TrainConfig, pairs: Pairs | None, folds: np.ndarray, fit: Callable
+) -> tuple[int, float]:
+    """(epochs, score): the epoch count whose held-out Spearman, averaged over the folds, is best.
+    Each fold's head trains on the other folds (the manifest's val rows set aside) and is scored
+    on its fold after every epoch; `fit` is `train.train`."""
+    rows = np.flatnonzero(arrays.mask("train"))
+    inner = dataclasses.replace(config, model=MLP, select_folds=0, calibrate=False, judge_folds=0)
+    curves = []
+    for f in np.unique(folds):
+        codes = np.where(arrays.split_codes == SPLITS.index("val"), SPLITS.index("test"), arrays.split_codes)
+        codes[rows[folds == f]] = SPLITS.index("val")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the full training warns once
+            res = fit(dataclasses.replace(arrays, split_codes=codes), inner, progress=False, pairs=pairs)
+        curves.append([h["val_spearman"] for h in res.history])
+    mean = np.mean(np.array(curves), axis=0)
+    return int(np.argmax(mean)) + 1, float(mean.max())
+
+
+def choose(
+    arrays: ManifestArrays,
+    config: TrainConfig,
+    pairs: Pairs | None,
+    problem: Callable[[], tuple[linear.LinearProblem, Any]],
+    fit: Callable,
+) -> tuple[TrainConfig, Selection]:
+    """Fold the train split; return the config that fixes the choice, and the selection.
+    `problem()` gives the linear problem of the train rows and its starting point (built on demand:
+    only the linear candidate needs it)."""
+    t0 = time.perf_counter()
+    n = int(arrays.mask("train").sum())
+    kinds, k = candidates(config, n), config.select_folds
+    folds = inner_folds(n, k, config.seed)
+    scores: dict[str, float] = {}
+    l2, epochs = None, None
+    if LINEAR in kinds:
+        if config.linear_l2 == -1:
+            prob, p0 = problem()
+            per_l2 = linear.fold_scores(prob, folds, p0)
+            l2 = max(per_l2, key=per_l2.get)
+            scores[LINEAR] = per_l2[l2]
+        else:
+            l2 = config.linear_l2
+    if MLP in kinds:
+        epochs, scores[MLP] = mlp_fold_scores(arrays, config, pairs, folds, fit)
+    chosen = max(scores, key=scores.get) if len(scores) > 1 else kinds[0]
+    fixed = dataclasses.replace(config, model=chosen, select_folds=0)
+    if chosen == LINEAR:
+        fixed = dataclasses.replace(fixed, linear_l2=l2)
+    elif not arrays.mask("val").any():
+        fixed = dataclasses.replace(fixed, epochs=epochs)  # no val rows: train that long, keep the last
+    return fixed, Selection(chosen, k, scores, l2, epochs, time.perf_counter() - t0)

@@ -1,0 +1,179 @@
+"""The cold start: a small train split chooses the head's form on inner folds, records why, and
+the chosen head is one ordinary folder; a manifest without val rows trains the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from helpers import FAST_TRAIN
+
+from silva_model import active, select
+from silva_model.evaluate import evaluate, format_report
+from silva_model.head import predict
+from silva_model.manifest import SPLITS, build_manifest, load_manifest, to_arrays
+from silva_model.metrics import spearman
+from silva_model.parquet import write_parquet
+from silva_model.release import load_head, save_pretrained
+from silva_model.synthetic import make_taste_dataset
+from silva_model.train import train
+from silva_model.train_config import TrainConfig
+
+DIM = 64
+TASTE = dict(dim=DIM, world_seed=5)
+
+
+def arrays_of(n: int, seed: int = 3):
+    d = make_taste_dataset(n, seed=seed, **TASTE)
+    return to_arrays(build_manifest(d.embeddings, d.ratings, dim=DIM), dim=DIM)
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    return make_taste_dataset(1000, seed=99, **TASTE)
+
+
+@pytest.fixture(scope="module")
+def chosen():
+    """The default on 150 ratings: both candidates folded, one kept."""
+    return train(arrays_of(150), TrainConfig(**FAST_TRAIN), progress=False)
+
+
+def test_a_small_set_chooses_its_head_on_inner_folds_and_says_so(chosen, tmp_path):
+    sel = chosen.selection
+    scores = sel["out_of_fold_spearman"]
+    assert set(scores) == {"linear", "mlp"} and sel["folds"] == 3
+    assert sel["chosen"] == max(scores, key=scores.get)
+    # the config that trains this head again has the choice fixed: fold heads do not choose again
+    assert chosen.config.model == sel["chosen"] and chosen.config.select_folds == 0
+    assert (chosen.head.config.hidden == ()) == (sel["chosen"] == "linear")
+
+    folder = save_pretrained(chosen.head, tmp_path / "release")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["head_config"]["selection"] == sel
+    card = (folder / "README.md").read_text()
+    assert f"Head: {sel['chosen']}" in card and "mean held-out Spearman" in card
+    report = format_report(evaluate(chosen.head, arrays_of(150), "test"))
+    assert f"Head: {sel['chosen']}" in report
+
+
+def test_a_linear_head_is_one_folder_that_scores_the_same_after_loading(tmp_path, fresh):
+    res = train(arrays_of(150), TrainConfig(**FAST_TRAIN, model="linear"), progress=False)
+    assert res.head.config.hidden == () and res.best_epoch == 0
+    assert res.selection["chosen"] == "linear" and set(res.selection["out_of_fold_spearman"]) == {"linear"}
+    assert res.config.linear_l2 == res.selection["linear_l2"]
+    before = predict(res.head, fresh.embeddings)[0]
+    assert spearman(fresh.ratings, before) > 0.3
+    head, _ = load_head(save_pretrained(res.head, tmp_path / "linear"))
+    np.testing.assert_allclose(predict(head, fresh.embeddings)[0], before, atol=1e-6)
+
+
+def test_above_the_size_the_default_is_todays_mlp():
+    arrays = arrays_of(150)
+    mlp = train(arrays, TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
+    small = train(arrays, TrainConfig(**FAST_TRAIN, select_below=100), progress=False)
+    assert small.selection is None and small.config.model == "auto"
+    for a, b in zip(mlp.head.state_dict().values(), small.head.state_dict().values(), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_fold_heads_take_the_chosen_form_without_choosing_again(chosen, monkeypatch):
+    calls = []
+    monkeypatch.setattr(select, "choose", lambda *a, **k: calls.append(a) or pytest.fail("chose again"))
+    oof = active.out_of_fold(arrays_of(150), chosen.config, folds=3)
+    assert not calls
+    assert {h.config.hidden for h in oof.heads} == {chosen.head.config.hidden}
+    assert all(h.config.selection is None for h in oof.heads)
+
+
+def test_a_manifest_without_val_rows_trains_and_scores(tmp_path, fresh):
+    """A few dozen ratings, or copies grouped together, can leave the val split empty: the epoch
+    comes from inner folds of the train split instead, and the head scores."""
+    d = make_taste_dataset(120, seed=4, **TASTE)
+    table = build_manifest(d.embeddings, d.ratings, dim=DIM)
+    codes = to_arrays(table, dim=DIM).split_codes
+    no_val = np.where(codes == SPLITS.index("val"), "train", np.array(SPLITS)[codes])
+    table = table.set_column(table.schema.get_field_index("split"), "split", [no_val.tolist()])
+    path = write_parquet(table, tmp_path / "no-val.parquet")
+    assert not load_manifest(path, dim=DIM).mask("val").any()
+
+    res = train(path, TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
+    assert res.n_val == 0 and res.best_metrics["n"] == 0 and np.isnan(res.best_metrics["spearman"])
+    assert res.config.epochs == res.selection["mlp_epochs"] == res.best_epoch
+    assert spearman(fresh.ratings, predict(res.head, fresh.embeddings)[0]) > 0.2
+    auto = train(path, TrainConfig(**FAST_TRAIN), progress=False)
+    assert auto.selection["chosen"] in ("linear", "mlp")
+
+
+def test_the_linear_fit_reaches_its_optimum_and_its_l2_shrinks_it():
+    import torch
+
+    from silva_model import linear
+    from silva_model.train import build_head, linear_problem
+    from silva_model.training_loop import TrainData
+
+    arrays = arrays_of(150)
+    cfg = TrainConfig(**FAST_TRAIN, model="linear")
+    data = TrainData.of(arrays, None, torch.device("cpu"))
+    head = build_head(cfg, data.x, data.y, arrays.backbone())
+    problem = linear_problem(head, data, cfg)
+    norms = []
+    for l2 in (16.0, 1024.0):
+        p = linear.fit(problem, l2, linear.start(head)).requires_grad_(True)
+        problem.loss(p, l2).backward()
+        assert float(p.grad.abs().max()) < 1e-5  # stationary: the convex problem's one optimum
+        norms.append(float(p.detach()[:DIM].norm()))
+    assert norms[1] < 0.5 * norms[0]
+
+
+def test_the_choice_options_are_checked_and_old_names_still_read():
+    with pytest.raises(ValueError, match="select_folds"):
+        TrainConfig(select_folds=1)
+    with pytest.raises(ValueError, match="linear_l2"):
+        TrainConfig(linear_l2=0)
+    with pytest.raises(ValueError, match="model"):
+        TrainConfig(model="forest")
+    # checkpoints written before the rename say `prior` for the class-rate bars
+    assert TrainConfig.from_dict({"threshold_init": "prior"}).threshold_init == "class_rates"
+    assert dataclasses.replace(TrainConfig(), model="linear").chosen_by_size(100, DIM)["model"] == "linear"
+
+
+@pytest.mark.parametrize("model", ["auto", "linear"])
+def test_the_candidates_fit_on_top_of_a_judge(model, tmp_path, fresh):
+    judge = save_pretrained(
+        train(arrays_of(800, seed=1), TrainConfig(**FAST_TRAIN, model="mlp"), progress=False).head,
+        tmp_path / "judge",
+    )
+    person = arrays_of(100)
+    scratch = train(person, TrainConfig(**FAST_TRAIN, model=model), progress=False).head
+    res = train(person, TrainConfig(**FAST_TRAIN, model=model, prior=str(judge)), progress=False)
+    assert res.head.has_judge and res.selection is not None
+    if res.config.model == "linear":
+        assert res.head.learned_judge_weight > 0.5  # a related judge carries a small head
+    before = predict(res.head, fresh.embeddings)[0]
+    assert spearman(fresh.ratings, before) > spearman(fresh.ratings, predict(scratch, fresh.embeddings)[0])
+    head, meta = load_head(save_pretrained(res.head, tmp_path / "release"))
+    assert meta["head_config"]["selection"] == res.selection
+    np.testing.assert_allclose(predict(head, fresh.embeddings)[0], before, atol=1e-6)
+
+
+def test_judged_pairs_teach_the_linear_head_too(fresh):
+    """Pairs between images no rating has (the rating page's comparisons) enter the linear fit as
+    they enter the MLP's: 800 judgements from the taste lift a head trained on 60 ratings."""
+    from silva_model.pairs import Pairs
+
+    d = make_taste_dataset(60 + 400, seed=6, **TASTE)
+    arrays = to_arrays(build_manifest(d.embeddings[:60], d.ratings[:60], dim=DIM), dim=DIM)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 400, (2, 800))
+    outcome = np.sign(d.taste[60 + a] - d.taste[60 + b]).astype(np.float32)
+    pairs = Pairs(60 + a, 60 + b, outcome, extra=d.embeddings[60:])
+    cfg = TrainConfig(**FAST_TRAIN, model="linear", linear_l2=64.0)
+
+    def rho(res) -> float:
+        return spearman(fresh.ratings, predict(res.head, fresh.embeddings)[0])
+
+    alone = rho(train(arrays, cfg, progress=False))
+    assert rho(train(arrays, cfg, progress=False, pairs=pairs)) > alone + 0.05
