@@ -344,6 +344,7 @@ def bench_explain(rated_sizes: list[int], n: int = 10_000, repeats: int = 5) -> 
     from silva_model.active import score_library
     from silva_model.explain import explain
     from silva_model.head import HeadConfig, OrdinalHead
+    from silva_model.release import head_for
     from silva_model.scorer import Scorer
 
     torch.manual_seed(0)
@@ -356,7 +357,7 @@ def bench_explain(rated_sizes: list[int], n: int = 10_000, repeats: int = 5) -> 
         "files": {},
         "config": HeadConfig().to_dict(),
     }
-    heads = {"no judge": OrdinalHead(HeadConfig()), "a judge inside": OrdinalHead(HeadConfig(prior=judge))}
+    heads = {"no judge": OrdinalHead(HeadConfig()), "a judge inside": head_for(HeadConfig(prior=judge))}
     rows = []
     for name, head in heads.items():
         scorer = Scorer(head, device="cpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ def _typed(name: str, hint: Any, value: Any) -> Any:
         with contextlib.suppress(ValueError):
             value = float(value)
     if hint is float and (_is_int(value) or isinstance(value, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"training option {name} must be a finite number, got {value!r}")
         return float(value)
     if hint is int and _is_int(value) or hint in (bool, str) and isinstance(value, hint):
         return value

@@ -16,7 +16,7 @@ from silva_model.explain import explain, nearest, neighbour_columns, read_rated
 from silva_model.head import HeadConfig, OrdinalHead, predict
 from silva_model.manifest import build_manifest
 from silva_model.parquet import TableError, write_parquet
-from silva_model.release import save_pretrained
+from silva_model.release import head_for, save_pretrained
 
 DIM = 16
 
@@ -60,7 +60,7 @@ def _judged_head(weight: float) -> OrdinalHead:
     judge = HeadConfig(embed_dim=DIM, hidden=(8,)).to_dict()
     prior = {"kind": "silva", "source": "test", "revision": "", "files": {}, "config": judge}
     torch.manual_seed(0)
-    head = OrdinalHead(HeadConfig(embed_dim=DIM, hidden=(8,), prior=prior)).eval()
+    head = head_for(HeadConfig(embed_dim=DIM, hidden=(8,), prior=prior)).eval()
     with torch.no_grad():
         head.judge_weight.fill_(weight)
     return head

@@ -218,7 +218,9 @@ def test_an_ensemble_head_trains_and_round_trips_through_a_release(tmp_path):
 
     d = make_taste_dataset(600, seed=2)
     arrays = load_manifest(build_manifest(d.embeddings, d.ratings))
-    cfg = TrainConfig(epochs=3, batch_size=64, hidden=(32,), members=3, rank_weight=0.5, device="cpu")
+    cfg = TrainConfig(
+        epochs=3, batch_size=64, hidden=(32,), members=3, rank_weight=0.5, model="mlp", device="cpu"
+    )
     head = train(arrays, cfg, progress=False).head
     assert head.config.members == 3 and head.mlp.weights[0].shape == (3, 1152, 32)
     release = Scorer(head, device="cpu").save_pretrained(tmp_path / "r")
