@@ -51,6 +51,7 @@ from silva_model.parquet import (
     read_streaming,
 )
 from silva_model.provenance import BackboneMismatchError, BackboneSpec, common_backbone
+from silva_model.ratings import HIGHEST, LOWEST
 from silva_model.splits import (
     DEFAULT_FRACTIONS,
     SPLITS,
@@ -311,7 +312,7 @@ def validate_arrays(
     """Check values; return per-split class counts. Raises ManifestError naming rows."""
     pid = m.post_id
     check_embedding_values(m.embeddings, pid)
-    bad = np.flatnonzero((m.scores < 1) | (m.scores > NUM_CLASSES))
+    bad = np.flatnonzero((m.scores < LOWEST) | (m.scores > HIGHEST))
     if bad.size:
         raise ManifestError(
             f"personal_score outside 1..5 at row(s) {name_rows(bad, pid)}: {m.scores[bad[:5]].tolist()}"

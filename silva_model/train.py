@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -36,7 +37,7 @@ from silva_model.prior import fit_judge_mix, load_prior, start_from_judge
 from silva_model.provenance import BackboneSpec
 from silva_model.release import TrainedHead
 from silva_model.train_args import add_train_args
-from silva_model.train_config import TrainConfig
+from silva_model.train_config import TrainConfig, read_options
 from silva_model.training_loop import EpochCallback, TrainData, fit_mlp, seed_everything
 
 
@@ -257,14 +258,10 @@ def train(
 
 
 def train_from_args(a: argparse.Namespace) -> int:
-    """`silva train`: a head from a manifest, with a one-line summary."""
-    cfg = TrainConfig.from_yaml(a.config) if a.config else TrainConfig()
-    overrides = {
-        k: v
-        for k, v in {"epochs": a.epochs, "device": a.device, "seed": a.seed, "prior": a.prior}.items()
-        if v is not None
-    }
-    cfg = dataclasses.replace(cfg, **overrides)
+    """`silva train`: a head from a manifest, with a one-line summary. Its options go through the
+    one loader: the --config file, then SILVA_<OPTION> variables, then the command line."""
+    overrides = {"epochs": a.epochs, "device": a.device, "seed": a.seed, "prior": a.prior}
+    cfg = TrainConfig.load(read_options(a.config) if a.config else {}, os.environ, overrides)
     pairs = read_pairs(a.pairs, manifest_keys(a.manifest)) if a.pairs else None
     res = train(a.manifest, cfg, a.out, progress=not a.quiet, pairs=pairs)
     m = res.best_metrics

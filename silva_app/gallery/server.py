@@ -34,6 +34,7 @@ from silva_app.previews import jpeg, preview
 from silva_app.ratings_log import RatingsLog
 from silva_app.thumbnails import Thumbnails, problem_of
 from silva_model.parquet import read_parquet
+from silva_model.ratings import rating_problem
 
 PAGE = Path(__file__).with_name("page.html")  # the HTML, CSS and script, served as is
 PAGE_SIZE = 60
@@ -220,8 +221,9 @@ class Gallery:
     async def rate(self, request: Request) -> JSONResponse:
         i = self.row_of(request)
         rating = (await json_body(request)).get("rating")
-        if i is None or type(rating) is not int or not 1 <= rating <= 5:  # bool is no rating
-            return JSONResponse({"error": "expected a library image and a rating 1..5"}, status_code=400)
+        problem = "no such library image" if i is None else rating_problem(rating, exact=True)
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
         s = self.scores
         path = s.path[i].as_py()
         if path and not Path(path).is_file():  # no path: a vector-only image, shown as a swatch

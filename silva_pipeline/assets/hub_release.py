@@ -52,49 +52,19 @@ def hub_release(
     into place; a failure at any step, or a kill, rolls the registry back (a kill: at the next
     release), so the previous release stays fully in force."""
     gate_verdict(context)
-    model = head.head
-    run_id = head.tracking["mlflow_run_id"]
+    model, run_id = head.head, head.tracking["mlflow_run_id"]
     now = dt.datetime.now(dt.UTC)
     folder = workspace.home().releases / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
-    data = {
-        "n_train": head.n_train,
-        "n_val": head.n_val,
-        "backbone": model.config.backbone.describe(),
-        "manifest_fingerprint": head.manifest_fingerprint,
-        "best_epoch": head.best_epoch,
-        "released": now.date().isoformat(),
-        # the rated images it learned from (what `silva score --explain` shows as neighbours)
-        "manifest": str(latest_uri(context.instance, dg.AssetKey("manifest")) or ""),
-    }
+    manifest = latest_uri(context.instance, dg.AssetKey("manifest"))
     spearman = evaluation.heldout_spearman()
     client = mlflow.client()
     with ReleaseTransaction(folder.parent, client, context.log) as release:
         staging = release.begin(folder, context.run_id)
-        save_pretrained(
-            model,
-            staging,
-            metrics=evaluation.metrics,
-            extra={
-                "data": data,
-                "training": {
-                    "config": head.train_config.to_dict(),
-                    "chosen_by_size": head.train_config.chosen_by_size(head.n_train, model.config.embed_dim),
-                },
-                "intervals": evaluation.intervals,
-                "mlflow_run_id": run_id,
-                "dagster_run_id": context.run_id,
-            },
-        )
+        extra = release_record(head, evaluation, manifest, now, context.run_id)
+        save_pretrained(model, staging, metrics=evaluation.metrics, extra=extra)
         with mlflow.run(run_id=run_id):
             version = mlflow.log_release_model(staging, model.config.embed_dim)
-        tags = {
-            **release_digests(staging),
-            "data_fingerprint": head.manifest_fingerprint,
-            "backbone": model.config.backbone.describe(),
-            "backbone_weights": model.config.backbone.weights or "unknown",
-            "dagster_run_id": context.run_id,
-            "n_train": str(head.n_train),
-        }
+        tags = {**release_digests(staging), **version_tags(head, context.run_id)}
         mlflow.crown(client, version, _version_description(evaluation, head), tags)
         hub_url = "not uploaded: set the hub resource's repo_id and HF_TOKEN"
         if hub.enabled():
@@ -117,6 +87,43 @@ def hub_release(
             "model_card": dg.MetadataValue.md((folder / "README.md").read_text(encoding="utf-8")),
         },
     )
+
+
+def release_record(
+    head: TrainedHead, evaluation: EvaluationReport, manifest: Path | None, now: dt.datetime, run_id: str
+) -> dict:
+    """What a release's config.json records beside the head: its data (with the manifest it learned
+    from, which `silva score --explain` reads its neighbours from), its training, its intervals."""
+    config = head.head.config
+    data = {
+        "n_train": head.n_train,
+        "n_val": head.n_val,
+        "backbone": config.backbone.describe(),
+        "manifest_fingerprint": head.manifest_fingerprint,
+        "best_epoch": head.best_epoch,
+        "released": now.date().isoformat(),
+        "manifest": str(manifest or ""),
+    }
+    chosen = head.train_config.chosen_by_size(head.n_train, config.embed_dim)
+    return {
+        "data": data,
+        "training": {"config": head.train_config.to_dict(), "chosen_by_size": chosen},
+        "intervals": evaluation.intervals,
+        "mlflow_run_id": head.tracking["mlflow_run_id"],
+        "dagster_run_id": run_id,
+    }
+
+
+def version_tags(head: TrainedHead, run_id: str) -> dict[str, str]:
+    """What tells registry versions apart besides their digests: data, backbone, Dagster run."""
+    backbone = head.head.config.backbone
+    return {
+        "data_fingerprint": head.manifest_fingerprint,
+        "backbone": backbone.describe(),
+        "backbone_weights": backbone.weights or "unknown",
+        "dagster_run_id": run_id,
+        "n_train": str(head.n_train),
+    }
 
 
 def release_digests(folder: Path) -> dict[str, str]:

@@ -1,0 +1,82 @@
+"""The chain silva-run and silva-demo run: a failure as one line, and a wait for the `gpu` pool
+that frees dead runs' slots and ends on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+
+from silva_pipeline.chain import first_failure, wait_for_pool
+from silva_pipeline.dead_runs import PROCESS_TAG, this_process
+from silva_pipeline.instance import ensure_instance
+
+
+@dg.asset
+def broken() -> int:
+    raise dg.Failure(description="SILVA_RATINGS: the ratings file /nope does not exist")
+
+
+class Picky(dg.ConfigurableResource):
+    def setup_for_execution(self, context) -> None:
+        raise dg.Failure(description="SILVA_LIBRARY: the library folder /nope does not exist")
+
+
+@dg.asset
+def needs_picky(picky: Picky) -> int:
+    return 1
+
+
+def test_a_failed_run_is_one_line_naming_the_step_and_its_cause():
+    r = dg.materialize([broken], raise_on_error=False)
+    failed = first_failure(r)
+    assert failed.step == "broken" and failed.cause == "SILVA_RATINGS: the ratings file /nope does not exist"
+    r = dg.materialize([needs_picky], resources={"picky": Picky()}, raise_on_error=False)
+    failed = first_failure(r)
+    assert failed.step == "the start of the run" and failed.cause.startswith("SILVA_LIBRARY: the library")
+
+
+def _held_by(instance: dg.DagsterInstance, process: str) -> str:
+    """A started run of `process` that holds the `gpu` pool's one slot."""
+    run = instance.create_run_for_job(dg.GraphDefinition("held").to_job(), tags={PROCESS_TAG: process})
+    instance.handle_run_event(run.run_id, dg.DagsterEvent("PIPELINE_START", "held"))
+    instance.event_log_storage.set_concurrency_slots("gpu", 1)
+    instance.event_log_storage.claim_concurrency_slot("gpu", run.run_id, "embed")
+    return run.run_id
+
+
+def test_a_slot_held_by_a_dead_run_is_freed_before_waiting(tmp_path):
+    with dg.DagsterInstance.from_config(str(ensure_instance(tmp_path / "dagster"))) as instance:
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        dead = _held_by(instance, f"{this_process().split(':')[0]}:{ended.pid}:1.00")
+        said = []
+        wait_for_pool(instance, said.append)
+        assert said == [] and instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+
+
+WAIT = """
+import sys
+import dagster as dg
+from silva_pipeline.chain import wait_for_pool
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    wait_for_pool(instance, lambda line: print(line, flush=True))
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_wait_for_a_slot_a_live_run_holds_ends_at_once_on_ctrl_c_or_sigterm(tmp_path, stop):
+    home = ensure_instance(tmp_path / "dagster")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        holder = _held_by(instance, this_process())  # this test: alive
+    waiting = subprocess.Popen([sys.executable, "-c", WAIT, str(home)], stdout=subprocess.PIPE, text=True)
+    line = waiting.stdout.readline()
+    assert holder in line and "Ctrl-C stops" in line
+    sent = time.monotonic()
+    waiting.send_signal(stop)
+    waiting.wait(timeout=30)
+    assert waiting.returncode != 0 and time.monotonic() - sent < 10
