@@ -68,7 +68,9 @@ def test_the_gate_compares_both_heads_on_the_same_test_images(silva_home):
     # the demo's embeddings come with the source: the embedder is never loaded
     res = resources(Path("unused"), kind="demo", demo_size=1500)
     instance = dg.DagsterInstance.ephemeral()
-    good = {"ops": {"head": {"config": {"epochs": 4, "hidden": [64], "batch_size": 128, "device": "cpu"}}}}
+    # an MLP whatever the size: the bad config below must train a worse head, not be chosen away
+    mlp = {"model": "mlp", "epochs": 4, "hidden": [64], "batch_size": 128, "device": "cpu"}
+    good = {"ops": {"head": {"config": mlp}}}
     first = run(res, run_config=good, instance=instance)
     assert first.success
     report = meta(first, "evaluation", "report")

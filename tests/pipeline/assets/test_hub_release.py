@@ -58,7 +58,7 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
         assert set(files) == {"README.md", "config.json", "model.safetensors"}
         assert files["model.safetensors"] == (Path(release) / "model.safetensors").read_bytes()
         # the card says what the size-dependent defaults chose for this head's ~48 train ratings
-        assert b"input_components = 0, rank_weight = 1.0" in files["README.md"]
+        assert b"input_components = 0" in files["README.md"] and b"rank_weight = 1.0" in files["README.md"]
         training = json.loads(files["config.json"])["training"]
         assert training["config"]["rank_weight"] == -1 and training["chosen_by_size"]["rank_weight"] == 1.0
         assert all(q["headers"]["authorization"] == f"Bearer {secret}" for q in hub.requests)
