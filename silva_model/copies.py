@@ -239,18 +239,22 @@ def _centres(pairs: CopyPairs, rank: np.ndarray) -> np.ndarray:
 
 def _around_centres(pairs: CopyPairs, keys: np.ndarray) -> np.ndarray:
     """Group labels: every image joins the centre it is most alike among those it is a copy of.
-    Centres are ranked by how many copies each has (an original before its copies), then by key."""
+    Centres are ranked by how many copies each has (an original before its copies), then by how
+    alike it is to them in all (an original before a re-encode that has as many), then by key.
+    Likeness is summed in integer units of 2^-16, exactly, whatever the order of the pairs."""
     n = len(keys)
-    degree = np.bincount(pairs.first, minlength=n) + np.bincount(pairs.second, minlength=n)
+    ends = np.concatenate([pairs.first, pairs.second])
+    degree = np.bincount(ends, minlength=n)
+    units = np.rint(np.concatenate([pairs.likeness, pairs.likeness]) * 2.0**16).astype(np.int64)
+    alike = np.zeros(n, np.int64)
+    np.add.at(alike, ends, units)
     rank = np.empty(n, np.int64)
-    rank[np.lexsort((keys, degree))] = np.arange(n)
+    rank[np.lexsort((keys, alike, degree))] = np.arange(n)
     centre = _centres(pairs, rank)
     label = np.arange(n)
-    member = np.concatenate([pairs.first, pairs.second])
     head = np.concatenate([pairs.second, pairs.first])
-    likeness = np.concatenate([pairs.likeness, pairs.likeness])
-    keep = centre[head] & ~centre[member]
-    member, head, likeness = member[keep], head[keep], likeness[keep]
+    keep = centre[head] & ~centre[ends]
+    member, head, likeness = ends[keep], head[keep], units[keep]
     order = np.lexsort((rank[head], likeness, member))  # the last per member: most alike, then rank
     member, head = member[order], head[order]
     last = np.append(member[1:] != member[:-1], True)[: member.size]

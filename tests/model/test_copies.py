@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from copy_kinds import COPY_KINDS, COSINE_ONLY, illustration
 from helpers import (
     TINY_DIM,
 )
@@ -21,6 +20,8 @@ from silva_model.copies import (
     signatures_of,
     signatures_to_arrow,
 )
+from silva_model.copy_kinds import COPY_KINDS, COSINE_ONLY
+from silva_model.drawings import illustration
 from silva_model.manifest import ManifestError, build_manifest, load_manifest
 from silva_model.parquet import read_parquet, write_parquet
 from silva_model.splits import assign_split_codes, group_split_codes
@@ -146,4 +147,4 @@ def test_an_empty_split_says_how_many_images_were_judged_copies_of_one_another()
     x = _arc(12, step_cosine=0.9999)  # all within 0.985 of one another: one group
     with pytest.raises(ManifestError) as e:
         build_manifest(x, np.tile(np.arange(1, 5), 3), dim=TINY_DIM)
-    assert "12 of 12 images were judged copies of one another (one group)" in str(e.value)
+    assert "(12 rows in all): 12 of 12 images were judged copies of one another (one group" in str(e.value)

@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-from copy_kinds import COPY_KINDS, COSINE_ONLY, illustration
 from PIL import Image
 from pipeline_support import (
     FAST_HEAD,
@@ -19,6 +18,8 @@ from pipeline_support import (
 )
 
 from silva_model.copies import DEFAULT_COPY_RULE, near_duplicate_groups
+from silva_model.copy_kinds import COPY_KINDS, COSINE_ONLY
+from silva_model.drawings import illustration
 from silva_model.manifest import build_table, with_copy_rule
 from silva_model.splits import groups_across_splits
 
