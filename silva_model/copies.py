@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from silva_model.splits import content_hash
+
 SIDE = 8  # the thumbnail's side: coarse enough that a 10 % crop moves content under one cell
 SIGNATURE_DIM = 2 * SIDE * SIDE
 SIGNATURE_COLUMN = "copy_signature"  # in the embedding cache, embedding tables and the manifest
@@ -199,19 +201,18 @@ def copy_pairs(
     return CopyPairs(first.astype(np.int64), second.astype(np.int64), likeness.astype(np.float32))
 
 
-def _distinct_rows(x: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key of each distinct embedding, ascending; one row holding it; each row's index into
-    them). Rows with the same embedding bytes are one image; of differing signatures the one
-    with the lowest hash is its, so the choice does not depend on row order."""
-    from silva_model.splits import content_hash
-
-    keys = content_hash(x)
-    order = np.lexsort((content_hash(sig), keys))
-    sorted_keys = keys[order]
-    new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    index = np.empty(len(x), np.int64)
-    index[order] = np.cumsum(new) - 1
-    return sorted_keys[new], order[new], index
+def _between_images(pairs: CopyPairs, image: np.ndarray) -> CopyPairs:
+    """The rows' pairs as pairs of images (`image`: each row's image): rows with the same embedding
+    bytes are one image, a copy of another when any of its rows is, as alike as its most alike
+    row (which row holds a signature does not matter, nor their order)."""
+    a, b = image[pairs.first], image[pairs.second]
+    first, second, likeness = np.minimum(a, b), np.maximum(a, b), pairs.likeness
+    keep = first != second
+    first, second, likeness = first[keep], second[keep], likeness[keep]
+    order = np.lexsort((likeness, second, first))
+    first, second, likeness = first[order], second[order], likeness[order]
+    last = np.append((first[1:] != first[:-1]) | (second[1:] != second[:-1]), True)[: first.size]
+    return CopyPairs(first[last], second[last], likeness[last])
 
 
 def _centres(pairs: CopyPairs, rank: np.ndarray) -> np.ndarray:
@@ -237,8 +238,10 @@ def _centres(pairs: CopyPairs, rank: np.ndarray) -> np.ndarray:
     return centre
 
 
-def _around_centres(pairs: CopyPairs, keys: np.ndarray) -> np.ndarray:
-    """Group labels: every image joins the centre it is most alike among those it is a copy of.
+def groups_around_centres(pairs: CopyPairs, keys: np.ndarray) -> np.ndarray:
+    """(n,) group labels of n images, given the pairs judged copies and each image's distinct
+    `keys` (its content hash): every image joins the centre it is most alike among those it is a
+    copy of, so a group holds at most its centre and the centre's copies.
     Centres are ranked by how many copies each has (an original before its copies), then by how
     alike it is to them in all (an original before a re-encode that has as many), then by key.
     Likeness is summed in integer units of 2^-16, exactly, whatever the order of the pairs."""
@@ -274,7 +277,6 @@ def near_duplicate_groups(
     n = raw.shape[0]
     if n == 0:
         return np.zeros(0, np.int64)
-    sig = no_signatures(n) if signatures is None else np.ascontiguousarray(signatures, np.float32)
-    keys, rows, index = _distinct_rows(raw, sig)
-    label = _around_centres(copy_pairs(raw[rows], sig[rows], rule), keys)
-    return np.unique(label, return_inverse=True)[1].astype(np.int64)[index]
+    keys, image = np.unique(content_hash(raw), return_inverse=True)
+    label = groups_around_centres(_between_images(copy_pairs(raw, signatures, rule), image), keys)
+    return np.unique(label, return_inverse=True)[1].astype(np.int64)[image]

@@ -22,7 +22,7 @@ from silva_model.copies import (
 )
 from silva_model.copy_kinds import COPY_KINDS, COSINE_ONLY
 from silva_model.drawings import illustration
-from silva_model.manifest import ManifestError, build_manifest, load_manifest
+from silva_model.manifest import ManifestError, build_manifest, load_manifest, near_duplicate_leaks
 from silva_model.parquet import read_parquet, write_parquet
 from silva_model.splits import assign_split_codes, group_split_codes
 
@@ -139,8 +139,10 @@ def test_a_set_of_copies_of_copies_still_gets_every_split():
     train and the manifest stopped with 'split(s) ['val'] are empty'."""
     x = _arc(80, step_cosine=0.995)
     y = np.tile(np.arange(1, 6), 16)
-    m = load_manifest(build_manifest(x, y, dim=TINY_DIM), dim=TINY_DIM)
+    table = build_manifest(x, y, dim=TINY_DIM)
+    m = load_manifest(table, dim=TINY_DIM)
     assert set(np.unique(m.split_codes)) == {0, 1, 2}
+    assert near_duplicate_leaks(table, m)[0] == 0  # the leakage check regroups as the splits were drawn
 
 
 def test_an_empty_split_says_how_many_images_were_judged_copies_of_one_another():
