@@ -192,9 +192,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_trial_backbone(a: argparse.Namespace) -> int:
-    from silva_model.random_siglip import TRIAL_VISION_CONFIG, save_random_siglip
+    from silva_model.random_siglip import TRIAL_VISION_CONFIG, save_trial_siglip
 
-    folder = save_random_siglip(a.folder, TRIAL_VISION_CONFIG)
+    folder = save_trial_siglip(a.folder)
     width = TRIAL_VISION_CONFIG["hidden_size"]
     print(
         f"{folder}: a random SigLIP ({width}-wide embeddings) for trying silva offline; its scores mean "

@@ -14,6 +14,10 @@ Two images are copies when any of these holds (the thresholds as measured there)
 - pixel correlation > `pixels` (0.90): crops, rotations, mirrors, colour shifts, frames;
 - pixel correlation > 0.65 and cosine > 0.90: what one signal alone sees only half of.
 Rows without a signature (vectors from a source, no file) are judged by the cosine alone.
+
+Copies form groups around a centre, each member a copy of its centre (`near_duplicate_groups`):
+grouping by chains of copies of copies joined 75 of 80 distinct images into one group when a
+backbone judged 1.8 % of pairs copies, and can chain a library's variations of one piece.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from PIL import Image
+
+from silva_model.splits import content_hash
 
 SIDE = 8  # the thumbnail's side: coarse enough that a 10 % crop moves content under one cell
 SIGNATURE_DIM = 2 * SIDE * SIDE
@@ -164,31 +170,113 @@ def _unit_rows(raw: np.ndarray) -> np.ndarray:
     return x
 
 
+@dataclass(frozen=True)
+class CopyPairs:
+    """The pairs of rows judged copies (`first` < `second`), and how alike each pair is: the
+    cosine plus the pixel correlation (-1 where either has no signature)."""
+
+    first: np.ndarray  # (P,) int64
+    second: np.ndarray  # (P,) int64
+    likeness: np.ndarray  # (P,) float32
+
+
+def copy_pairs(
+    embeddings: np.ndarray, signatures: np.ndarray | None = None, rule: CopyRule = DEFAULT_COPY_RULE
+) -> CopyPairs:
+    """Every pair of rows `rule` judges copies: an exact all-pairs search in blocks, O(N^2 D)."""
+    x = _unit_rows(np.ascontiguousarray(embeddings, dtype=np.float32))
+    n = len(x)
+    sig = no_signatures(n) if signatures is None else np.asarray(signatures, np.float32)
+    has_pixels = not np.isnan(sig).all()
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for s in range(0, n, _BLOCK_ROWS):
+        cos = x[s : s + _BLOCK_ROWS] @ x[s:].T  # the upper triangle is enough: the relation is symmetric
+        pix = pixel_similarity(sig[s : s + _BLOCK_ROWS], sig[s:]) if has_pixels else np.full_like(cos, -1.0)
+        i, j = np.nonzero(rule.copies(cos, pix))
+        i, j = i[j > i], j[j > i]
+        found.append((i + s, j + s, cos[i, j] + pix[i, j]))
+    if not found:
+        return CopyPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    first, second, likeness = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    return CopyPairs(first.astype(np.int64), second.astype(np.int64), likeness.astype(np.float32))
+
+
+def _between_images(pairs: CopyPairs, image: np.ndarray) -> CopyPairs:
+    """The rows' pairs as pairs of images (`image`: each row's image): rows with the same embedding
+    bytes are one image, a copy of another when any of its rows is, as alike as its most alike
+    row (which row holds a signature does not matter, nor their order)."""
+    a, b = image[pairs.first], image[pairs.second]
+    first, second, likeness = np.minimum(a, b), np.maximum(a, b), pairs.likeness
+    keep = first != second
+    first, second, likeness = first[keep], second[keep], likeness[keep]
+    order = np.lexsort((likeness, second, first))
+    first, second, likeness = first[order], second[order], likeness[order]
+    last = np.append((first[1:] != first[:-1]) | (second[1:] != second[:-1]), True)[: first.size]
+    return CopyPairs(first[last], second[last], likeness[last])
+
+
+def _centres(pairs: CopyPairs, rank: np.ndarray) -> np.ndarray:
+    """Which images are centres: greedily by `rank`, highest first, every image not a copy of a
+    centre chosen already (the lexicographically first maximal independent set), computed in
+    rounds: an undecided image that outranks its undecided copies is a centre, its copies are not."""
+    n = len(rank)
+    src = np.concatenate([pairs.first, pairs.second])
+    dst = np.concatenate([pairs.second, pairs.first])
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    linked = np.unique(src)
+    starts = np.searchsorted(src, linked)
+    centre, undecided = np.zeros(n, bool), np.ones(n, bool)
+    while undecided.any():
+        best = np.full(n, -1, np.int64)
+        if linked.size:
+            best[linked] = np.maximum.reduceat(np.where(undecided[dst], rank[dst], -1), starts)
+        chosen = undecided & (rank > best)
+        centre |= chosen
+        undecided[chosen] = False
+        undecided[dst[chosen[src]]] = False
+    return centre
+
+
+def groups_around_centres(pairs: CopyPairs, keys: np.ndarray) -> np.ndarray:
+    """(n,) group labels of n images, given the pairs judged copies and each image's distinct
+    `keys` (its content hash): every image joins the centre it is most alike among those it is a
+    copy of, so a group holds at most its centre and the centre's copies.
+    Centres are ranked by how many copies each has (an original before its copies), then by how
+    alike it is to them in all (an original before a re-encode that has as many), then by key.
+    Likeness is summed in integer units of 2^-16, exactly, whatever the order of the pairs."""
+    n = len(keys)
+    ends = np.concatenate([pairs.first, pairs.second])
+    degree = np.bincount(ends, minlength=n)
+    units = np.rint(np.concatenate([pairs.likeness, pairs.likeness]) * 2.0**16).astype(np.int64)
+    alike = np.zeros(n, np.int64)
+    np.add.at(alike, ends, units)
+    rank = np.empty(n, np.int64)
+    rank[np.lexsort((keys, alike, degree))] = np.arange(n)
+    centre = _centres(pairs, rank)
+    label = np.arange(n)
+    head = np.concatenate([pairs.second, pairs.first])
+    keep = centre[head] & ~centre[ends]
+    member, head, likeness = ends[keep], head[keep], units[keep]
+    order = np.lexsort((rank[head], likeness, member))  # the last per member: most alike, then rank
+    member, head = member[order], head[order]
+    last = np.append(member[1:] != member[:-1], True)[: member.size]
+    label[member[last]] = head[last]
+    return label
+
+
 def near_duplicate_groups(
     embeddings: np.ndarray, signatures: np.ndarray | None = None, rule: CopyRule = DEFAULT_COPY_RULE
 ) -> np.ndarray:
     """(N, D) embeddings and (N, SIGNATURE_DIM) signatures (NaN rows: none; None: no pixels at all)
-    -> (N,) group labels: the connected components of "copies by `rule`" (exact copies included).
-    The partition depends only on the rows, not on their order. Exact all-pairs search in blocks:
-    O(N^2 D), about a minute for 100k rows on 2 CPU cores."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    -> (N,) group labels. Every group forms around a centre, and each member is a copy of its
+    centre by `rule` (exact copies: one image), so a chain of copies of copies cannot join a
+    whole set into one group. The partition depends only on the rows, not on their order.
+    Exact all-pairs search in blocks: O(N^2 D)."""
     raw = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = raw.shape[0]
     if n == 0:
         return np.zeros(0, np.int64)
-    x = _unit_rows(raw)
-    sig = no_signatures(n) if signatures is None else np.asarray(signatures, np.float32)
-    has_pixels = not np.isnan(sig).all()
-    rows, cols = [], []
-    for s in range(0, n, _BLOCK_ROWS):
-        cos = x[s : s + _BLOCK_ROWS] @ x[s:].T  # the upper triangle is enough: the graph is undirected
-        pix = pixel_similarity(sig[s : s + _BLOCK_ROWS], sig[s:]) if has_pixels else np.full_like(cos, -1.0)
-        i, j = np.nonzero(rule.copies(cos, pix))
-        keep = j > i
-        rows.append(i[keep] + s)
-        cols.append(j[keep] + s)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    keys, image = np.unique(content_hash(raw), return_inverse=True)
+    label = groups_around_centres(_between_images(copy_pairs(raw, signatures, rule), image), keys)
+    return np.unique(label, return_inverse=True)[1].astype(np.int64)[image]

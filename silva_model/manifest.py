@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,8 +171,8 @@ def build_manifest(
         raise ManifestError(f"ratings must be integers 1..5, got dtype {y.dtype}")
     pid = None if post_id is None else np.asarray(post_id)
     hashes = content_hash(x)
-    codes, _ = split_codes_for(x, hashes, fractions, copy_rule, signatures)
-    validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes))
+    codes, groups = split_codes_for(x, hashes, fractions, copy_rule, signatures)
+    validate_arrays(ManifestArrays(x, y.astype(np.int64), codes, pid, hashes), groups=lambda: groups)
     return with_copy_rule(build_table(x, y, codes, pid, backbone, signatures), copy_rule)
 
 
@@ -207,10 +207,15 @@ def copy_rule_of(table: pa.Table) -> CopyRule:
     return DEFAULT_COPY_RULE
 
 
+def copy_groups_of(table: pa.Table, m: ManifestArrays) -> np.ndarray:
+    """The manifest's groups of copies, regrouped by the rule it records, over its embeddings and
+    pixel signatures: the grouping its splits were drawn by."""
+    return near_duplicate_groups(m.embeddings, signatures_of(table), copy_rule_of(table))
+
+
 def near_duplicate_leaks(table: pa.Table, m: ManifestArrays) -> tuple[int, np.ndarray]:
-    """(number of groups of copies spread over more than one split, rows of the first one), by
-    the rule the manifest records, over its embeddings and pixel signatures."""
-    groups = near_duplicate_groups(m.embeddings, signatures_of(table), copy_rule_of(table))
+    """(number of groups of copies spread over more than one split, rows of the first one)."""
+    groups = copy_groups_of(table, m)
     leaks = groups_across_splits(groups, m.split_codes)
     return int(leaks.size), (np.flatnonzero(groups == leaks[0]) if leaks.size else np.zeros(0, np.int64))
 
@@ -307,9 +312,12 @@ def check_embedding_values(x: np.ndarray, pid: np.ndarray | None = None) -> None
 
 
 def validate_arrays(
-    m: ManifestArrays, required_splits: tuple[str, ...] = ("train",)
+    m: ManifestArrays,
+    required_splits: tuple[str, ...] = ("train",),
+    groups: Callable[[], np.ndarray] | None = None,
 ) -> dict[str, dict[int, int]]:
-    """Check values; return per-split class counts. Raises ManifestError naming rows."""
+    """Check values; return per-split class counts. Raises ManifestError naming rows. `groups`:
+    the rows' groups of copies, asked for only to say why a split came out empty."""
     pid = m.post_id
     check_embedding_values(m.embeddings, pid)
     bad = np.flatnonzero((m.scores < LOWEST) | (m.scores > HIGHEST))
@@ -324,11 +332,24 @@ def validate_arrays(
         counts[name] = {c: int(n) for c, n in enumerate(np.bincount(sel, minlength=NUM_CLASSES + 1)[1:], 1)}
     empty = [s for s in required_splits if sum(counts[s].values()) == 0]
     if empty:
+        why = "" if groups is None else _in_groups(groups())
         raise ManifestError(
-            f"split(s) {empty} are empty ({len(m)} rows in all); rate more images "
+            f"split(s) {empty} are empty ({len(m)} rows in all){why}; rate more images "
             "or change the split fractions"
         )
     return counts
+
+
+def _in_groups(groups: np.ndarray) -> str:
+    """How the rows were grouped, when copies explain a split left empty: each group takes one."""
+    sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
+    n, largest = len(groups), int(sizes.max())
+    if largest > 1 and 2 * largest >= n:
+        return (
+            f": {largest} of {n} images were judged copies of one another (one group, which takes one "
+            "split); if they are not copies, the copy rule is too loose for these images"
+        )
+    return f": the {n} images form {len(sizes)} groups of copies, each in one split" if len(sizes) < n else ""
 
 
 def _check_duplicates(m: ManifestArrays) -> None:
@@ -366,5 +387,5 @@ def load_manifest(
         with _decoding():
             table, x = read_streaming(source)
         arrays = to_arrays(table, dim, x)
-    validate_arrays(arrays, required_splits)
+    validate_arrays(arrays, required_splits, groups=lambda: copy_groups_of(table, arrays))
     return arrays

@@ -106,11 +106,12 @@ def browser():
 def copies(tiny_backbone):
     """60 originals and a copy of each of every kind: {kind: (embeddings, signatures)}, and the
     originals' own under "original"."""
-    from copy_kinds import COPY_KINDS, illustration
     from PIL import Image
 
     from silva_model.backbone import SiglipEmbedder
     from silva_model.copies import pixel_signature
+    from silva_model.copy_kinds import COPY_KINDS
+    from silva_model.drawings import illustration
 
     rng = np.random.default_rng(0)
     originals = [illustration(rng) for _ in range(60)]

@@ -12,6 +12,7 @@ from silva_model.copies import DEFAULT_COPY_RULE, CopyRule, signatures_of
 from silva_model.manifest import (
     ManifestError,
     build_table,
+    copy_groups_of,
     copy_rule_of,
     near_duplicate_leaks,
     split_codes_for,
@@ -110,6 +111,7 @@ def manifest(
             "images_with_pixel_signature": int((~np.isnan(signatures).any(1)).sum()),
             "near_duplicate_groups": int(multi.size),
             "images_in_near_duplicate_groups": int(counts[counts > 1].sum()),
+            "largest_near_duplicate_group": int(counts.max()) if counts.size else 0,
             "near_duplicates": dg.MetadataValue.md(
                 md_table(["images", "split", "sha256 (first 4)"], shown) if shown else "none"
             ),
@@ -185,7 +187,7 @@ def manifest_checks(manifest: pa.Table) -> Iterator[dg.AssetCheckResult]:
         },
     )
     try:
-        counts = validate_arrays(arrays)
+        counts = validate_arrays(arrays, groups=lambda: copy_groups_of(manifest, arrays))
         backbone = arrays.backbone()
     except ManifestError as e:
         yield dg.AssetCheckResult(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from copy_kinds import COPY_KINDS, COSINE_ONLY, illustration
+import pytest
 from helpers import (
     TINY_DIM,
 )
@@ -20,7 +20,9 @@ from silva_model.copies import (
     signatures_of,
     signatures_to_arrow,
 )
-from silva_model.manifest import build_manifest, load_manifest
+from silva_model.copy_kinds import COPY_KINDS, COSINE_ONLY
+from silva_model.drawings import illustration
+from silva_model.manifest import ManifestError, build_manifest, load_manifest, near_duplicate_leaks
 from silva_model.parquet import read_parquet, write_parquet
 from silva_model.splits import assign_split_codes, group_split_codes
 
@@ -94,3 +96,59 @@ def test_signatures_survive_arrow_and_parquet_with_images_that_have_none(tmp_pat
     np.testing.assert_array_equal(np.isnan(back), np.isnan(sig))
     np.testing.assert_array_equal(back[[0, 2, 4]], sig[[0, 2, 4]])
     assert np.isnan(signatures_of(pa.table({"id": [1, 2]}))).all()  # a table from before signatures
+
+
+def _arc(n: int, step_cosine: float = 0.99, dim: int = TINY_DIM) -> np.ndarray:
+    """n unit vectors along an arc: each a copy (cosine 0.99) of the next, none of the one after."""
+    angles = np.arange(n) * np.arccos(step_cosine)
+    x = np.zeros((n, dim), np.float32)
+    x[:, 0], x[:, 1] = np.cos(angles), np.sin(angles)
+    return x
+
+
+def test_a_chain_of_copies_of_copies_does_not_join_a_set_into_one_group():
+    """Each image a copy of the next only: chains used to make all 40 one group. Now every group
+    has a centre that each of its members is a copy of, whatever the row order."""
+    x = _arc(40)
+    assert (x[0] @ x[1] > CopyRule().cosine) and (x[0] @ x[2] < CopyRule().cosine)
+    groups = near_duplicate_groups(x)
+    sizes = np.bincount(groups)
+    assert sizes.max() <= 3 and len(sizes) >= 40 // 3
+    for g in np.unique(groups):
+        members = x[groups == g]
+        assert ((members @ members.T > CopyRule().cosine).all(1)).any(), g  # a centre: a copy of all
+    perm = np.random.default_rng(0).permutation(len(x))
+    again = np.empty_like(groups)
+    again[perm] = near_duplicate_groups(x[perm])
+    assert np.array_equal(groups[:, None] == groups, again[:, None] == again)  # the same partition
+
+
+def test_the_same_embedding_twice_is_one_image_in_one_group():
+    x = _arc(12)
+    rows = np.r_[np.arange(12), [3, 3, 7]]
+    sig = np.full((len(rows), SIGNATURE_DIM), np.nan, np.float32)
+    sig[-1] = 0.1  # a duplicate that has a signature where its twin has none
+    groups = near_duplicate_groups(x[rows], sig)
+    assert groups[12] == groups[13] == groups[3] and groups[14] == groups[7]
+    alone = near_duplicate_groups(x)
+    assert np.array_equal(groups[:12][:, None] == groups[:12], alone[:, None] == alone)
+
+
+def test_a_set_of_copies_of_copies_still_gets_every_split():
+    """The failure of issue 39: 75 of 80 rated images chained into one group, so all landed in
+    train and the manifest stopped with 'split(s) ['val'] are empty'."""
+    x = _arc(80, step_cosine=0.995)
+    y = np.tile(np.arange(1, 6), 16)
+    table = build_manifest(x, y, dim=TINY_DIM)
+    m = load_manifest(table, dim=TINY_DIM)
+    assert set(np.unique(m.split_codes)) == {0, 1, 2}
+    assert near_duplicate_leaks(table, m)[0] == 0  # the leakage check regroups as the splits were drawn
+
+
+def test_an_empty_split_says_how_many_images_were_judged_copies_of_one_another():
+    x = _arc(12, step_cosine=0.9999)  # all within 0.985 of one another: one group
+    with pytest.raises(ManifestError) as e:
+        # no train fraction: the one group lands outside train, the one split a manifest needs
+        build_manifest(x, np.tile(np.arange(1, 5), 3), dim=TINY_DIM, fractions=(0.0, 0.5, 0.5))
+    said = "split(s) ['train'] are empty (12 rows in all): 12 of 12 images were judged copies of one another"
+    assert said + " (one group" in str(e.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from copy_kinds import illustration
 from helpers import (
     TINY_DIM,
     save_tiny_siglip,
@@ -14,6 +13,7 @@ from helpers import (
 from silva_model import HeadConfig, OrdinalHead, Scorer
 from silva_model.backbone import SiglipEmbedder
 from silva_model.cli import main
+from silva_model.drawings import illustration
 from silva_model.release import save_pretrained
 
 

@@ -20,20 +20,10 @@ SMALL_TRAIN = dict(epochs=4, hidden=(64,), batch_size=128, device="cpu")
 def save_tiny_siglip(folder: Path, hidden_size: int = TINY_DIM, seed: int = 0) -> Path:
     """A random SigLIP with the real architecture at toy size, saved with save_pretrained so it
     loads through AutoModel / AutoImageProcessor exactly like google/siglip2-so400m-patch14-384."""
-    from silva_model.random_siglip import save_random_siglip
+    from silva_model.random_siglip import TEST_VISION_CONFIG, save_random_siglip
 
-    return save_random_siglip(
-        folder,
-        dict(
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-        ),
-        seed=seed,
-    )
+    config = {**TEST_VISION_CONFIG, "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size}
+    return save_random_siglip(folder, config, seed=seed)
 
 
 def write_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int] = (40, 56)) -> list[Path]:

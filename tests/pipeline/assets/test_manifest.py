@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-from copy_kinds import COPY_KINDS, COSINE_ONLY, illustration
 from PIL import Image
 from pipeline_support import (
     FAST_HEAD,
@@ -19,8 +18,10 @@ from pipeline_support import (
     write_ratings_csv,
 )
 
-from silva_model.copies import near_duplicate_groups
-from silva_model.manifest import build_table
+from silva_model.copies import DEFAULT_COPY_RULE, near_duplicate_groups
+from silva_model.copy_kinds import COPY_KINDS, COSINE_ONLY
+from silva_model.drawings import illustration
+from silva_model.manifest import build_table, with_copy_rule
 from silva_model.splits import groups_across_splits
 
 
@@ -86,10 +87,6 @@ def test_the_leakage_check_fails_on_copies_in_two_splits_that_cosine_alone_passe
     """Cropped, mirrored, framed and brightened copies that the cosine does not see, in test while
     their originals train: the check passed such a manifest when it grouped by cosine alone (as it
     still does for a manifest without pixel signatures); now it fails."""
-    import dagster as dg
-
-    from silva_pipeline.assets.manifest import manifest_checks
-    from silva_pipeline.resources import SilvaIOManager
 
     original = copies["original"]
     xs, sigs = [original[0]], [original[1]]
@@ -108,16 +105,7 @@ def test_the_leakage_check_fails_on_copies_in_two_splits_that_cosine_alone_passe
     y = np.tile(np.arange(1, 6), len(x) // 5 + 1)[: len(x)]
 
     def leak_check(table: pa.Table):
-        @dg.asset(name="manifest")
-        def crafted() -> object:
-            return table
-
-        r = dg.materialize(
-            [crafted, manifest_checks],
-            resources={"io_manager": SilvaIOManager(workspace=workspace())},
-            raise_on_error=False,
-        )
-        results = {e.check_name: e for e in r.get_asset_check_evaluations()}
+        results = _checks_of(table)
         assert results["contract"].passed
         return results["no_near_duplicates_across_splits"]
 
@@ -125,3 +113,36 @@ def test_the_leakage_check_fails_on_copies_in_two_splits_that_cosine_alone_passe
     leak = leak_check(build_table(x, y, codes, signatures=sig))
     assert not leak.passed and "span splits" in leak.description
     assert leak.metadata["groups_across_splits"].value >= 40
+
+
+def test_an_empty_train_split_names_the_copies_that_filled_another():
+    """Issue 39: 'split(s) ['val'] are empty (80 rows in all)' did not say why. When one group of
+    copies holds most images, the contract says so."""
+    rng = np.random.default_rng(0)
+    x = (np.ones(48) + 0.01 * rng.standard_normal((20, 48))).astype(np.float32)  # 20 copies of one image
+    x = np.concatenate([x, rng.standard_normal((4, 48)).astype(np.float32)])  # and 4 others
+    codes = np.full(len(x), 2, np.int8)
+    codes[-2:] = 1
+    contract = _checks_of(
+        with_copy_rule(build_table(x, np.tile(np.arange(1, 5), 6), codes), DEFAULT_COPY_RULE)
+    )["contract"]
+    assert not contract.passed
+    cause = "split(s) ['train'] are empty (24 rows in all): 20 of 24 images were judged copies of one another"
+    assert cause in contract.description
+
+
+def _checks_of(table: pa.Table) -> dict:
+    """The manifest's checks, run on `table` as the manifest."""
+    from silva_pipeline.assets.manifest import manifest_checks
+    from silva_pipeline.resources import SilvaIOManager
+
+    @dg.asset(name="manifest")
+    def crafted() -> object:
+        return table
+
+    r = dg.materialize(
+        [crafted, manifest_checks],
+        resources={"io_manager": SilvaIOManager(workspace=workspace())},
+        raise_on_error=False,
+    )
+    return {e.check_name: e for e in r.get_asset_check_evaluations()}

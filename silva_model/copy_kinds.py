@@ -1,45 +1,15 @@
-"""Illustration-like images and the kinds of copy a library holds twice (tests and
-`bench/near_duplicates.py` measure the copy rule on them)."""
+"""The kinds of copy a library holds twice (re-encoded, resized, cropped, rotated, mirrored,
+recoloured, framed), as functions of an image: the tests and `bench/near_duplicates.py` measure
+the copy rule on them."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from silva_model.copies import CopyRule
-
-
-def _shape(rng: np.random.Generator, w: int, h: int) -> tuple[list[int], tuple[int, ...]]:
-    x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
-    box = [x0, y0, x0 + int(rng.integers(5, 50)), y0 + int(rng.integers(5, 50))]
-    return box, tuple(int(v) for v in rng.integers(0, 256, 3))
-
-
-def illustration(rng: np.random.Generator, w: int = 96, h: int = 128) -> Image.Image:
-    """A flat background with 12 coloured ellipses."""
-    im = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 256, 3)))
-    draw = ImageDraw.Draw(im)
-    for _ in range(12):
-        box, fill = _shape(rng, w, h)
-        draw.ellipse(box, fill=fill)
-    return im
-
-
-def similar_pair(rng: np.random.Generator, w: int = 96, h: int = 128) -> tuple[Image.Image, Image.Image]:
-    """Two distinct images that share their background and half their shapes (a series)."""
-    bg = tuple(int(v) for v in rng.integers(0, 256, 3))
-    shared = [_shape(rng, w, h) for _ in range(6)]
-    out = []
-    for _ in range(2):
-        im = Image.new("RGB", (w, h), bg)
-        draw = ImageDraw.Draw(im)
-        for box, fill in shared + [_shape(rng, w, h) for _ in range(6)]:
-            draw.ellipse(box, fill=fill)
-        out.append(im)
-    return out[0], out[1]
 
 
 def _reencoded(im: Image.Image, fmt: str, **kw) -> Image.Image:
