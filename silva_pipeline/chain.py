@@ -10,8 +10,11 @@ comes back as one line: the step and the cause.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -94,8 +97,48 @@ def wait_for_pool(instance: dg.DagsterInstance, say: Callable[[str], None]) -> N
         time.sleep(1.0)
 
 
+OnEvents = Callable[[list[dg.DagsterEvent]], None]
+
+
+@contextmanager
+def following(
+    instance: dg.DagsterInstance, run_id: str, on_events: OnEvents, every: float = 0.5
+) -> Iterator[None]:
+    """Hand the run's step and materialization events to `on_events` while it runs (polling its
+    event log from a thread, so a step's line is printed when the step ends, not the stage), and
+    the last ones when it is over."""
+    cursor: str | None = None
+    stop = threading.Event()
+    kinds = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.ASSET_MATERIALIZATION}
+
+    def drain() -> None:
+        nonlocal cursor
+        while True:
+            page = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
+            cursor = page.cursor
+            events = [r.event_log_entry.dagster_event for r in page.records]
+            if any(events):
+                on_events([e for e in events if e is not None])
+            if not page.has_more:
+                return
+
+    def poll() -> None:
+        while not stop.wait(every):
+            drain()
+
+    thread = threading.Thread(target=poll, name=f"follow-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        drain()
+
+
 class Runner:
-    """Runs selections of one job in-process on one instance, each tagged with this process."""
+    """Runs selections of one job in-process on one instance, each tagged with this process;
+    `on_events` sees each run's events as they happen."""
 
     def __init__(
         self,
@@ -103,23 +146,29 @@ class Runner:
         instance: dg.DagsterInstance,
         run_config: dict,
         say: Callable[[str], None],
+        on_events: OnEvents = lambda events: None,
     ) -> None:
         self.job, self.instance, self.run_config, self.say = job, instance, run_config, say
+        self.on_events = on_events
         self.run_ids: list[str] = []
 
     def __call__(self, keys: list[str], partition_key: str | None = None) -> dg.ExecuteInProcessResult:
-        reap_dead_runs(self.instance)
+        for run_id in reap_dead_runs(self.instance):
+            self.say(f"run {run_id} had died without ending (killed?): marked failed, its steps run again")
         if any(k.startswith(EMBEDDING_STEPS) for k in keys):
             wait_for_pool(self.instance, self.say)
         ops = {k: v for k, v in self.run_config.get("ops", {}).items() if k.startswith(tuple(keys))}
-        result = self.job.execute_in_process(
-            instance=self.instance,
-            run_config={**self.run_config, "ops": ops},
-            raise_on_error=False,
-            asset_selection=[dg.AssetKey(k) for k in keys],
-            tags={PROCESS_TAG: this_process()},
-            partition_key=partition_key,
-        )
+        run_id = str(uuid.uuid4())
+        with following(self.instance, run_id, self.on_events):
+            result = self.job.execute_in_process(
+                instance=self.instance,
+                run_config={**self.run_config, "ops": ops},
+                raise_on_error=False,
+                asset_selection=[dg.AssetKey(k) for k in keys],
+                tags={PROCESS_TAG: this_process()},
+                partition_key=partition_key,
+                run_id=run_id,
+            )
         self.run_ids.append(result.run_id)
         if not result.success:
             failed = first_failure(result)
@@ -128,13 +177,12 @@ class Runner:
         return result
 
 
-def run_chain(run: Runner, on_stage: Callable[[dg.ExecuteInProcessResult], None]) -> Chain:
+def run_chain(run: Runner) -> Chain:
     """Ratings to release and the library's shards, each shard not embedded yet, then the
     library's scores and the queue; stops at the first failure (in `Chain.failed`)."""
     chain = Chain()
     try:
         chain.model = run([*MODEL_ASSETS, "library"])
-        on_stage(chain.model)
         done = run.instance.get_materialized_partitions(dg.AssetKey("library_embeddings"))
         todo = [s for s in run.instance.get_dynamic_partitions(library_shards.name) if s not in done]
         started = time.perf_counter()
@@ -143,7 +191,6 @@ def run_chain(run: Runner, on_stage: Callable[[dg.ExecuteInProcessResult], None]
         chain.new_shards, chain.shard_seconds = len(todo), time.perf_counter() - started
         run.say(f"{'library_embeddings':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
         chain.loop = run(["library_scores", "rating_queue"])
-        on_stage(chain.loop)
     except Failed as failed:
         chain.failed = failed
         chain.model = chain.model or failed.result  # what it got to: the evaluation, the gate

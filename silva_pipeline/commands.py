@@ -147,13 +147,13 @@ def _run(ws: Workspace, run_config: dict):
 
     from silva_pipeline.chain import Runner, run_chain
     from silva_pipeline.definitions import build_definitions
-    from silva_pipeline.summary import print_steps
+    from silva_pipeline.summary import StepLines
 
     ensure_instance(ws.instance)
     job = build_definitions(ws.home).resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
-        return run_chain(Runner(job, instance, run_config, say), print_steps)
+        return run_chain(Runner(job, instance, run_config, say, StepLines()))
 
 
 def run_own(argv: list[str] | None = None) -> int:

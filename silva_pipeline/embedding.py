@@ -19,6 +19,21 @@ from silva_pipeline.resources import SiglipEmbedderResource
 
 Context = dg.AssetExecutionContext | dg.OpExecutionContext
 
+PRECOMPUTED_BACKBONE_KEY = b"silva.precomputed_backbone"
+
+
+def with_precomputed_backbone(table: pa.Table, backbone: BackboneSpec | None) -> pa.Table:
+    """`table` recording where its source's precomputed embeddings came from (None: none came)."""
+    if backbone is None:
+        return table
+    return table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: backbone.to_json().encode()})
+
+
+def precomputed_backbone(table: pa.Table) -> BackboneSpec:
+    """Where the source's precomputed embeddings came from (empty spec: not recorded)."""
+    raw = (table.schema.metadata or {}).get(PRECOMPUTED_BACKBONE_KEY)
+    return BackboneSpec.from_value(raw.decode()) if raw else BackboneSpec()
+
 
 def assign_shards(shas: list[str], previous: dict[str, str], shard_size: int) -> tuple[list[str], list[str]]:
     """(shard of each image, the new shard keys). Known images keep their shard; new ones, sorted

@@ -19,8 +19,7 @@ from silva_model.metrics import expected_rating
 from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.provenance import BackboneMismatchError, common_backbone
 from silva_model.release import TrainedHead
-from silva_pipeline.assets.raw_ratings import precomputed_backbone
-from silva_pipeline.embedding import embed_rows
+from silva_pipeline.embedding import embed_rows, precomputed_backbone
 from silva_pipeline.report import md_table, plot_histogram, png_markdown
 from silva_pipeline.resources import SiglipEmbedderResource
 

@@ -15,18 +15,22 @@ USEFUL_RATINGS = 500
 SMALL_DATA_DOC = "docs/benchmarks.md#small-data"
 
 
-def print_steps(result: dg.ExecuteInProcessResult) -> None:
-    """One line per step of a finished run: its name, its time and its row count when it has one."""
-    rows = {}
-    for e in result.all_events:
-        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            meta = e.event_specific_data.materialization.metadata
-            if "dagster/row_count" in meta:
-                rows[e.step_key] = meta["dagster/row_count"].value
-    for e in result.all_events:
-        if e.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            count = f"  {rows[e.step_key]:,} rows" if e.step_key in rows else ""
-            print(f"  {e.step_key:<32}{e.event_specific_data.duration_ms / 1000:7.1f} s{count}", flush=True)
+class StepLines:
+    """One line per step as it finishes: its name, its time and its row count when it has one."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+
+    def __call__(self, events: list[dg.DagsterEvent]) -> None:
+        for e in events:
+            if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                meta = e.event_specific_data.materialization.metadata
+                if "dagster/row_count" in meta:
+                    self.rows[e.step_key] = meta["dagster/row_count"].value
+            elif e.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                count = f"  {self.rows[e.step_key]:,} rows" if e.step_key in self.rows else ""
+                seconds = e.event_specific_data.duration_ms / 1000
+                print(f"  {e.step_key:<32}{seconds:7.1f} s{count}", flush=True)
 
 
 def metric_lines(metrics: dict, intervals: dict) -> list[str]:

@@ -13,13 +13,14 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 
-from silva_pipeline.assets.raw_ratings import GROUP, precomputed_backbone
+from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.embedding import (
     assign_shards,
     embed_into_cache,
     embed_rows,
     embedding_cache,
     log_quarantined,
+    precomputed_backbone,
     split_rows,
 )
 from silva_pipeline.records import EmbedWork

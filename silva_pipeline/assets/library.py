@@ -14,8 +14,12 @@ import pyarrow as pa
 from pydantic import Field
 
 from silva_model.release import TrainedHead
-from silva_pipeline.assets.raw_ratings import PRECOMPUTED_BACKBONE_KEY, precomputed_backbone
-from silva_pipeline.embedding import assign_shards, embed_rows
+from silva_pipeline.embedding import (
+    assign_shards,
+    embed_rows,
+    precomputed_backbone,
+    with_precomputed_backbone,
+)
 from silva_pipeline.library_scoring import (
     ScoreSettings,
     embedded_rows,
@@ -51,9 +55,9 @@ def library(
         context.instance.add_dynamic_partitions(library_shards.name, missing)
     for b in load.bad[:20]:
         context.log.warning(f"library: skipped {b.where}: {b.reason}")
-    table = load.rows.with_columns(pl.Series("shard", shards, pl.String)).to_arrow()
-    if load.backbone is not None:
-        table = table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: load.backbone.to_json().encode()})
+    table = with_precomputed_backbone(
+        load.rows.with_columns(pl.Series("shard", shards, pl.String)).to_arrow(), load.backbone
+    )
     kind, _, _ = library_source.resolved(ratings_source)
     context.log.info(
         f"library: {len(shas)} images in {len(set(shards))} shards, {len(new_keys)} new shard(s)"

@@ -15,12 +15,23 @@ from silva_model.manifest import to_arrays
 from silva_model.metrics import spearman
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import GROUP
+from silva_pipeline.evaluation_report import OUT_OF_FOLD_BELOW
 
-OUT_OF_FOLDS = 5
+OUT_OF_FOLDS = 5  # below OUT_OF_FOLD_BELOW ratings, where the out-of-fold metrics are the headline
+LARGE_FOLDS = 2  # above: re-rates and the heads' disagreement only, at the cost of about one head
 
 
 class OutOfFoldConfig(dg.Config):
-    folds: int = Field(default=OUT_OF_FOLDS, description="K: each fold scored by a head trained on the rest")
+    folds: int = Field(
+        default=-1,
+        description=f"K: each fold scored by a head trained on the rest; -1: {OUT_OF_FOLDS} below "
+        f"{OUT_OF_FOLD_BELOW:,} ratings (the evaluation's headline), else {LARGE_FOLDS}",
+    )
+
+    def for_rows(self, n: int) -> int:
+        if self.folds != -1:
+            return self.folds
+        return OUT_OF_FOLDS if n < OUT_OF_FOLD_BELOW else LARGE_FOLDS
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch"}, code_version="1")
@@ -31,18 +42,19 @@ def out_of_fold(
     fold's (fold = content hash mod K, a pure function of the image), and each rated image's
     expected rating and score from the one head that never saw it, in the manifest's row order."""
     arrays = to_arrays(manifest, dim=None)
-    progress = tqdm(total=config.folds, desc="out-of-fold heads", unit="fold", disable=None, file=sys.stderr)
+    folds = config.for_rows(len(arrays))
+    progress = tqdm(total=folds, desc="out-of-fold heads", unit="fold", disable=None, file=sys.stderr)
 
     def on_fold(k: int) -> None:
         progress.update()
-        context.log.info(f"out-of-fold head {k}/{config.folds} trained")
+        context.log.info(f"out-of-fold head {k}/{folds} trained")
 
     with progress:
-        oof = fit_out_of_fold(arrays, head.train_config, config.folds, on_fold)
+        oof = fit_out_of_fold(arrays, head.train_config, folds, on_fold)
     return dg.Output(
         oof,
         metadata={
-            "folds": config.folds,
+            "folds": folds,
             "rows": len(arrays),
             "oof_spearman": round(spearman(arrays.scores, oof.score), 4),
         },

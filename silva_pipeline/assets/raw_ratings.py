@@ -7,18 +7,11 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from silva_model.provenance import BackboneSpec
+from silva_pipeline.embedding import with_precomputed_backbone
 from silva_pipeline.report import md_table
 from silva_pipeline.resources import RatingsSource
 
 GROUP = "silva"
-PRECOMPUTED_BACKBONE_KEY = b"silva.precomputed_backbone"
-
-
-def precomputed_backbone(raw_ratings: pa.Table) -> BackboneSpec:
-    """Where the source's precomputed embeddings came from (empty spec: not recorded)."""
-    raw = (raw_ratings.schema.metadata or {}).get(PRECOMPUTED_BACKBONE_KEY)
-    return BackboneSpec.from_value(raw.decode()) if raw else BackboneSpec()
 
 
 class RawRatingsConfig(dg.Config):
@@ -55,9 +48,7 @@ def raw_ratings(
     counts = load.rows["rating"].value_counts().sort("rating")
     has_emb = "embedding" in load.rows.columns
     n_pre = int(load.rows["embedding"].is_not_null().sum()) if has_emb else 0
-    table = load.rows.to_arrow()
-    if load.backbone is not None:
-        table = table.replace_schema_metadata({PRECOMPUTED_BACKBONE_KEY: load.backbone.to_json().encode()})
+    table = with_precomputed_backbone(load.rows.to_arrow(), load.backbone)
     return dg.Output(
         table,
         metadata={

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from browser_support import rate_by_keys
 from first_hour import OWN_IMAGES, RATE, RETRAIN, TRIAL, Shell, make_images, project_copy
 from helpers import stop_process_group
 
@@ -77,12 +78,7 @@ def _rate_on_the_page(sh: Shell, project: Path, browser) -> list[str]:
     proc = sh.start(f"{RATE} --port {port}", project / "rate.log")
     try:
         wait_for_http(f"http://127.0.0.1:{port}/api/items", proc, 120, "silva rate")
-        page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{port}/")
-        page.wait_for_function("document.getElementById('img').naturalWidth > 0")
-        for key in "54321":
-            page.keyboard.press(key)
-        page.wait_for_function("document.getElementById('rated').textContent === '5'")
+        rate_by_keys(browser, f"http://127.0.0.1:{port}/")
     finally:
         stop_process_group(proc)
     queue = pq.read_table(project / ".data" / "latest" / "rating_queue.parquet").to_pylist()

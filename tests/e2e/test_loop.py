@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-from browser_support import start_page
+from browser_support import rate_by_keys, start_page
 from helpers import (
     stop_process_group,
 )
@@ -54,12 +54,7 @@ def test_rate_in_the_browser_then_the_sensor_retrains_on_it(tmp_path, monkeypatc
 
         proc, url = start_page(latest_queue(), RatingsLog.default().path)
         try:
-            page = browser.new_page()
-            page.goto(url)
-            page.wait_for_function("document.getElementById('img').naturalWidth > 0")
-            for key in "54321":
-                page.keyboard.press(key)
-            page.wait_for_function("document.getElementById('rated').textContent === '5'")
+            rate_by_keys(browser, url)
         finally:
             stop_process_group(proc)
         logged = RatingsLog.default().entries().to_pylist()

@@ -3,53 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import (
-    ROOT,
-    stop_process_group,
-)
+from helpers import ROOT, stop_process_group
 
-ALL_ASSETS = [
-    "raw_ratings",
-    "image_embeddings",
-    "manifest",
-    "head",
-    "out_of_fold",
-    "evaluation",
-    "hub_release",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dagster dev exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+from silva_pipeline.assets import MODEL_ASSETS
+from silva_pipeline.local_services import free_port, wait_for_http
 
 
 @pytest.fixture
 def dagster_dev(tmp_path):
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -72,7 +40,7 @@ def dagster_dev(tmp_path):
         start_new_session=True,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/server_info", proc, timeout=180)
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", proc, 180, "dagster dev")
         yield port, tmp_path
     finally:
         stop_process_group(proc)
@@ -90,7 +58,7 @@ def test_graphql_launch_materializes_the_graph(dagster_dev):
         repository_location_name="silva_pipeline.definitions",
         repository_name="__repository__",
         run_config={"ops": {"head": {"config": {"epochs": 2, "hidden": [32], "device": "cpu"}}}},
-        asset_selection=[[k] for k in ALL_ASSETS],
+        asset_selection=[[k] for k in MODEL_ASSETS],
     )
     deadline = time.monotonic() + 420
     status = client.get_run_status(run_id)

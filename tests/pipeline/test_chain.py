@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pytest
 
-from silva_pipeline.chain import first_failure, wait_for_pool
+from silva_pipeline.chain import Runner, first_failure, wait_for_pool
 from silva_pipeline.dead_runs import PROCESS_TAG, this_process
 from silva_pipeline.instance import ensure_instance
 
@@ -38,6 +38,37 @@ def test_a_failed_run_is_one_line_naming_the_step_and_its_cause():
     r = dg.materialize([needs_picky], resources={"picky": Picky()}, raise_on_error=False)
     failed = first_failure(r)
     assert failed.step == "the start of the run" and failed.cause.startswith("SILVA_LIBRARY: the library")
+
+
+SEEN: list[str] = []  # the steps whose end the runner handed on, as the run goes
+
+
+@dg.asset
+def first() -> int:
+    return 1
+
+
+@dg.asset
+def second(first: int) -> int:
+    """Waits until the runner has handed on `first`'s end: lines come as steps end, not at the end."""
+    deadline = time.monotonic() + 60
+    while "first" not in SEEN:
+        assert time.monotonic() < deadline, "the end of `first` was not handed on while the run went on"
+        time.sleep(0.05)
+    return first + 1
+
+
+def test_each_step_is_handed_on_as_it_ends_not_when_the_run_ends(tmp_path):
+    """Issue 39 walk: `silva-run > log` stayed empty for a minute, then printed every step at once."""
+    SEEN.clear()
+    job = dg.Definitions(assets=[first, second]).resolve_implicit_global_asset_job_def()
+
+    def on_events(events: list[dg.DagsterEvent]) -> None:
+        SEEN.extend(e.step_key for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS)
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = Runner(job, instance, {}, print, on_events)(["first", "second"])
+    assert result.success and SEEN == ["first", "second"]
 
 
 def _held_by(instance: dg.DagsterInstance, process: str) -> str:

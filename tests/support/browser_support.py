@@ -77,3 +77,13 @@ def write_queue(path: Path, rows: list[dict]) -> Path:
     )
     pq.write_table(table, path)
     return path
+
+
+def rate_by_keys(browser, url: str, keys: str = "54321") -> None:
+    """Open the rating page at `url` and rate one image per key, waiting until each is counted."""
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("document.getElementById('img').naturalWidth > 0")
+    for key in keys:
+        page.keyboard.press(key)
+    page.wait_for_function(f"document.getElementById('rated').textContent === '{len(keys)}'")
