@@ -189,7 +189,7 @@ def run_chain(run: Runner) -> Chain:
         for shard in todo:
             run(["library_embeddings"], partition_key=shard)
         chain.new_shards, chain.shard_seconds = len(todo), time.perf_counter() - started
-        run.say(f"{'library_embeddings':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
+        run.say(f"{'library_embeddings, in all':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
         chain.loop = run(["library_scores", "rating_queue"])
     except Failed as failed:
         chain.failed = failed
