@@ -10,6 +10,7 @@ comes back as one line: the step and the cause.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -53,12 +54,14 @@ class Chain:
 
 
 def _message(error) -> str:
-    """The innermost cause of a serialized error, without its exception class."""
-    while getattr(error, "cause", None) is not None:
+    """The cause of a serialized error, without Dagster's wrappers around the step's own error
+    (whose message already says what its own cause meant) and without its exception class."""
+    while getattr(error, "cause", None) is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
     text = (error.message or "").strip()
     head, sep, rest = text.partition(": ")
-    return rest if sep and "." in head and " " not in head else text
+    named = sep and re.fullmatch(r"[A-Za-z_][\w.]*", head) and head.split(".")[-1] == error.cls_name
+    return rest if named else text
 
 
 def first_failure(result: dg.ExecuteInProcessResult) -> Failed:

@@ -149,7 +149,10 @@ def embed_rows(
             description=f"embeddings of different widths {sorted(widths)}: the source's precomputed vectors "
             f"do not come from the configured backbone {embedder.model!r}"
         )
-    emb = np.concatenate([p for p in parts if p is not None]) if widths else np.zeros((0, 0), np.float32)
+    if widths:
+        emb = np.concatenate([p for p in parts if p is not None])
+    else:  # nothing could be read: no rows, but as wide as every other shard
+        emb = np.zeros((0, cached_emb.shape[1] or embedder.get().embed_dim), np.float32)
     signatures = np.concatenate([no_signatures(pre.height), cached_sig[reused], *new_sig])
     n_pre = pre.height
     table = pa.table(

@@ -105,7 +105,8 @@ def _read_table(path: Path) -> pl.DataFrame:
             raise ValueError(
                 f"{path} is not UTF-8 text (saved as Latin-1 or Windows-1252?): re-save it as UTF-8"
             ) from e
-        raise ValueError(f"{path}: {_csv_problem(path) or _first_line_polars_refuses(path) or e}") from e
+        why = _csv_problem(path) or _first_line_polars_refuses(path) or str(e).splitlines()[0][:200]
+        raise ValueError(f"{path}: {why}") from e
     problem = _csv_problem(path) if any(c.endswith("_duplicated_0") for c in df.columns) else None
     if problem:
         raise ValueError(f"{path}: {problem}")

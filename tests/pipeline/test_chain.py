@@ -21,6 +21,14 @@ def broken() -> int:
     raise dg.Failure(description="SILVA_RATINGS: the ratings file /nope does not exist")
 
 
+@dg.asset
+def unparsable() -> int:
+    try:
+        raise RuntimeError('could not parse `"a.png,1` ... (the rest of the file)')
+    except RuntimeError as e:
+        raise ValueError("/tmp/quote.csv: line 7 opens a quote that is never closed: close it") from e
+
+
 class Picky(dg.ConfigurableResource):
     def setup_for_execution(self, context) -> None:
         raise dg.Failure(description="SILVA_LIBRARY: the library folder /nope does not exist")
@@ -38,6 +46,9 @@ def test_a_failed_run_is_one_line_naming_the_step_and_its_cause():
     r = dg.materialize([needs_picky], resources={"picky": Picky()}, raise_on_error=False)
     failed = first_failure(r)
     assert failed.step == "the start of the run" and failed.cause.startswith("SILVA_LIBRARY: the library")
+    # the step's own message, which names the file and line, not the parser's cause beneath it
+    failed = first_failure(dg.materialize([unparsable], raise_on_error=False))
+    assert failed.cause == "/tmp/quote.csv: line 7 opens a quote that is never closed: close it"
 
 
 SEEN: list[str] = []  # the steps whose end the runner handed on, as the run goes

@@ -119,6 +119,19 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     assert (
         len(instance.fetch_materializations(dg.AssetKey("library_embeddings"), limit=100).records) == n_embeds
     )
+    # a new shard of files that cannot be decoded (breaker, round 4): it embeds nothing, names them,
+    # and the library is scored as before, instead of every later run failing on an empty shard
+    (lib / "broken").mkdir()
+    (lib / "broken" / "text.jpg").write_text("not an image")
+    (lib / "broken" / "cut.png").write_bytes((lib / "more").glob("*.png").__next__().read_bytes()[:60])
+    assert run(res, selection=["library"], instance=instance).success
+    broken = sorted(set(instance.get_dynamic_partitions(library_shards.name)) - set(shards) - set(fresh))
+    assert len(broken) == 1
+    unreadable = embed_shards(res, instance, broken)[broken[0]]
+    assert unreadable["embedded"].value == 0 and "text.jpg" in unreadable["failures"].value
+    after = run(res, selection=["library_scores"], instance=instance)
+    assert after.success and meta(after, "library_scores", "scored") == 55
+
     RatingsLog.default().append("a" * 64, 4, None, None)
     home = layout.silva_home()
     assert home.root == silva_home.resolve()
