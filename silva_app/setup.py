@@ -159,6 +159,10 @@ class Setup:
             if layer.get("prior") and (cwd / str(layer["prior"])).is_dir():  # a folder; else a Hub id
                 layer["prior"] = str((cwd / str(layer["prior"])).resolve())
         training_file = dict(recorded.get("training") or {})
+        try:
+            TrainConfig.load(training_file)
+        except ValueError as e:
+            raise ValueError(f"{file}: training: {e}") from None
         setup = cls(home, values, origins, training_file, training_env, args)
         setup.train_config()  # a bad training option fails here, by name
         return setup
@@ -227,12 +231,28 @@ def _put(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """setup.yaml's settings; a file that is not one, or a key silva does not know (a typo would
+    otherwise be ignored without a word), is refused by name."""
     if not path.exists():
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text: re-save it as UTF-8 ({e})") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of settings")
+    sections = {s.key.split(".")[0] for s in SETTINGS if "." in s.key}
+    for name in sorted(sections & set(data)):
+        if data[name] is not None and not isinstance(data[name], dict):
+            known = sorted(s.key.split(".")[1] for s in SETTINGS if s.key.startswith(f"{name}."))
+            raise ValueError(f"{path}: {name} must hold settings ({', '.join(known)}), got {data[name]!r}")
+    keys = []
+    for name, value in data.items():
+        keys += [f"{name}.{sub}" for sub in value] if name in sections and value else [str(name)]
+    unknown = sorted(k for k in keys if k not in BY_KEY and k != "training" and k not in sections)
+    if unknown:
+        known = ", ".join([*BY_KEY, "training"])
+        raise ValueError(f"{path}: unknown setting(s) {unknown}: misspelled? known: {known}")
     return data

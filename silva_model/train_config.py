@@ -158,8 +158,9 @@ class TrainConfig:
                 setattr(self, name, new)
         for name, hint in get_type_hints(TrainConfig).items():
             setattr(self, name, _typed(name, hint, getattr(self, name)))
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.members < 1:
-            raise ValueError(f"epochs, batch_size, lr and members must be positive: {self}")
+        for name in ("epochs", "batch_size", "lr", "members"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("judge_folds", "select_folds"):
             if getattr(self, name) < 0 or getattr(self, name) == 1:
                 raise ValueError(f"{name} must be 0 (off) or 2 or more, got {getattr(self, name)}")
@@ -194,13 +195,22 @@ class TrainConfig:
         then the environment (`SILVA_<OPTION>`, e.g. SILVA_EPOCHS=5, SILVA_PRIOR=you/judge), then
         `overrides` (command-line options, the launchpad's; None leaves an option as it is)."""
         merged = dict(values or {})
+        from_env: dict[str, str] = {}
         for name, hint in get_type_hints(cls).items():
             variable = option_variable(name)
             raw = (env or {}).get(variable, "")
             if raw.strip():
                 merged[name] = _typed(f"{name} ({variable})", hint, _from_text(variable, hint, raw))
-        merged |= {k: v for k, v in (overrides or {}).items() if v is not None}
-        return cls.from_dict(merged)
+                from_env[name] = variable
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        merged |= given
+        try:
+            return cls.from_dict(merged)
+        except ValueError as e:  # a value out of range: name the variable it came from
+            name = str(e).split(" ", 1)[0]
+            if name in from_env and name not in given:
+                raise ValueError(f"{from_env[name]}: {e}") from None
+            raise
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

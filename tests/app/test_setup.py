@@ -56,6 +56,28 @@ def test_a_bad_value_is_refused_by_its_variable_or_its_place_in_the_file(tmp_pat
         Setup.load(home, {})
 
 
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("ratngs: 3\n", r"unknown setting\(s\) \['ratngs'\]: misspelled\?"),
+        ("ratings:\n  source: folder\n  pth: x\n", r"unknown setting\(s\) \['ratings.pth'\]"),
+        ("ratings: 5\n", r"ratings must hold settings \(pairs, path, .*\), got 5"),
+        ("training:\n  epochs: abc\n", r"training: training option epochs must be an integer, got 'abc'"),
+        ("training:\n  epochz: 3\n", r"training: unknown training option\(s\) \['epochz'\]"),
+        (b"\xff\xfe", r"is not UTF-8 text"),
+    ],
+)
+def test_a_hand_edited_setup_file_is_refused_naming_the_file_and_the_key(tmp_path, text, refusal):
+    """Breaker, round 4: a misspelled key was ignored without a word (and the run released), and a
+    bad training option or encoding did not name the file."""
+    home = Home(tmp_path / "home")
+    home.root.mkdir(parents=True)
+    file = home.root / "setup.yaml"
+    file.write_bytes(text) if isinstance(text, bytes) else file.write_text(text)
+    with pytest.raises(ValueError, match=f"^{file}:? .*{refusal}"):
+        Setup.load(home, {})
+
+
 def test_the_record_keeps_what_was_set_and_the_judge_not_one_runs_options(tmp_path):
     home = Home(tmp_path / "home")
     env = {"SILVA_SOURCE": "demo", "SILVA_PRIOR": "you/judge", "SILVA_EPOCHS": "3"}

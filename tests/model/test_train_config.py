@@ -48,10 +48,10 @@ def test_a_wrongly_typed_value_is_refused_naming_the_option(option, value, messa
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("epochs", 0, "must be positive"),
-        ("batch_size", -1, "must be positive"),
-        ("lr", 0.0, "must be positive"),
-        ("members", 0, "must be positive"),
+        ("epochs", 0, "^epochs must be positive, got 0$"),
+        ("batch_size", -1, "^batch_size must be positive, got -1$"),
+        ("lr", 0.0, "^lr must be positive, got 0.0$"),
+        ("members", 0, "^members must be positive, got 0$"),
         ("judge_folds", 1, "judge_folds must be 0 \\(off\\) or 2 or more, got 1"),
         ("judge_folds", -1, "judge_folds must be 0"),
         ("rank_weight", -0.5, "rank_weight must be -1 \\(auto\\), 0 or more, got -0.5"),
@@ -61,6 +61,14 @@ def test_a_wrongly_typed_value_is_refused_naming_the_option(option, value, messa
 def test_out_of_range_values_are_refused(option, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{option: value})
+
+
+def test_a_value_out_of_range_names_the_variable_it_came_from():
+    """Breaker, round 4: SILVA_EPOCHS=-3 was refused with the whole config and no variable."""
+    with pytest.raises(ValueError, match=r"^SILVA_EPOCHS: epochs must be positive, got -3$"):
+        TrainConfig.load({}, {"SILVA_EPOCHS": "-3"})
+    with pytest.raises(ValueError, match=r"^epochs must be positive"):  # an option given over it: no variable
+        TrainConfig.load({}, {"SILVA_EPOCHS": "5"}, {"epochs": 0})
 
 
 @pytest.mark.parametrize("option", ["lr", "rank_weight"])
