@@ -8,6 +8,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from silva_model.ratings import HIGHEST, LOWEST
+
+
+def port_number(text: str) -> int:
+    """--port: a TCP port a browser can open (1..65535)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1..65535)")
+    return value
+
+
+def rating_bound(text: str) -> float:
+    """--min-rating: an expected rating on the person's scale (NaN matched nothing, silently)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not LOWEST <= value <= HIGHEST:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not a rating from {LOWEST} to {HIGHEST}")
+    return value
+
 
 def add_rate_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
     r = sub.add_parser(
@@ -17,7 +41,7 @@ def add_rate_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
     )
     r.add_argument("--queue", help="a rating_queue parquet (default: the newest the pipeline wrote)")
     r.add_argument("--log", help="the ratings log (default: ratings-log.sqlite in silva's data folder)")
-    r.add_argument("--port", type=int, default=8765, help="the page's port on --host")
+    r.add_argument("--port", type=port_number, default=8765, help="the page's port on --host")
     r.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
     r.add_argument(
         "--mode",
@@ -76,7 +100,9 @@ def add_export_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
     )
     e.add_argument("--to", required=True, help="the folder (made if missing; nothing in it is ever replaced)")
     e.add_argument("--top", type=int, help="the N best images by score")
-    e.add_argument("--min-rating", type=float, help="only images whose expected rating is at least this")
+    e.add_argument(
+        "--min-rating", type=rating_bound, help="only images whose expected rating is at least this"
+    )
     e.add_argument("--folder", help="only images whose path starts with this")
     e.add_argument("--copy", action="store_true", help="copy the files instead of hard-linking them")
     _add_scores_args(e)
@@ -118,7 +144,7 @@ def add_gallery_command(sub, fmt: type[argparse.HelpFormatter]) -> None:
         formatter_class=fmt,
     )
     _add_scores_args(g)
-    g.add_argument("--port", type=int, default=8766, help="the page's port on --host")
+    g.add_argument("--port", type=port_number, default=8766, help="the page's port on --host")
     g.add_argument("--host", default="127.0.0.1", help="serve another interface only when you mean to")
     g.set_defaults(func=_cmd_gallery)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -51,6 +52,21 @@ class OwnPageOnly:
         ):
             return "writes need application/json and this page's token"
         return None
+
+
+def serve_local(app: ASGIApp, host: str, port: int) -> None:
+    """Serve `app` on host:port until Ctrl-C. The port is taken before the address is printed, so a
+    busy one is an error that says so, not an address that leads nowhere."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port} ({e.strerror}): choose another with --port") from None
+    print(f"open http://{host}:{port}/  (Ctrl+C stops)", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -52,6 +52,15 @@ class Chain:
     failed: Failed | None = None
     run_ids: list[str] = field(default_factory=list)
 
+    def read_sources(self) -> bool:
+        """Whether the ratings and the library were read: the setup this run was given works."""
+        done = {
+            e.step_key
+            for e in (self.model.all_events if self.model else [])
+            if e.event_type == dg.DagsterEventType.STEP_SUCCESS
+        }
+        return {"raw_ratings", "library"} <= done
+
 
 def _message(error) -> str:
     """The cause of a serialized error, without Dagster's wrappers around the step's own error

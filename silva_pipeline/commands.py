@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         return 2
     try:
         with workspace_lock(ws.home.root, prog):
-            ws.setup.record()
             remember_instance(ws)
             chain = _run(ws, _run_config(a))
+            if chain.read_sources():  # not a setup that could not even be read (an empty folder)
+                ws.setup.record()
     except WorkspaceBusy as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2

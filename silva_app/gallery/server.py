@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from silva_app.home import Home
 from silva_app.library_scores import LibraryScores, Query
-from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, json_body
+from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, json_body, serve_local
 from silva_app.previews import jpeg, preview
 from silva_app.ratings_log import RatingsLog
 from silva_app.thumbnails import Thumbnails, problem_of
@@ -264,11 +264,8 @@ def build_app(
 
 
 def serve(scores: LibraryScores, log: RatingsLog, home: Home, host: str, port: int) -> None:
-    import uvicorn
-
     threading.Thread(target=scores.load_why, name="silva-why", daemon=True).start()
     thumbnails = Thumbnails(home.thumbnails)
     app = build_app(scores, log, thumbnails, lambda: rated_paths(scores, home.latest("manifest")), host)
     print(f"silva gallery: {len(scores):,} images from {scores.scored_by(home)}; ratings go to {log.path}")
-    print(f"open http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_local(app, host, port)

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from silva_app.comparisons import propose_groups, propose_pairs
-from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly
+from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, serve_local
 from silva_app.local_server import json_body as _json_body
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
@@ -240,11 +240,8 @@ async def _log_unavailable(request: Request, e: Exception) -> JSONResponse:
 
 
 def serve(queue_path: Path, log: RatingsLog, host: str, port: int, blind: bool, mode: str = "rate") -> None:
-    import uvicorn
-
     queue = read_queue(queue_path)
     log.check_writable()
     app = build_app(queue, log, blind, host=host, mode=mode)
     print(f"silva rate ({mode}): {len(queue)} images from {queue_path}; judgements go to {log.path}")
-    print(f"open http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_local(app, host, port)

@@ -50,3 +50,21 @@ def test_a_run_started_elsewhere_stops_before_its_first_step_on_a_bad_setting(
     r = run(res, selection=["raw_ratings", "library"])
     assert not r.success and "SILVA_LIBRARY: the library folder /nope does not exist" in failure_message(r)
     assert not [e for e in r.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+
+
+def test_a_setup_whose_ratings_cannot_be_read_is_not_remembered(
+    tiny_backbone, tmp_path, monkeypatch, capsys, silva_home
+):
+    """Breaker, round 4: an existing but empty ratings folder passed the path check, failed at
+    raw_ratings, and was recorded, so every later plain `silva-run` failed the same way."""
+    from silva_pipeline.commands import run_own
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("SILVA_SOURCE", "folder")
+    monkeypatch.setenv("SILVA_RATINGS", str(tmp_path / "empty"))
+    monkeypatch.setenv("SILVA_LIBRARY_SOURCE", "none")
+    monkeypatch.setenv("SILVA_BACKBONE", str(tiny_backbone))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert run_own([]) == 1
+    assert "stopped at raw_ratings" in capsys.readouterr().err
+    assert not (silva_home / "setup.yaml").exists() and not (silva_home / "releases").exists()
