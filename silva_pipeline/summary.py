@@ -61,8 +61,27 @@ def _output(result: dg.ExecuteInProcessResult, node: str):
         return None
 
 
+def dropped_lines(result: dg.ExecuteInProcessResult) -> list[str]:
+    """What the run left out of the person's ratings and library, counted, the first named: never
+    dropped in silence (the whole lists are the assets' metadata)."""
+    lines = []
+    for node, count, first, what in (
+        ("raw_ratings", "bad_rows_count", "bad_rows_first", "rating row(s) dropped"),
+        ("raw_ratings", "skipped_files", None, "file(s) in the ratings skipped"),
+        ("library", "skipped_files", None, "file(s) in the library skipped"),
+    ):
+        for m in result.asset_materializations_for_node(node):
+            n = m.metadata.get(count)
+            if n is not None and n.value:
+                shown = m.metadata.get(first) if first else None
+                lines.append(f"{node}: {n.value} {what}" + (f" (first: {shown.value})" if shown else ""))
+    return lines
+
+
 def _print_model(result: dg.ExecuteInProcessResult) -> None:
     """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
+    for line in dropped_lines(result):
+        print(line)
     ev, trained = _output(result, "evaluation"), _output(result, "head")
     for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
         print(line)

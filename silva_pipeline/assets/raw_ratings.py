@@ -57,6 +57,7 @@ def raw_ratings(
             "fingerprint": ratings_source.fingerprint(),
             "ratings": dg.MetadataValue.md(md_table(["rating", "images"], counts.iter_rows())),
             "bad_rows_count": len(load.bad),
+            "bad_rows_first": f"{load.bad[0].where}: {load.bad[0].reason}" if load.bad else "",
             "bad_rows": dg.MetadataValue.md(bad_md),
             "merged_duplicates": load.merged_duplicates,
             "skipped_files": len(load.skipped),

@@ -102,7 +102,8 @@ def test_the_readme_own_images_path_from_a_fresh_clone(tmp_path, browser):
     sh.ok(TRIAL)
     out = sh.ok(OWN_IMAGES)
     assert re.search(r"^5-fold out-of-fold: spearman", out.stdout, re.M), out.stdout  # the headline, first
-    assert "library: 200 images scored" in out.stdout  # the .txt is skipped
+    assert "library: 200 images scored" in out.stdout  # the .txt is skipped, and the summary says so
+    assert "library: 1 file(s) in the library skipped" in out.stdout
     assert (project / ".data" / "setup.yaml").read_text().count(str(project / "my_ratings")) == 1
 
     _one_at_a_time(sh, project)

@@ -31,6 +31,10 @@ def test_bad_rows_are_listed_and_dropped_or_fail(tiny_backbone, tmp_path):
     assert r.success
     bad = meta(r, "raw_ratings", "bad_rows")
     assert meta(r, "raw_ratings", "bad_rows_count") == 6
+    from silva_pipeline.summary import dropped_lines
+
+    said = dropped_lines(r)  # what silva-run prints: never dropped in silence (breaker, round 4)
+    assert len(said) == 1 and said[0].startswith("raw_ratings: 6 rating row(s) dropped (first: ")
     for needle in (
         "missing.jpg",
         "image file is missing",
