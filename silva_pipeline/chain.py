@@ -48,6 +48,7 @@ class Chain:
     model: dg.ExecuteInProcessResult | None = None
     loop: dg.ExecuteInProcessResult | None = None
     new_shards: int = 0
+    shards: list[dg.ExecuteInProcessResult] = field(default_factory=list)
     shard_seconds: float = 0.0
     failed: Failed | None = None
     run_ids: list[str] = field(default_factory=list)
@@ -199,7 +200,7 @@ def run_chain(run: Runner) -> Chain:
         todo = [s for s in run.instance.get_dynamic_partitions(library_shards.name) if s not in done]
         started = time.perf_counter()
         for shard in todo:
-            run(["library_embeddings"], partition_key=shard)
+            chain.shards.append(run(["library_embeddings"], partition_key=shard))
         chain.new_shards, chain.shard_seconds = len(todo), time.perf_counter() - started
         run.say(f"{'library_embeddings, in all':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
         chain.loop = run(["library_scores", "rating_queue"])

@@ -175,6 +175,7 @@ def embed_rows(
             "reused_from_cache": reuse.height - done.embedded,
             "embedded": work.embedded,
             "failed": len(work.failures),
+            "first_failure": f"{work.failures[0][0]}: {work.failures[0][1]}" if work.failures else "",
             "quarantined_shards": len(cache.quarantined) + done.quarantined,
             "images_per_second": round(work.embedded / work.seconds, 2) if work.seconds else 0.0,
             "failures": dg.MetadataValue.md(

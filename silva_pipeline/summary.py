@@ -61,27 +61,40 @@ def _output(result: dg.ExecuteInProcessResult, node: str):
         return None
 
 
-def dropped_lines(result: dg.ExecuteInProcessResult) -> list[str]:
-    """What the run left out of the person's ratings and library, counted, the first named: never
+LEFT_OUT = {  # asset -> (count, first named, what was left out), from each asset's metadata
+    "raw_ratings": [
+        ("bad_rows_count", "bad_rows_first", "rating row(s) dropped"),
+        ("skipped_files", None, "file(s) in the ratings skipped"),
+    ],
+    "library": [("skipped_files", None, "file(s) in the library skipped")],
+    "image_embeddings": [("failed", "first_failure", "rated image(s) could not be decoded")],
+    "library_embeddings": [("failed", "first_failure", "library image(s) could not be decoded")],
+}
+
+
+def dropped_lines(*results: dg.ExecuteInProcessResult) -> list[str]:
+    """What the runs left out of the person's ratings and library, counted, the first named: never
     dropped in silence (the whole lists are the assets' metadata)."""
-    lines = []
-    for node, count, first, what in (
-        ("raw_ratings", "bad_rows_count", "bad_rows_first", "rating row(s) dropped"),
-        ("raw_ratings", "skipped_files", None, "file(s) in the ratings skipped"),
-        ("library", "skipped_files", None, "file(s) in the library skipped"),
-    ):
-        for m in result.asset_materializations_for_node(node):
-            n = m.metadata.get(count)
-            if n is not None and n.value:
-                shown = m.metadata.get(first) if first else None
-                lines.append(f"{node}: {n.value} {what}" + (f" (first: {shown.value})" if shown else ""))
-    return lines
+    counts: dict[tuple[str, str], int] = {}
+    firsts: dict[tuple[str, str], str] = {}
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            m = event.event_specific_data.materialization
+            for count, first, what in LEFT_OUT.get(m.asset_key.to_user_string(), []):
+                n = m.metadata.get(count)
+                if n is not None and n.value:
+                    key = (m.asset_key.to_user_string(), what)
+                    counts[key] = counts.get(key, 0) + n.value
+                    if first and m.metadata.get(first) and key not in firsts:
+                        firsts[key] = m.metadata[first].value
+    return [
+        f"{node}: {n} {what}" + (f" (first: {firsts[node, what]})" if (node, what) in firsts else "")
+        for (node, what), n in counts.items()
+    ]
 
 
 def _print_model(result: dg.ExecuteInProcessResult) -> None:
     """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
-    for line in dropped_lines(result):
-        print(line)
     ev, trained = _output(result, "evaluation"), _output(result, "head")
     for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
         print(line)
@@ -109,6 +122,8 @@ def _in_force(instance: dg.DagsterInstance) -> str:
 def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None:
     flag = " --demo" if ws.demo else ""
     print()
+    for line in dropped_lines(*[r for r in (chain.model, *chain.shards) if r is not None]):
+        print(line)
     if chain.model is not None:
         _print_model(chain.model)
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:

@@ -176,7 +176,7 @@ def dg_check_defs(w: World, command: str) -> None:
 
 
 def score_local(w: World, command: str) -> None:
-    w.tiny_release(w.cwd / ".data" / "releases" / "<timestamp>")
+    w.tiny_release(w.cwd / ".data" / "releases" / "<release>")
     write_images(w.cwd / "my_art", 2)
     from PIL import Image
 
@@ -263,7 +263,7 @@ RUNNERS: dict[str, Callable[..., None]] = {
     "uv run dagster definitions validate -m silva_pipeline.definitions": definitions_validate,
     "uv run dg check defs": dg_check_defs,
     "uv run dg launch --assets 'key:head+'": retrain_tail,
-    "uv run silva score my_art/ new.png --head .data/releases/<timestamp>": score_local,
+    "uv run silva score my_art/ new.png --head .data/releases/<release>": score_local,
     "uv run silva score image.jpg --repo-id you/silva-head --json": score_hub,
     "uv run silva score-manifest manifest.parquet --head DIR --split test --out scores.parquet": score_manifest,
     "uv run python -m silva_model.train --manifest manifest.parquet --config train.yaml --out runs/a": train_module,

@@ -129,6 +129,7 @@ def test_library_embeds_each_image_once_and_a_new_head_rescores_without_embeddin
     assert len(broken) == 1
     unreadable = embed_shards(res, instance, broken)[broken[0]]
     assert unreadable["embedded"].value == 0 and "text.jpg" in unreadable["failures"].value
+    assert unreadable["failed"].value == 2 and unreadable["first_failure"].value
     after = run(res, selection=["library_scores"], instance=instance)
     assert after.success and meta(after, "library_scores", "scored") == 55
 

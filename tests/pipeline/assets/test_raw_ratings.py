@@ -34,7 +34,9 @@ def test_bad_rows_are_listed_and_dropped_or_fail(tiny_backbone, tmp_path):
     from silva_pipeline.summary import dropped_lines
 
     said = dropped_lines(r)  # what silva-run prints: never dropped in silence (breaker, round 4)
-    assert len(said) == 1 and said[0].startswith("raw_ratings: 6 rating row(s) dropped (first: ")
+    assert len(said) == 2 and said[0].startswith("raw_ratings: 6 rating row(s) dropped (first: ")
+    assert said[1].startswith("image_embeddings: 1 rated image(s) could not be decoded (first: ")
+    assert "corrupt.png" in said[1]
     for needle in (
         "missing.jpg",
         "image file is missing",
