@@ -68,6 +68,8 @@ def _message(error) -> str:
     (whose message already says what its own cause meant) and without its exception class."""
     while getattr(error, "cause", None) is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
+    if error.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted (Ctrl-C or SIGTERM); run it again to go on from where it stopped"
     text = (error.message or "").strip()
     head, sep, rest = text.partition(": ")
     named = sep and re.fullmatch(r"[A-Za-z_][\w.]*", head) and head.split(".")[-1] == error.cls_name

@@ -110,6 +110,13 @@ def _print_model(result: dg.ExecuteInProcessResult) -> None:
             print(f"judge: {trained.train_config.prior}, learned weight {weight:.3f}")
 
 
+def _library_rows(result: dg.ExecuteInProcessResult | None) -> int:
+    """How many images the library listed this run (0: not known)."""
+    for m in result.asset_materializations_for_node("library") if result else []:
+        return int(m.metadata["dagster/row_count"].value)
+    return 0
+
+
 def _in_force(instance: dg.DagsterInstance) -> str:
     from silva_pipeline.release_gate import last_release
 
@@ -131,7 +138,11 @@ def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None
     if chain.loop is not None:
         scores = chain.loop.output_for_node("library_scores")
         queue = chain.loop.output_for_node("rating_queue")
-        print(f"library: {scores.num_rows} images scored; rating queue: {queue.num_rows} images")
+        listed = _library_rows(chain.model)
+        unread = (
+            f" ({listed - scores.num_rows} of {listed} could not be read)" if listed > scores.num_rows else ""
+        )
+        print(f"library: {scores.num_rows} images scored{unread}; rating queue: {queue.num_rows} images")
     print(f"workspace: {ws.home.root} (Dagster: {ws.instance})")
     if chain.failed is None:
         print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")

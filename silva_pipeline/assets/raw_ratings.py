@@ -41,8 +41,14 @@ def raw_ratings(
     for b in load.bad[:20]:
         context.log.warning(f"dropped {b.where}: {b.reason}")
     if load.rows.height == 0:
+        path, where = ratings_source.setting("path")
+        first = (
+            f"; the first of {len(bad_rows)} bad row(s): {bad_rows[0][0]}: {bad_rows[0][1]}"
+            if bad_rows
+            else ""
+        )
         raise dg.Failure(
-            description="the ratings source has no usable rated images",
+            description=f"{where}: {path or 'the ratings source'} holds no usable rated images{first}",
             metadata={"bad_rows": dg.MetadataValue.md(bad_md)},
         )
     counts = load.rows["rating"].value_counts().sort("rating")

@@ -91,6 +91,7 @@ def test_the_readme_own_images_path_from_a_fresh_clone(tmp_path, browser):
     made = make_images(project / "my_ratings", 60, seed=1, rated=True)
     make_images(project / "my_library", 200, seed=2, rated=False)
     (project / "my_library" / "notes.txt").write_text("not an image")
+    (project / "my_library" / "broken.jpg").write_text("not an image either")
 
     # nothing set up yet: every entry point says what to run, none reads the demo's data
     refused = sh.run("uv run silva-run")
@@ -102,8 +103,10 @@ def test_the_readme_own_images_path_from_a_fresh_clone(tmp_path, browser):
     sh.ok(TRIAL)
     out = sh.ok(OWN_IMAGES)
     assert re.search(r"^5-fold out-of-fold: spearman", out.stdout, re.M), out.stdout  # the headline, first
-    assert "library: 200 images scored" in out.stdout  # the .txt is skipped, and the summary says so
+    # the .txt is skipped and the .jpg cannot be decoded: the summary counts both, never in silence
     assert "library: 1 file(s) in the library skipped" in out.stdout
+    assert "library_embeddings: 1 library image(s) could not be decoded (first: " in out.stdout
+    assert "library: 200 images scored (1 of 201 could not be read)" in out.stdout
     assert (project / ".data" / "setup.yaml").read_text().count(str(project / "my_ratings")) == 1
 
     _one_at_a_time(sh, project)

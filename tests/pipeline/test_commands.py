@@ -66,5 +66,6 @@ def test_a_setup_whose_ratings_cannot_be_read_is_not_remembered(
     monkeypatch.setenv("SILVA_BACKBONE", str(tiny_backbone))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     assert run_own([]) == 1
-    assert "stopped at raw_ratings" in capsys.readouterr().err
+    said = f"stopped at raw_ratings: SILVA_RATINGS: {tmp_path / 'empty'} holds no usable rated images"
+    assert said in capsys.readouterr().err
     assert not (silva_home / "setup.yaml").exists() and not (silva_home / "releases").exists()
