@@ -101,6 +101,17 @@ def remember_instance(ws: Workspace) -> None:
     atomic_write_text(env, "\n".join([*lines, f"DAGSTER_HOME={ws.instance}"]) + "\n")
 
 
+def forget_setup(file: Path, before: bytes | None) -> None:
+    """Put the workspace's setup back as it was before a run that could not read its sources."""
+    from silva_model.atomic import atomic_path
+
+    if before is None:
+        file.unlink(missing_ok=True)
+        return
+    with atomic_path(file) as tmp:
+        tmp.write_bytes(before)
+
+
 def _run_config(a: argparse.Namespace) -> dict:
     run_config: dict = {"ops": {}}
     if not a.verbose:  # one line per step from here, not Dagster's event stream
@@ -128,9 +139,11 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     try:
         with workspace_lock(ws.home.root, prog):
             remember_instance(ws)
+            before = ws.setup.file.read_bytes() if ws.setup.file.exists() else None
+            ws.setup.record()  # what the run's resources read (the demo's, from the file alone)
             chain = _run(ws, _run_config(a))
-            if chain.read_sources():  # not a setup that could not even be read (an empty folder)
-                ws.setup.record()
+            if not chain.read_sources():  # a setup whose sources could not be read is not kept
+                forget_setup(ws.setup.file, before)
     except WorkspaceBusy as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
