@@ -244,15 +244,16 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of settings")
     sections = {s.key.split(".")[0] for s in SETTINGS if "." in s.key}
-    for name in sorted(sections & set(data)):
-        if data[name] is not None and not isinstance(data[name], dict):
-            known = sorted(s.key.split(".")[1] for s in SETTINGS if s.key.startswith(f"{name}."))
-            raise ValueError(f"{path}: {name} must hold settings ({', '.join(known)}), got {data[name]!r}")
-    keys = []
+    unknown = []
     for name, value in data.items():
-        keys += [f"{name}.{sub}" for sub in value] if name in sections and value else [str(name)]
-    unknown = sorted(k for k in keys if k not in BY_KEY and k != "training" and k not in sections)
+        if name in sections:
+            if value is not None and not isinstance(value, dict):
+                known = sorted(s.key.split(".")[1] for s in SETTINGS if s.key.startswith(f"{name}."))
+                raise ValueError(f"{path}: {name} must hold settings ({', '.join(known)}), got {value!r}")
+            unknown += [f"{name}.{sub}" for sub in value or {} if f"{name}.{sub}" not in BY_KEY]
+        elif name not in BY_KEY and name != "training":
+            unknown.append(str(name))
     if unknown:
         known = ", ".join([*BY_KEY, "training"])
-        raise ValueError(f"{path}: unknown setting(s) {unknown}: misspelled? known: {known}")
+        raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}: misspelled? known: {known}")
     return data

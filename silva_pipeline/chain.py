@@ -47,9 +47,7 @@ class Chain:
 
     model: dg.ExecuteInProcessResult | None = None
     loop: dg.ExecuteInProcessResult | None = None
-    new_shards: int = 0
-    shards: list[dg.ExecuteInProcessResult] = field(default_factory=list)
-    shard_seconds: float = 0.0
+    shards: list[dg.ExecuteInProcessResult] = field(default_factory=list)  # one run per new shard
     failed: Failed | None = None
     run_ids: list[str] = field(default_factory=list)
 
@@ -131,9 +129,11 @@ def following(
         while True:
             page = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
             cursor = page.cursor
-            events = [r.event_log_entry.dagster_event for r in page.records]
-            if any(events):
-                on_events([e for e in events if e is not None])
+            events = [
+                r.event_log_entry.dagster_event for r in page.records if r.event_log_entry.dagster_event
+            ]
+            if events:
+                on_events(events)
             if not page.has_more:
                 return
 
@@ -203,8 +203,8 @@ def run_chain(run: Runner) -> Chain:
         started = time.perf_counter()
         for shard in todo:
             chain.shards.append(run(["library_embeddings"], partition_key=shard))
-        chain.new_shards, chain.shard_seconds = len(todo), time.perf_counter() - started
-        run.say(f"{'library_embeddings, in all':<32}{chain.shard_seconds:7.1f} s  {len(todo)} new shard(s)")
+        seconds = time.perf_counter() - started
+        run.say(f"{'library_embeddings, in all':<32}{seconds:7.1f} s  {len(todo)} new shard(s)")
         chain.loop = run(["library_scores", "rating_queue"])
     except Failed as failed:
         chain.failed = failed

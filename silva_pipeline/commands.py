@@ -101,15 +101,14 @@ def remember_instance(ws: Workspace) -> None:
     atomic_write_text(env, "\n".join([*lines, f"DAGSTER_HOME={ws.instance}"]) + "\n")
 
 
-def forget_setup(file: Path, before: bytes | None) -> None:
+def forget_setup(file: Path, before: str | None) -> None:
     """Put the workspace's setup back as it was before a run that could not read its sources."""
-    from silva_model.atomic import atomic_path
+    from silva_model.atomic import atomic_write_text
 
     if before is None:
         file.unlink(missing_ok=True)
-        return
-    with atomic_path(file) as tmp:
-        tmp.write_bytes(before)
+    else:
+        atomic_write_text(file, before)
 
 
 def _run_config(a: argparse.Namespace) -> dict:
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     try:
         with workspace_lock(ws.home.root, prog):
             remember_instance(ws)
-            before = ws.setup.file.read_bytes() if ws.setup.file.exists() else None
+            before = ws.setup.file.read_text(encoding="utf-8") if ws.setup.file.exists() else None
             ws.setup.record()  # what the run's resources read (the demo's, from the file alone)
             chain = _run(ws, _run_config(a))
             if not chain.read_sources():  # a setup whose sources could not be read is not kept
