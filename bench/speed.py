@@ -207,8 +207,9 @@ def bench_scoring(n: int) -> str:
 
 
 def bench_library_scoring(n_library: int, rated: list[int]) -> tuple[str, float]:
-    """What `library_scores` computes per library image: score, class probabilities, entropy, and
-    the exact k-nearest-rated distance (which grows with the number of rated images)."""
+    """What `library_scores` computes per library image: score, class probabilities, entropy, the
+    exact k-nearest-rated distance and the nearest rated images with their ratings (one search,
+    which grows with the number of rated images)."""
     from silva_model.active import score_library
 
     head = OrdinalHead(HeadConfig()).eval()
@@ -217,9 +218,10 @@ def bench_library_scoring(n_library: int, rated: list[int]) -> tuple[str, float]
     rows = []
     for n_rated in rated:
         r = rng.standard_normal((n_rated, 1152), dtype=np.float32)
-        score_library(head, x[:1024], r[:2048])  # warm-up
+        ratings = rng.integers(1, 6, n_rated)
+        score_library(head, x[:1024], r[:2048], ratings[:2048])  # warm-up
         with Timer() as t:
-            score_library(head, x, r)
+            score_library(head, x, r, ratings)
         rate = n_library / t.seconds
         rows.append(
             [f"{n_library:,}", f"{n_rated:,}", f"{t.seconds:.1f}", f"{rate:,.0f}", duration(1e6 / rate)]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from silva_model.explain import NEIGHBOURS, Explanation, explain, nearest
 from silva_model.head import batch_tensor, normalize_embeddings, predict
 from silva_model.manifest import ManifestArrays
 from silva_model.splits import SPLITS
@@ -170,23 +171,18 @@ def rerate_candidates(given: np.ndarray, oof_expected: np.ndarray, margin: float
 
 
 def knn_distance(
-    query: np.ndarray, reference: np.ndarray, k: int = 10, leave_one_out: bool = False, block: int = 4096
+    query: np.ndarray, reference: np.ndarray, k: int = 10, leave_one_out: bool = False
 ) -> np.ndarray:
-    """Mean cosine distance from each query row to its k nearest reference rows (exact, in blocks).
+    """Mean cosine distance from each query row to its k nearest reference rows (exact).
     `leave_one_out`: query is reference, and a row is not its own neighbour."""
-    r = normalize_embeddings(torch.from_numpy(np.array(reference, np.float32)))
-    k = min(k, len(r) - int(leave_one_out))
-    if k < 1:
-        return np.full(len(query), np.nan)
-    out = []
-    for s in range(0, len(query), block):
-        q = normalize_embeddings(torch.from_numpy(np.array(query[s : s + block], np.float32)))
-        sim = q @ r.T
-        if leave_one_out:
-            rows = torch.arange(len(q))
-            sim[rows, rows + s] = -torch.inf
-        out.append((1.0 - sim.topk(k, dim=1).values).mean(dim=1))
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    return mean_distance(nearest(query, reference, k, leave_one_out=leave_one_out)[1])
+
+
+def mean_distance(similarity: np.ndarray) -> np.ndarray:
+    """Per row, the mean cosine distance of its neighbours' similarities (NaN: none)."""
+    if not similarity.shape[1]:
+        return np.full(len(similarity), np.nan)
+    return (1.0 - similarity).mean(axis=1)
 
 
 def out_of_domain(library_distance: np.ndarray, rated_distance: np.ndarray) -> np.ndarray:
@@ -205,14 +201,18 @@ class LibraryScores:
     uncertainty: np.ndarray  # (N,) class-distribution entropy
     ood_distance: np.ndarray  # (N,) mean cosine distance to the k nearest rated images
     ood_quantile: np.ndarray  # (N,) where that distance falls among the rated images' own
+    why: Explanation | None  # the nearest rated images with their ratings (None: no ratings given)
 
 
-def score_library(head: nn.Module, x: np.ndarray, rated: np.ndarray, neighbours: int = 10) -> LibraryScores:
-    """Everything a head says about each library image (and what bench/speed.py times)."""
-    from silva_model.head import predict
-
-    score, _ = predict(head, x)
-    probs = class_probabilities(head, x)
-    dist = knn_distance(x, rated, neighbours)
+def score_library(
+    head: nn.Module, x: np.ndarray, rated: np.ndarray, ratings: np.ndarray | None = None, neighbours: int = 10
+) -> LibraryScores:
+    """Everything a head says about each library image (and what bench/speed.py times); with the
+    rated images' `ratings`, why each score too, from the same search of the rated images."""
+    near = nearest(x, rated, max(neighbours, NEIGHBOURS))
+    dist = mean_distance(near[1][:, :neighbours])
     own = knn_distance(rated, rated, neighbours, leave_one_out=True)
-    return LibraryScores(score, probs, entropy(probs), dist, out_of_domain(dist, own))
+    why = explain(head, x, rated, ratings, near=near) if ratings is not None else None
+    score = why.score if why is not None else predict(head, x)[0]
+    probs = class_probabilities(head, x)
+    return LibraryScores(score, probs, entropy(probs), dist, out_of_domain(dist, own), why)

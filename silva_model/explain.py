@@ -53,17 +53,23 @@ class RatedSet:
 
 @torch.no_grad()
 def nearest(
-    query: np.ndarray, reference: np.ndarray, k: int, block: int = 4096
+    query: np.ndarray, reference: np.ndarray, k: int, block: int = 4096, leave_one_out: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k reference rows nearest to each query row by cosine, exactly, nearest first:
-    (indices (N, k) int64, similarities (N, k) float32), k capped at the reference's size."""
+    (indices (N, k) int64, similarities (N, k) float32), k capped at the reference's size.
+    `leave_one_out`: query is reference, and a row is not its own neighbour. The one search of
+    the rated images: the library's out-of-domain distance and its explanations share it."""
     r = normalize_embeddings(batch_tensor(reference))
-    k = min(k, len(r))
+    k = max(0, min(k, len(r) - int(leave_one_out)))
     idx, sim = np.zeros((len(query), k), np.int64), np.zeros((len(query), k), np.float32)
     if k == 0:
         return idx, sim
     for s in range(0, len(query), block):
-        top = (normalize_embeddings(batch_tensor(query[s : s + block])) @ r.T).topk(k, dim=1)
+        cos = normalize_embeddings(batch_tensor(query[s : s + block])) @ r.T
+        if leave_one_out:
+            rows = torch.arange(len(cos))
+            cos[rows, rows + s] = -torch.inf
+        top = cos.topk(k, dim=1)
         idx[s : s + block], sim[s : s + block] = top.indices.numpy(), top.values.numpy()
     return idx, sim
 
@@ -105,9 +111,11 @@ def explain(
     ratings: np.ndarray,
     k: int = NEIGHBOURS,
     batch_size: int = 16_384,
+    near: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Explanation:
     """Each image's score, its k nearest rated images with their ratings, and (with a judge) the
-    judge's share and shift. `rated` (R, D) and `ratings` (R,) are the rated set, in one order."""
+    judge's share and shift. `rated` (R, D) and `ratings` (R,) are the rated set, in one order;
+    `near`: `nearest(x, rated, k or more)` where it was searched already."""
     if rated.ndim != 2 or rated.shape[1] != x.shape[1] or len(ratings) != len(rated):
         raise ValueError(
             f"the rated set must be (R, {x.shape[1]}) embeddings with R ratings, got {rated.shape} "
@@ -117,7 +125,7 @@ def explain(
         score, share, shift = _with_judge(head, x, batch_size)
     else:
         score, share, shift = predict(head, x, batch_size)[0], None, None
-    idx, sim = nearest(x, rated, k)
+    idx, sim = nearest(x, rated, k) if near is None else (near[0][:, :k], near[1][:, :k])
     return Explanation(score, idx, sim, np.asarray(ratings, np.int8)[idx], share, shift)
 
 

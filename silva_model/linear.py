@@ -111,6 +111,30 @@ def start(head: OrdinalHead) -> torch.Tensor:
     return torch.cat([w, *(j.to(w.device) for j in judge), head.bar_parameters().double()])
 
 
+def in_row_space(problem: LinearProblem) -> tuple[LinearProblem, torch.Tensor | None]:
+    """The same problem over coordinates of the span of the rows its loss reads, and that span's
+    orthonormal basis (None: as many rows as inputs, nothing to gain). The loss sees the weights
+    only through those rows and the L2 penalty takes away any part orthogonal to them, so the
+    optimum lies in their span: with 667 rows of 1,152 inputs, each L-BFGS step is that much
+    smaller (and 67 rows, seventeen times)."""
+    rows = problem.h if problem.pair_h is None else problem.pair_h
+    if len(rows) >= rows.shape[1]:
+        return problem, None
+    basis = torch.linalg.qr(rows.T).Q  # (d, r), orthonormal columns
+    pair_h = None if problem.pair_h is None else problem.pair_h @ basis
+    return dataclasses.replace(problem, h=problem.h @ basis, pair_h=pair_h), basis
+
+
+def _reduce(p: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
+    """Parameters (w, [judge], bars) with w in the basis's coordinates."""
+    return p if basis is None else torch.cat([basis.T @ p[: len(basis)], p[len(basis) :]])
+
+
+def _expand(p: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
+    """Parameters in a basis's coordinates with w back in the inputs' own."""
+    return p if basis is None else torch.cat([basis @ p[: basis.shape[1]], p[basis.shape[1] :]])
+
+
 def fit(problem: LinearProblem, l2: float, p0: torch.Tensor, max_iter: int = 500) -> torch.Tensor:
     """The optimum from `p0` (full-batch L-BFGS with a strong-Wolfe line search)."""
     p = p0.detach().clone().requires_grad_(True)
@@ -134,29 +158,36 @@ def fit(problem: LinearProblem, l2: float, p0: torch.Tensor, max_iter: int = 500
     return p.detach()
 
 
+def solve(problem: LinearProblem, l2: float, p0: torch.Tensor) -> torch.Tensor:
+    """The optimum from `p0`, searched in the span of the rows (`in_row_space`): what `fit` finds,
+    in fewer numbers."""
+    reduced, basis = in_row_space(problem)
+    return _expand(fit(reduced, l2, _reduce(p0, basis)), basis)
+
+
 def fold_scores(
     problem: LinearProblem, folds: np.ndarray, p0: torch.Tensor, grid: tuple[float, ...] = L2_GRID
 ) -> dict[float, float]:
     """Per L2 of `grid`, the mean Spearman over the folds of the fit on the other folds' rows
-    (each fit starts from the one of the next larger L2: a warm path)."""
+    (each fit starts from the one of the next larger L2: a warm path, in the rows' span)."""
     scores: dict[float, list[float]] = {l2: [] for l2 in grid}
     y = problem.y.cpu().numpy()
     with one_thread():
         for f in np.unique(folds):
             keep = torch.from_numpy(folds != f).to(problem.h.device)
-            sub, p = problem.subset(keep), p0
+            sub, basis = in_row_space(problem.subset(keep))
+            held = problem.h[~keep] if basis is None else problem.h[~keep] @ basis
             judge = None if problem.judge is None else problem.judge[~keep]
+            p = _reduce(p0, basis)
             for l2 in sorted(grid, reverse=True):
                 p = fit(sub, l2, p)
-                scores[l2].append(
-                    spearman(y[folds == f], problem.latent(p, problem.h[~keep], judge).cpu().numpy())
-                )
+                scores[l2].append(spearman(y[folds == f], sub.latent(p, held, judge).cpu().numpy()))
     return {l2: float(np.mean(v)) for l2, v in scores.items()}
 
 
 def fit_head(head: OrdinalHead, problem: LinearProblem, l2: float) -> None:
     """Fit `head` (no hidden layers) to the whole problem and set its weights."""
     with one_thread():
-        p = fit(problem, l2, start(head))
+        p = solve(problem, l2, start(head))
     d, k = problem.h.shape[1], problem.judge is not None
     head.set_linear(p[:d].float(), p[d + k :].float(), float(p[d]) if k else None)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from silva_app.library_scores import SCORED_BY_KEY
 from silva_app.previews import jpeg, preview
 from silva_model import active
-from silva_model.explain import explain, neighbour_columns
+from silva_model.explain import neighbour_columns
 from silva_model.metrics import expected_rating
 from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.provenance import BackboneMismatchError, common_backbone
@@ -80,9 +80,9 @@ def score_table(
     """(the scores as a frame, and the table stored: the scores with their why and, in the
     schema metadata, which head scored them)."""
     rated_x = embeddings_from_arrow(manifest.column("embedding"))
-    scored = active.score_library(head.head, x, rated_x, s.neighbours)
     rated_y = manifest.column("personal_score").to_numpy(zero_copy_only=False)
-    why = neighbour_columns(explain(head.head, x, rated_x, rated_y), manifest.column("image_sha256"))
+    scored = active.score_library(head.head, x, rated_x, rated_y, s.neighbours)
+    why = neighbour_columns(scored.why, manifest.column("image_sha256"))
     given = pl.from_arrow(manifest.select(["image_sha256", "personal_score"])).rename(
         {"personal_score": "rating"}
     )

@@ -60,3 +60,31 @@ def test_the_first_batch_from_zero_covers_more_styles_than_a_random_one():
     assert len(np.unique(first)) == 40
     random = np.random.default_rng(0).choice(4000, 40, replace=False)
     assert len(np.unique(d.style[first])) > len(np.unique(d.style[random]))
+
+
+def test_library_scoring_searches_the_rated_images_once_for_distance_and_why():
+    """The out-of-domain distance and the explanation come from one search; each is what its own
+    exact search gives (the rated set's own distances leave each image out)."""
+    import torch
+
+    from silva_model.explain import explain
+    from silva_model.head import HeadConfig, OrdinalHead, predict
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    head = OrdinalHead(HeadConfig(embed_dim=16, hidden=(8,)))
+    x = rng.standard_normal((50, 16)).astype(np.float32)
+    rated = rng.standard_normal((30, 16)).astype(np.float32)
+    ratings = rng.integers(1, 6, 30)
+    scored = active.score_library(head, x, rated, ratings, neighbours=7)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    cos, own = unit(x) @ unit(rated).T, unit(rated) @ unit(rated).T
+    np.fill_diagonal(own, -np.inf)
+    np.testing.assert_allclose(scored.ood_distance, (1 - np.sort(cos, 1)[:, -7:]).mean(1), atol=1e-5)
+    own_distance = active.knn_distance(rated, rated, 7, leave_one_out=True)
+    np.testing.assert_allclose(own_distance, (1 - np.sort(own, 1)[:, -7:]).mean(1), atol=1e-5)
+    alone = explain(head, x, rated, ratings)
+    np.testing.assert_array_equal(scored.why.neighbours, alone.neighbours)
+    np.testing.assert_array_equal(scored.why.ratings, alone.ratings)
+    np.testing.assert_array_equal(scored.score, predict(head, x)[0])
+    assert active.score_library(head, x, rated).why is None

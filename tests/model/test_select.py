@@ -177,3 +177,32 @@ def test_judged_pairs_teach_the_linear_head_too(fresh):
 
     alone = rho(train(arrays, cfg, progress=False))
     assert rho(train(arrays, cfg, progress=False, pairs=pairs)) > alone + 0.05
+
+
+def test_the_linear_fit_in_the_span_of_its_rows_is_the_fit_in_all_inputs():
+    """Fewer rows than inputs (20 ratings and 30 judged images, 64-d): the search in the rows'
+    span lands on the full problem's optimum, stationary there, pairs included."""
+    import torch
+
+    from silva_model import linear
+    from silva_model.pairs import Pairs
+    from silva_model.train import build_head, linear_problem
+    from silva_model.training_loop import TrainData
+
+    d = make_taste_dataset(25 + 30, seed=8, **TASTE)
+    arrays = to_arrays(build_manifest(d.embeddings[:25], d.ratings[:25], dim=DIM), dim=DIM)
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 30, (2, 60))
+    outcome = np.sign(d.taste[25 + a] - d.taste[25 + b]).astype(np.float32)
+    pairs = Pairs(25 + a, 25 + b, outcome, extra=d.embeddings[25:])
+    cfg = TrainConfig(**FAST_TRAIN, model="linear")
+    data = TrainData.of(arrays, pairs, torch.device("cpu"))
+    head = build_head(cfg, data.x, data.y, arrays.backbone())
+    problem = linear_problem(head, data, cfg)
+    reduced, basis = linear.in_row_space(problem)
+    assert basis is not None and reduced.h.shape[1] == len(problem.pair_h) < DIM
+    spanned = linear.solve(problem, 16.0, linear.start(head)).requires_grad_(True)
+    problem.loss(spanned, 16.0).backward()
+    assert float(spanned.grad.abs().max()) < 1e-5
+    full = linear.fit(problem, 16.0, linear.start(head))
+    np.testing.assert_allclose(spanned.detach().numpy(), full.numpy(), atol=1e-4)
