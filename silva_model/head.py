@@ -49,6 +49,9 @@ class HeadConfig:
     num_classes: int = NUM_CLASSES
     members: int = 1  # independent MLPs whose latents are averaged (an ensemble in one file)
     input_components: int = 0  # > 0: the MLP reads this many principal components, not every dimension
+    # a linear term of the MLP's inputs added to the personal latent: the cold start's blend of a
+    # convex linear fit and the MLP (`linear.blend_into`)
+    linear_part: bool = False
     backbone: BackboneSpec = field(default_factory=lambda: BackboneSpec(model=DEFAULT_BACKBONE))
     # the judge the personal latent is offset by: its kind, its config and where it came from
     # (source, revision, file digests); None: a head from scratch
@@ -88,8 +91,8 @@ class HeadConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["backbone"] = self.backbone.to_dict()
-        for optional in ("prior", "selection"):
-            if d[optional] is None:
+        for optional in ("prior", "selection", "linear_part"):
+            if d[optional] in (None, False):
                 del d[optional]  # a head from scratch, as an MLP, writes the config it always did
         return d
 
@@ -128,6 +131,8 @@ class OrdinalHead(nn.Module):
         self.theta_first = nn.Parameter(torch.tensor(-(k - 1) / 2.0))
         # softplus(0.5413) == 1.0: unit gaps until init_thresholds says otherwise.
         self.theta_gaps = nn.Parameter(torch.full((k - 1,), 0.5413))
+        if c.linear_part:  # fitted to convergence apart from the MLP's epochs: a buffer, not trained
+            self.register_buffer("linear_weight", torch.zeros(c.mlp_inputs))
         self.register_buffer("input_mean", torch.zeros(c.embed_dim))
         self.register_buffer("input_scale", torch.ones(c.mlp_inputs))
         if c.input_components:
@@ -267,7 +272,22 @@ class OrdinalHead(nn.Module):
         return h * self.input_scale
 
     def _personal_members(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.mlp_inputs(x))
+        h = self.mlp_inputs(x)
+        if self.config.linear_part:
+            return self.mlp(h) + h @ self.linear_weight
+        return self.mlp(h)
+
+    @torch.no_grad()
+    def set_blend(self, weight: torch.Tensor, mlp_scale: float, bars: torch.Tensor) -> None:
+        """Bake a blend into the weights: the linear part's `weight`, the MLP's latent scaled by
+        `mlp_scale` (its output layer) and the bars `monotone_bars(bars[0], bars[1:])`."""
+        if not self.config.linear_part:
+            raise ValueError(f"only a head with a linear part holds a blend, not {self.config}")
+        self.linear_weight.copy_(weight)
+        self.mlp.weights[-1].mul_(mlp_scale)
+        self.mlp.biases[-1].mul_(mlp_scale)
+        self.theta_first.copy_(bars[0])
+        self.theta_gaps.copy_(bars[1:])
 
     @torch.no_grad()
     def set_linear(self, weight: torch.Tensor, bars: torch.Tensor, judge_weight: float | None = None) -> None:

@@ -35,6 +35,10 @@ DEFAULT_L2 = 256.0
 # a related judge's gain at 60 ratings (Spearman 0.388 against 0.544 unpenalised) and 1/16 kept it
 # (0.548), while an unrelated judge's weight stayed at half or less of the related one's.
 JUDGE_PENALTY = 1 / 16  # a linear head asked for with neither folds nor an L2 of its own
+# The cold start's blend: this share of the convex linear fit's standardised latent, the rest the
+# MLP's. On bench/'s nine tastes at 100 to 500 ratings (4 seeds), shares of 0.5 to 0.7 did best
+# (0.6 by mean, 0.7 by worst taste), each part alone worse (docs/benchmarks.md, "The cold start").
+LINEAR_SHARE = 0.6
 
 
 @dataclass
@@ -183,6 +187,23 @@ def fold_scores(
                 p = fit(sub, l2, p)
                 scores[l2].append(spearman(y[folds == f], sub.latent(p, held, judge).cpu().numpy()))
     return {l2: float(np.mean(v)) for l2, v in scores.items()}
+
+
+def blend_into(head: OrdinalHead, problem: LinearProblem, l2: float, share: float = LINEAR_SHARE) -> None:
+    """Blend the convex linear fit of `problem` (the train rows of `head`, whose MLP is trained)
+    into `head`'s linear part: latent = s * (share * linear / sd + (1 - share) * MLP / sd), each
+    part's sd on the train rows, and s with the bars refitted to the ratings (the all-threshold
+    loss on the blend). Averaging two fits that err differently is steadier, at a few hundred
+    ratings, than keeping the one that scored better on a few dozen held-out ratings."""
+    with one_thread():
+        w = solve(problem, l2, start(head))[: problem.h.shape[1]]
+        with torch.no_grad():
+            mlp = head.mlp(problem.h.to(head.input_scale)).mean(0).double()
+        linear = problem.h @ w
+        a, b = share / linear.std().clamp_min(1e-12), (1 - share) / mlp.std().clamp_min(1e-12)
+        blend = LinearProblem((a * linear + b * mlp).unsqueeze(1), problem.y)
+        p = fit(blend, 1.0, torch.cat([torch.ones(1, dtype=torch.float64), head.bar_parameters().double()]))
+    head.set_blend((p[0] * a * w).float(), float(p[0] * b), p[1:].float())
 
 
 def fit_head(head: OrdinalHead, problem: LinearProblem, l2: float) -> None:

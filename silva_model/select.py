@@ -1,18 +1,19 @@
-"""The cold start: at a few hundred ratings, the person's own ratings choose the head's form.
+"""The cold start: at a few hundred ratings, the person's own ratings shape the head.
 
 No model class wins at every taste with few ratings: a linear ordinal model leads on some, the
-MLP on others (docs/benchmarks.md, "The cold start"). So below `select_below` train ratings
-(`model: auto`) each candidate is fitted on inner folds of the train split and scored on the fold
-it did not see: a convex ordinal linear head (`linear.py`, its L2 from the folds) and the MLP head
-(its epoch from the folds). The one with the higher mean held-out Spearman trains on the whole
-train split, as one ordinary head. The same folds choose the MLP's epochs when the manifest has no
-val rows, whatever the model.
+MLP on others, and which one scores better on a few dozen held-out ratings is close to chance
+(docs/benchmarks.md, "The cold start"). So below `BLEND_BELOW` train ratings (`model: auto`) the
+head is a blend of both: the MLP, and a convex ordinal linear fit (`linear.py`) whose L2 comes
+from inner folds of the train split (each L2 fitted on the other folds and scored on the fold it
+did not see), their standardised latents weighed `linear.LINEAR_SHARE` to the rest. From there
+to `select_below`, and on top of a judge, the two are compared on the folds instead and the one
+with the higher mean held-out Spearman is kept. The same folds choose the MLP's epochs when the
+manifest has no val rows.
 
 The choice and every candidate's score travel in the head's config (`HeadConfig.selection`), so
 `config.json`, the model card and the evaluation report show them. The training config returned
 fixes the choice (`select_folds: 0`): heads trained again from it (the queue's and the
-evaluation's fold heads, the judge's inner folds) take the chosen form and do not choose again.
-"""
+evaluation's fold heads, the judge's inner folds) take the chosen form and do not choose again."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ import numpy as np
 from silva_model import linear
 from silva_model.manifest import SPLITS, ManifestArrays
 from silva_model.pairs import Pairs
-from silva_model.train_config import TrainConfig
+from silva_model.train_config import BLEND_BELOW, TrainConfig
 
-LINEAR, MLP = "linear", "mlp"
+LINEAR, MLP, BLEND = "linear", "mlp", "blend"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Selection:
     linear_l2: float | None  # the linear candidate's L2 (None: not a candidate)
     mlp_epochs: int | None  # the MLP's epochs with the best held-out mean (None: not folded)
     seconds: float
+    linear_share: float | None = None  # a blend: the linear fit's share of the latent
 
     def record(self) -> dict[str, Any]:
         """As `HeadConfig.selection` and config.json hold it."""
@@ -53,22 +55,27 @@ class Selection:
             "linear_l2": self.linear_l2,
             "mlp_epochs": self.mlp_epochs,
             "seconds": round(self.seconds, 2),
-        }
+        } | ({"linear_share": self.linear_share} if self.linear_share is not None else {})
 
 
 def describe(selection: dict[str, Any]) -> str:
     """How a head's form was chosen, in one sentence (the evaluation report, the model card)."""
     scores = ", ".join(f"{k} {v:.3f}" for k, v in selection["out_of_fold_spearman"].items())
-    chosen = selection["chosen"]
+    chosen, folds = selection["chosen"], selection["folds"]
+    how = f"by mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)"
+    if chosen == BLEND:
+        share = selection["linear_share"]
+        return (
+            f"Head: blend ({share:.0%} a convex linear fit with L2 {selection['linear_l2']:g}, "
+            f"{1 - share:.0%} the MLP, their latents standardised), the L2 chosen on {folds} inner "
+            f"folds of the train split {how}."
+        )
     detail = (
         f"L2 {selection['linear_l2']:g}"
         if chosen == LINEAR
         else f"best after {selection['mlp_epochs']} epochs"
     )
-    return (
-        f"Head: {chosen} ({detail}), chosen on {selection['folds']} inner folds of the train split by "
-        f"mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)."
-    )
+    return f"Head: {chosen} ({detail}), chosen on {folds} inner folds of the train split {how}."
 
 
 def inner_folds(n: int, k: int, seed: int) -> np.ndarray:
@@ -77,9 +84,11 @@ def inner_folds(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def candidates(config: TrainConfig, n_train: int) -> tuple[str, ...]:
+    """The forms the folds weigh: below `BLEND_BELOW` the blend (its linear part's L2), else, or
+    on top of a judge, the linear head and the MLP (the better kept)."""
     if config.selects(n_train):
-        return (LINEAR, MLP)
-    return (LINEAR,) if config.model == LINEAR else (MLP,)
+        return (BLEND,) if n_train < BLEND_BELOW and not config.prior else (LINEAR, MLP)
+    return (config.model,) if config.model in (LINEAR, BLEND) else (MLP,)
 
 
 MIN_FOLD_ROWS = 4  # fewer train rows per inner fold, and nothing is folded: the config as given
@@ -90,7 +99,8 @@ def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
     if config.select_folds == 0 or n_train < config.select_folds * MIN_FOLD_ROWS:
         return False
     kinds = candidates(config, n_train)
-    return len(kinds) > 1 or (LINEAR in kinds and config.linear_l2 == -1) or (MLP in kinds and not has_val)
+    linear_part = LINEAR in kinds or BLEND in kinds
+    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (MLP in kinds and not has_val)
 
 
 def mlp_fold_scores(
@@ -129,7 +139,8 @@ def choose(
     folds = inner_folds(n, k, config.seed)
     scores: dict[str, float] = {}
     l2, epochs = None, None
-    if LINEAR in kinds:
+    blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
+    if LINEAR in kinds or blend:
         if config.linear_l2 == -1:
             prob, p0 = problem()
             per_l2 = linear.fold_scores(prob, folds, p0)
@@ -137,12 +148,13 @@ def choose(
             scores[LINEAR] = per_l2[l2]
         else:
             l2 = config.linear_l2
-    if MLP in kinds:
+    if MLP in kinds or (blend and not has_val):
         epochs, scores[MLP] = mlp_fold_scores(arrays, config, pairs, folds, fit)
-    chosen = max(scores, key=scores.get) if len(scores) > 1 else kinds[0]
+    chosen = max(scores, key=scores.get) if len(scores) > 1 and not blend else kinds[0]
     fixed = dataclasses.replace(config, model=chosen, select_folds=0)
-    if chosen == LINEAR:
+    if chosen != MLP:
         fixed = dataclasses.replace(fixed, linear_l2=l2)
-    elif not arrays.mask("val").any():
+    if chosen != LINEAR and not has_val:
         fixed = dataclasses.replace(fixed, epochs=epochs)  # no val rows: train that long, keep the last
-    return fixed, Selection(chosen, k, scores, l2, epochs, time.perf_counter() - t0)
+    share = linear.LINEAR_SHARE if blend else None
+    return fixed, Selection(chosen, k, scores, l2, epochs, time.perf_counter() - t0, share)

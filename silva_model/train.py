@@ -90,6 +90,7 @@ def build_head(
         HeadConfig(
             embed_dim=x_train.shape[1],
             hidden=() if is_linear else config.hidden,
+            linear_part=config.model == select.BLEND,
             dropout=config.dropout,
             num_classes=NUM_CLASSES,
             members=1 if is_linear else config.members,
@@ -215,14 +216,16 @@ def train(
             TrainedHead(model, epoch, metrics, config, fingerprint, n_train, n_val).save(out_dir)
 
     history: list[dict[str, float]] = []
+    l2 = linear.DEFAULT_L2 if config.linear_l2 == -1 else config.linear_l2
     if config.model == select.LINEAR:
         warn_missing_classes(data.y.cpu())
-        l2 = linear.DEFAULT_L2 if config.linear_l2 == -1 else config.linear_l2
         linear.fit_head(head, linear_problem(head, data, config), l2)
         best_epoch = 0
     else:
         best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
     head.eval()
+    if config.model == select.BLEND:
+        linear.blend_into(head, linear_problem(head, data, config), l2)
     personal_scale = None
     if head.has_judge and config.judge_folds and config.model != select.LINEAR:
         personal_scale = weigh_judge_by_folds(arrays, config, pairs, head, progress)

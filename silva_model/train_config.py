@@ -26,6 +26,11 @@ AUTO_RANK_BELOW = 4_000
 # Below this many train ratings `model: auto` fits its candidates on inner folds of the train split
 # and keeps the best (select.py; docs/benchmarks.md, "The cold start").
 SELECT_BELOW = 2_000
+# Below this many it blends them instead. On bench/'s nine tastes (4 seeds) the blend led the
+# choice by 0.004 to 0.009 of the oracle's Spearman at 100 to 500 ratings (80 to 400 train) and
+# trailed it at 1,000 (768 train) on the clean non-linear taste, where held-out folds of 256
+# ratings tell the MLP's lead apart.
+BLEND_BELOW = 600
 # `threshold_init` once said `prior`; checkpoints that say so still load.
 OLD_NAMES = {("threshold_init", "prior"): "class_rates"}
 
@@ -133,10 +138,12 @@ class TrainConfig:
         "those out-of-fold latents fit how much the judge and the personal part count; 0: the judge's "
         "weight as learned in training alone",
     )
-    model: Literal["auto", "mlp", "linear"] = _opt(
+    model: Literal["auto", "mlp", "linear", "blend"] = _opt(
         "auto",
         "the head's form: mlp (hidden widths), linear (a convex ordinal linear head fitted to convergence), "
-        "or auto: below select_below train ratings the one with the better inner-fold Spearman, else mlp",
+        "blend (the two's standardised latents, the linear one's L2 from the inner folds; no prior), or "
+        f"auto: below {BLEND_BELOW} train ratings the blend, then up to select_below (and with a prior) "
+        "the one of linear and mlp with the better inner-fold Spearman, else mlp",
     )
     select_below: int = _opt(
         SELECT_BELOW, "model auto: below this many train ratings the candidates are compared on inner folds"
@@ -166,6 +173,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be 0 (off) or 2 or more, got {getattr(self, name)}")
         if self.linear_l2 <= 0 and self.linear_l2 != -1:
             raise ValueError(f"linear_l2 must be -1 (from the inner folds) or positive, got {self.linear_l2}")
+        if self.model == "blend" and self.prior:
+            raise ValueError("model blend takes no prior: use auto, linear or mlp with a prior")
         if self.rank_weight < 0 and self.rank_weight != -1:
             raise ValueError(f"rank_weight must be -1 (auto), 0 or more, got {self.rank_weight}")
         if self.input_components < -1:

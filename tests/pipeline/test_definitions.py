@@ -46,12 +46,12 @@ def test_whole_graph_from_a_ratings_file(tiny_backbone, tmp_path, silva_home):
     lo, hi = r.data.metrics["eval_test_spearman_ci_low"], r.data.metrics["eval_test_spearman_ci_high"]
     assert lo <= r.data.metrics["eval_test_spearman"] <= hi
     client = mlflow.MlflowClient()
-    # 80 ratings: the head's form was chosen on inner folds; an MLP logs its 3 epochs, a linear head none
+    # 80 ratings: a blend (its linear part's L2 from inner folds) logs its MLP's 3 epochs
     import json
 
     released = json.loads(next((silva_home / "releases").glob("2*/config.json")).read_text())
-    epochs = 3 if released["head_config"]["selection"]["chosen"] == "mlp" else 0
-    assert len(client.get_metric_history(r.info.run_id, "val_spearman")) == epochs
+    assert released["head_config"]["selection"]["chosen"] == "blend"
+    assert len(client.get_metric_history(r.info.run_id, "val_spearman")) == 3
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"checkpoint", "evaluation"} <= arts
     version = client.get_model_version_by_alias("silva-head", "champion")
