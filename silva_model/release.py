@@ -252,21 +252,25 @@ def save_pretrained(
     return directory
 
 
+def head_files(directory: str | Path) -> tuple[Path, Path]:
+    """(metadata, weights) of a head folder, a release's or a training checkpoint's; a folder
+    holding neither is refused by name (a run checks its judge's folder with this before any step)."""
+    directory = Path(directory)
+    for meta, weights in ((CONFIG_NAME, WEIGHTS_NAME), (BEST_META, BEST_WEIGHTS)):
+        if (directory / meta).is_file() and (directory / weights).is_file():
+            return directory / meta, directory / weights
+    raise FileNotFoundError(
+        f"{directory} holds no silva head: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
+        f"(a release) or {BEST_META} + {BEST_WEIGHTS} (a training checkpoint)"
+    )
+
+
 def load_head(
     directory: str | Path, device: str | torch.device = "cpu", verify: bool = True
 ) -> tuple[OrdinalHead | SilvaScorerHead, dict[str, Any]]:
     """Load a release folder, a training checkpoint folder, or a silva-scorer head, its files
     verified against the digests it recorded (`verify=False` skips that, knowingly)."""
-    directory = Path(directory)
-    if (directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file():
-        meta_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    elif (directory / BEST_META).is_file() and (directory / BEST_WEIGHTS).is_file():
-        meta_path, weights_path = directory / BEST_META, directory / BEST_WEIGHTS
-    else:
-        raise FileNotFoundError(
-            f"{directory} holds no silva head: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
-            f"(a release) or {BEST_META} + {BEST_WEIGHTS} (a training checkpoint)"
-        )
+    meta_path, weights_path = head_files(directory)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if is_silva_scorer_config(meta):

@@ -75,7 +75,9 @@ def describe(selection: dict[str, Any]) -> str:
         if chosen == LINEAR
         else f"best after {selection['mlp_epochs']} epochs"
     )
-    return f"Head: {chosen} ({detail}), chosen on {folds} inner folds of the train split {how}."
+    one = "its L2" if chosen == LINEAR else "its epochs"
+    what = "chosen" if len(selection["out_of_fold_spearman"]) > 1 else f"{one} chosen"
+    return f"Head: {chosen} ({detail}), {what} on {folds} inner folds of the train split {how}."
 
 
 def inner_folds(n: int, k: int, seed: int) -> np.ndarray:

@@ -4,9 +4,12 @@ file's entry, or the option) that set it, and the path."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from silva_app.home import Home
 from silva_app.setup import Setup
 from silva_model.backbone import check_backbone
+from silva_model.release import head_files
 from silva_pipeline.definitions import workspace_resources
 
 
@@ -30,6 +33,8 @@ def preflight(home: Home, setup: Setup) -> list[str]:
             where = f"training.prior in {setup.file}"
         try:
             check_backbone(prior, what="judge", fix="name a silva release folder or a Hub repo id")
-        except ValueError as e:
+            if Path(prior).is_dir():
+                head_files(prior)
+        except (ValueError, FileNotFoundError) as e:
             found.append(f"{where}: {e}")
     return found

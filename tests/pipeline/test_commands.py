@@ -36,6 +36,26 @@ def test_a_misspelled_path_is_refused_by_its_variable_before_anything_is_written
     assert not (tmp_path / "dagster").exists()
 
 
+def test_a_judge_folder_that_holds_no_head_is_refused_before_anything_is_written(
+    tiny_backbone, tmp_path, monkeypatch, capsys, silva_home
+):
+    """SILVA_PRIOR naming a folder of images (not a head) used to stop the run at the head step,
+    recorded in setup.yaml, so every later run stopped there too."""
+    from pipeline_support import make_ratings_file
+
+    from silva_pipeline.commands import run_own
+
+    monkeypatch.setenv("SILVA_SOURCE", "file")
+    monkeypatch.setenv("SILVA_RATINGS", str(make_ratings_file(tmp_path / "rated", 10)))
+    monkeypatch.setenv("SILVA_BACKBONE", str(tiny_backbone))
+    monkeypatch.setenv("SILVA_PRIOR", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert run_own([]) == 2
+    err = capsys.readouterr().err
+    assert f"silva-run: SILVA_PRIOR: {tmp_path} holds no silva head: expected config.json" in err
+    assert not (silva_home / "setup.yaml").exists() and not (tmp_path / "dagster").exists()
+
+
 def test_a_run_started_elsewhere_stops_before_its_first_step_on_a_bad_setting(
     tiny_backbone, tmp_path, monkeypatch
 ):
