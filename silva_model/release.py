@@ -151,6 +151,7 @@ def _model_card(config: dict[str, Any], judge_weight: float | None = None) -> st
     hc = config["head_config"]
     head_config = HeadConfig.from_dict(hc)
     mlp = " -> ".join(str(w) for w in [head_config.mlp_inputs, *head_config.hidden])
+    linear_part = ", plus a linear term of its inputs (`linear_weight`)" if head_config.linear_part else ""
     backbone = hc["backbone"]["model"] or "an unrecorded backbone"
     provenance = "\n".join(f"- {k}: `{v}`" for k, v in hc["backbone"].items() if v)
     data = config.get("data") or {}
@@ -208,7 +209,7 @@ scores = scorer.score_embeddings(embeddings)  # (N, {hc["embed_dim"]}) float32 -
 ## Details
 
 - Inputs: {head_config.describe_inputs()}.
-- MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}),
+- MLP {mlp} -> 1 (GELU, dropout {hc["dropout"]}){linear_part},
   {hc["num_classes"] - 1} monotone thresholds (first + cumulative softplus gaps).
 - Weights: `{WEIGHTS_NAME}` (safetensors, fp32), sha256 `{(config.get("files") or {}).get(WEIGHTS_NAME, "")}`;
   configuration: `{CONFIG_NAME}`. Loading verifies every file against the sha256 in `{CONFIG_NAME}`.

@@ -101,8 +101,19 @@ def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
     if config.select_folds == 0 or n_train < config.select_folds * MIN_FOLD_ROWS:
         return False
     kinds = candidates(config, n_train)
-    linear_part = LINEAR in kinds or BLEND in kinds
-    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (MLP in kinds and not has_val)
+    linear_part, mlp = LINEAR in kinds or BLEND in kinds, MLP in kinds or BLEND in kinds
+    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (mlp and not has_val)
+
+
+def unfolded(config: TrainConfig, n_train: int) -> TrainConfig:
+    """The config as trained when nothing is folded: `auto` below the blend's size blends all the
+    same, and a linear part without an L2 of its own takes the default, recorded."""
+    kinds = candidates(config, n_train)
+    if config.model == "auto" and kinds == (BLEND,):
+        config = dataclasses.replace(config, model=BLEND, select_folds=0)
+    if config.model in (LINEAR, BLEND) and config.linear_l2 == -1:
+        config = dataclasses.replace(config, linear_l2=linear.DEFAULT_L2)
+    return config
 
 
 def mlp_fold_scores(

@@ -176,7 +176,7 @@ def _resolve(
     """The config with the head's form fixed, and how it was chosen (None: nothing was folded)."""
     n = data.x.shape[0]
     if not select.needs_folds(config, n, bool(len(data.yv))):
-        return config, None
+        return select.unfolded(config, n), None
 
     def problem() -> tuple[linear.LinearProblem, torch.Tensor]:
         probe = build_head(
@@ -216,16 +216,15 @@ def train(
             TrainedHead(model, epoch, metrics, config, fingerprint, n_train, n_val).save(out_dir)
 
     history: list[dict[str, float]] = []
-    l2 = linear.DEFAULT_L2 if config.linear_l2 == -1 else config.linear_l2
     if config.model == select.LINEAR:
         warn_missing_classes(data.y.cpu())
-        linear.fit_head(head, linear_problem(head, data, config), l2)
+        linear.fit_head(head, linear_problem(head, data, config), config.linear_l2)
         best_epoch = 0
     else:
         best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
     head.eval()
     if config.model == select.BLEND:
-        linear.blend_into(head, linear_problem(head, data, config), l2)
+        linear.blend_into(head, linear_problem(head, data, config), config.linear_l2)
     personal_scale = None
     if head.has_judge and config.judge_folds and config.model != select.LINEAR:
         personal_scale = weigh_judge_by_folds(arrays, config, pairs, head, progress)

@@ -229,3 +229,22 @@ def test_the_linear_fit_in_the_span_of_its_rows_is_the_fit_in_all_inputs():
     assert float(spanned.grad.abs().max()) < 1e-5
     full = linear.fit(problem, 16.0, linear.start(head))
     np.testing.assert_allclose(spanned.detach().numpy(), full.numpy(), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:train split has no examples")  # 14 ratings miss a rating or two
+def test_a_blend_needs_no_folds_to_be_one_and_records_the_l2_it_used():
+    """With its L2 given (or too few rows to fold) `auto` below the size still blends, the L2 used
+    is in the config that trains it again, and without val rows the MLP's epochs come from folds."""
+    arrays = arrays_of(150)
+    given = train(arrays, TrainConfig(**FAST_TRAIN, linear_l2=64.0), progress=False)
+    assert given.head.config.linear_part and given.selection is None
+    assert given.config.model == "blend" and given.config.linear_l2 == 64.0
+    few = train(arrays_of(14), TrainConfig(**FAST_TRAIN), progress=False)
+    assert few.head.config.linear_part and few.config.linear_l2 == linear.DEFAULT_L2
+    codes = np.where(arrays.split_codes == SPLITS.index("val"), SPLITS.index("train"), arrays.split_codes)
+    no_val = train(
+        dataclasses.replace(arrays, split_codes=codes),
+        TrainConfig(**FAST_TRAIN, model="blend", linear_l2=64.0),
+        progress=False,
+    )
+    assert no_val.selection["mlp_epochs"] == no_val.config.epochs == no_val.best_epoch
