@@ -183,17 +183,22 @@ def test_the_candidates_fit_on_top_of_a_judge(model, tmp_path, fresh):
     np.testing.assert_allclose(predict(head, fresh.embeddings)[0], before, atol=1e-6)
 
 
+def judged(rated: int, extra: int, count: int, seed: int, pair_seed: int):
+    """`rated` ratings of the taste, and `count` comparisons (as the taste orders them) between
+    `extra` images no rating has: (arrays, pairs)."""
+    from silva_model.pairs import Pairs
+
+    d = make_taste_dataset(rated + extra, seed=seed, **TASTE)
+    arrays = to_arrays(build_manifest(d.embeddings[:rated], d.ratings[:rated], dim=DIM), dim=DIM)
+    a, b = rated + np.random.default_rng(pair_seed).integers(0, extra, (2, count))
+    outcome = np.sign(d.taste[a] - d.taste[b]).astype(np.float32)
+    return arrays, Pairs(a, b, outcome, extra=d.embeddings[rated:])
+
+
 def test_judged_pairs_teach_the_linear_head_too(fresh):
     """Pairs between images no rating has (the rating page's comparisons) enter the linear fit as
     they enter the MLP's: 800 judgements from the taste lift a head trained on 60 ratings."""
-    from silva_model.pairs import Pairs
-
-    d = make_taste_dataset(60 + 400, seed=6, **TASTE)
-    arrays = to_arrays(build_manifest(d.embeddings[:60], d.ratings[:60], dim=DIM), dim=DIM)
-    rng = np.random.default_rng(0)
-    a, b = rng.integers(0, 400, (2, 800))
-    outcome = np.sign(d.taste[60 + a] - d.taste[60 + b]).astype(np.float32)
-    pairs = Pairs(60 + a, 60 + b, outcome, extra=d.embeddings[60:])
+    arrays, pairs = judged(60, 400, 800, seed=6, pair_seed=0)
     cfg = TrainConfig(**FAST_TRAIN, model="linear", linear_l2=64.0)
 
     def rho(res) -> float:
@@ -208,16 +213,10 @@ def test_the_linear_fit_in_the_span_of_its_rows_is_the_fit_in_all_inputs():
     span lands on the full problem's optimum, stationary there, pairs included."""
     import torch
 
-    from silva_model.pairs import Pairs
     from silva_model.train import build_head, linear_problem
     from silva_model.training_loop import TrainData
 
-    d = make_taste_dataset(25 + 30, seed=8, **TASTE)
-    arrays = to_arrays(build_manifest(d.embeddings[:25], d.ratings[:25], dim=DIM), dim=DIM)
-    rng = np.random.default_rng(1)
-    a, b = rng.integers(0, 30, (2, 60))
-    outcome = np.sign(d.taste[25 + a] - d.taste[25 + b]).astype(np.float32)
-    pairs = Pairs(25 + a, 25 + b, outcome, extra=d.embeddings[25:])
+    arrays, pairs = judged(25, 30, 60, seed=8, pair_seed=1)
     cfg = TrainConfig(**FAST_TRAIN, model="linear")
     data = TrainData.of(arrays, pairs, torch.device("cpu"))
     head = build_head(cfg, data.x, data.y, arrays.backbone())
