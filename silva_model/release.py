@@ -281,7 +281,7 @@ def load_head(
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{meta_path} is not a silva head configuration: {e}") from e
     if verify:
-        verify_files(directory, meta, meta_path.name)
+        verify_files(meta_path.parent, meta, meta_path.name)
     try:
         state = load_file(str(weights_path), device="cpu")
         missing, unexpected = head.load_state_dict(state, strict=False)

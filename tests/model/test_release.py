@@ -56,6 +56,7 @@ def test_local_folder_and_bad_inputs(release, tmp_path):
     folder, _ = release
     head, meta = load_head(folder)
     assert meta["metrics"]["test"]["spearman"] == 0.5 and meta["data"]["n_train"] == 8
+    assert load_head(str(folder))[1] == meta  # a path as text loads and verifies the same
     with pytest.raises(FileNotFoundError, match="holds no silva head"):
         load_head(tmp_path)
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
