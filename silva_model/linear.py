@@ -185,9 +185,9 @@ def solve(problem: LinearProblem, l2: float, p0: torch.Tensor) -> torch.Tensor:
 
 def fold_scores(
     problem: LinearProblem, folds: np.ndarray, p0: torch.Tensor, grid: tuple[float, ...] = L2_GRID
-) -> dict[float, float]:
-    """Per L2 of `grid`, the mean Spearman over the folds of the fit on the other folds' rows
-    (each fit starts from the one of the next larger L2: a warm path, along the rows' axes)."""
+) -> dict[float, list[float]]:
+    """Per L2 of `grid`, the Spearman on each fold of the fit on the other folds' rows (each fit
+    starts from the one of the next larger L2: a warm path, along the rows' axes)."""
     scores: dict[float, list[float]] = {l2: [] for l2 in grid}
     y = problem.y.cpu().numpy()
     with one_thread():
@@ -200,7 +200,7 @@ def fold_scores(
                 p = space.solve(l2, p)
                 held = problem.latent(p, problem.h[~keep], judge)
                 scores[l2].append(spearman(y[folds == f], held.cpu().numpy()))
-    return {l2: float(np.mean(v)) for l2, v in scores.items()}
+    return scores
 
 
 def blend_into(head: OrdinalHead, problem: LinearProblem, l2: float, share: float = LINEAR_SHARE) -> None:

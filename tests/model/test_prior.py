@@ -147,7 +147,8 @@ def test_silva_train_takes_a_prior_and_says_its_weight(tmp_path, silva_judge, ca
     d = make_taste_dataset(120, seed=4, **TASTE)
     manifest = write_parquet(build_manifest(d.embeddings, d.ratings, dim=DIM), tmp_path / "m.parquet")
     config = tmp_path / "train.yaml"
-    config.write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in FAST_TRAIN.items()}))
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in FAST_TRAIN.items()}
+    config.write_text(json.dumps(options | {"model": "mlp"}))  # the MLP's personal part is weighed on folds
     argv = ["--manifest", str(manifest), "--out", str(tmp_path / "out"), "--config", str(config), "--quiet"]
     assert train_main([*argv, "--prior", str(silva_judge)]) == 0
     out = capsys.readouterr().out

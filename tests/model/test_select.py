@@ -183,6 +183,30 @@ def test_the_candidates_fit_on_top_of_a_judge(model, tmp_path, fresh):
     np.testing.assert_allclose(predict(head, fresh.embeddings)[0], before, atol=1e-6)
 
 
+def test_the_mlp_is_scored_on_two_folds_and_the_linear_fit_on_the_same_two(monkeypatch):
+    """The choice trains two fold MLPs, not three, and weighs them against the linear fit's
+    scores on those two folds: here the linear fit leads on all three (its third fold high) but
+    trails on the two the MLP was scored on, so the MLP is kept."""
+    per_fold = {l2: [0.5, 0.6, 0.9] for l2 in linear.L2_GRID}
+    per_fold[64.0] = [0.7, 0.7, 0.95]  # the best L2 by mean over all three folds
+    monkeypatch.setattr(linear, "fold_scores", lambda *a, **k: per_fold)
+    monkeypatch.setattr(select, "BLEND_BELOW", 0)  # 120 train rows choose, as 600 and more do
+    trained = []
+
+    def fit(arrays, config, progress, pairs):
+        trained.append(arrays.split_codes)
+        return dataclasses.replace(res, history=[{"val_spearman": 0.75}])
+
+    res = train(arrays_of(150), TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
+    fixed, sel = select.choose(arrays_of(150), TrainConfig(**FAST_TRAIN), None, lambda: (None, None), fit)
+    assert len(trained) == select.MLP_FOLDS == 2
+    assert sel.scores == {"linear": 0.7, "mlp": 0.75} and sel.linear_l2 == 64.0
+    assert sel.chosen == fixed.model == "mlp" and sel.record()["mlp_folds"] == 2
+    assert "on 3 inner folds of the train split (the MLP scored on 2 of them) by" in select.describe(
+        sel.record()
+    )
+
+
 def judged(rated: int, extra: int, count: int, seed: int, pair_seed: int):
     """`rated` ratings of the taste, and `count` comparisons (as the taste orders them) between
     `extra` images no rating has: (arrays, pairs)."""
