@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -126,22 +127,32 @@ CURVATURE = 0.25
 
 @dataclass(frozen=True)
 class RowSpace:
-    """A problem over the principal axes of the rows its loss reads, scaled so that each axis
-    curves about alike. The loss sees the weights only through those rows and the L2 takes away
-    any part orthogonal to them, so the optimum lies in their span: with 667 rows of 1,152 inputs,
-    each L-BFGS step is that much smaller. Along an axis of spread s the loss curves about as
-    CURVATURE * s^2 + L2, which spans orders of magnitude at a small L2; in coordinates divided
-    by its square root L-BFGS needs a quarter of the steps (the same optimum, bench/'s tastes)."""
+    """A problem with fewer rows than inputs, over the principal axes of the rows its loss reads,
+    scaled so that each axis curves about alike. The loss sees the weights only through those
+    rows and the L2 takes away any part orthogonal to them, so the optimum lies in their span:
+    with 667 rows of 1,152 inputs, each L-BFGS step is that much smaller. Along an axis of spread
+    s the loss curves about as CURVATURE * s^2 + L2, which spans orders of magnitude at a small
+    L2; in coordinates divided by its square root L-BFGS needs a quarter of the steps (the same
+    optimum, bench/'s tastes)."""
 
     problem: LinearProblem  # h (and pair_h) along the axes
     axes: torch.Tensor  # (d, r), orthonormal columns
     spread: torch.Tensor  # (r,), the rows' singular values along them
 
     @classmethod
-    def of(cls, problem: LinearProblem) -> RowSpace:
+    def of(cls, problem: LinearProblem) -> RowSpace | None:
+        """None: as many rows as inputs, where the axes would cost more than they save."""
         rows = problem.h if problem.pair_h is None else problem.pair_h
-        _, spread, vh = torch.linalg.svd(rows, full_matrices=False)
-        axes = vh.T
+        if len(rows) >= rows.shape[1]:
+            return None
+        # from the rows' Gram matrix: a third of an SVD's time; axes along which the rows do not
+        # spread (copies, a constant column) hold none of the optimum and are left out
+        eigenvalues, vectors = torch.linalg.eigh(rows @ rows.T)
+        kept = eigenvalues > eigenvalues.max() * 1e-12
+        if not bool(kept.any()):
+            return None
+        spread = eigenvalues[kept].sqrt()
+        axes = rows.T @ vectors[:, kept] / spread
         pair_h = None if problem.pair_h is None else problem.pair_h @ axes
         return cls(dataclasses.replace(problem, h=problem.h @ axes, pair_h=pair_h), axes, spread)
 
@@ -177,10 +188,16 @@ def fit(problem: LinearProblem, l2: float, p0: torch.Tensor, max_iter: int = 500
     return p.detach()
 
 
+def solver(problem: LinearProblem) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """`(l2, p0) -> the optimum from p0` for this problem: along its rows' axes (`RowSpace`) where
+    it has fewer rows than inputs, what `fit` finds in fewer numbers and steps."""
+    space = RowSpace.of(problem)
+    return partial(fit, problem) if space is None else space.solve
+
+
 def solve(problem: LinearProblem, l2: float, p0: torch.Tensor) -> torch.Tensor:
-    """The optimum from `p0`, searched along the rows' evened axes (`RowSpace`): what `fit`
-    finds, in fewer numbers and steps."""
-    return RowSpace.of(problem).solve(l2, p0)
+    """The optimum from `p0`."""
+    return solver(problem)(l2, p0)
 
 
 def fold_scores(
@@ -193,11 +210,11 @@ def fold_scores(
     with one_thread():
         for f in np.unique(folds):
             keep = torch.from_numpy(folds != f).to(problem.h.device)
-            space = RowSpace.of(problem.subset(keep))
+            fold_fit = solver(problem.subset(keep))
             judge = None if problem.judge is None else problem.judge[~keep]
             p = p0
             for l2 in sorted(grid, reverse=True):
-                p = space.solve(l2, p)
+                p = fold_fit(l2, p)
                 held = problem.latent(p, problem.h[~keep], judge)
                 scores[l2].append(spearman(y[folds == f], held.cpu().numpy()))
     return scores
