@@ -6,7 +6,7 @@ Its loss is mord's `LogisticAT`: the all-threshold logistic loss (the cumulative
 trains with, over every bar) plus an L2 penalty on the weights, on the same standardised inputs
 the MLP reads; full-batch L-BFGS finds its one optimum. A judge's standardised latent is one more
 input, penalised at a sixteenth of the L2 (`JUDGE_PENALTY`); pairwise judgements add their
-Bradley-Terry term, as in training the MLP. The L2 comes from inner folds (`fold_scores`);
+Bradley-Terry term, as in training the MLP. The L2 comes from inner folds (`fold_latents`);
 `select.py` decides whether this head or the MLP is kept.
 """
 
@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from silva_model.head import OrdinalHead, monotone_bars
 from silva_model.loss import cumulative_targets
-from silva_model.metrics import spearman
 from silva_model.pairs import pair_loss
 
 # L2 on the summed loss (mord's alpha) with standardised inputs: 4 .. 16,384, by fourfold steps
@@ -36,10 +35,6 @@ DEFAULT_L2 = 256.0
 # a related judge's gain at 60 ratings (Spearman 0.388 against 0.544 unpenalised) and 1/16 kept it
 # (0.548), while an unrelated judge's weight stayed at half or less of the related one's.
 JUDGE_PENALTY = 1 / 16  # a linear head asked for with neither folds nor an L2 of its own
-# The cold start's blend: this share of the convex linear fit's standardised latent, the rest the
-# MLP's. On bench/'s nine tastes at 100 to 500 ratings (4 seeds), shares of 0.5 to 0.7 did best
-# (0.6 by mean, 0.7 by worst taste), each part alone worse (docs/benchmarks.md, "The cold start").
-LINEAR_SHARE = 0.6
 
 
 @dataclass
@@ -200,13 +195,12 @@ def solve(problem: LinearProblem, l2: float, p0: torch.Tensor) -> torch.Tensor:
     return solver(problem)(l2, p0)
 
 
-def fold_scores(
+def fold_latents(
     problem: LinearProblem, folds: np.ndarray, p0: torch.Tensor, grid: tuple[float, ...] = L2_GRID
-) -> dict[float, list[float]]:
-    """Per L2 of `grid`, the Spearman on each fold of the fit on the other folds' rows (each fit
+) -> dict[float, list[np.ndarray]]:
+    """Per L2 of `grid`, each fold's latents from the fit on the other folds' rows (each fit
     starts from the one of the next larger L2: a warm path, along the rows' axes)."""
-    scores: dict[float, list[float]] = {l2: [] for l2 in grid}
-    y = problem.y.cpu().numpy()
+    latents: dict[float, list[np.ndarray]] = {l2: [] for l2 in grid}
     with one_thread():
         for f in np.unique(folds):
             keep = torch.from_numpy(folds != f).to(problem.h.device)
@@ -215,12 +209,11 @@ def fold_scores(
             p = p0
             for l2 in sorted(grid, reverse=True):
                 p = fold_fit(l2, p)
-                held = problem.latent(p, problem.h[~keep], judge)
-                scores[l2].append(spearman(y[folds == f], held.cpu().numpy()))
-    return scores
+                latents[l2].append(problem.latent(p, problem.h[~keep], judge).cpu().numpy())
+    return latents
 
 
-def blend_into(head: OrdinalHead, problem: LinearProblem, l2: float, share: float = LINEAR_SHARE) -> None:
+def blend_into(head: OrdinalHead, problem: LinearProblem, l2: float, share: float) -> None:
     """Blend the convex linear fit of `problem` (the train rows of `head`, whose MLP is trained)
     into `head`'s linear part: latent = s * (share * linear / sd + (1 - share) * MLP / sd), each
     part's sd on the train rows, and s with the bars refitted to the ratings (the all-threshold

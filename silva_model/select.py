@@ -5,9 +5,10 @@ MLP on others, and which one scores better on a few dozen held-out ratings is cl
 (docs/benchmarks.md, "The cold start"). So below `BLEND_BELOW` train ratings (`model: auto`) the
 head is a blend of both: the MLP, and a convex ordinal linear fit (`linear.py`) whose L2 comes
 from inner folds of the train split (each L2 fitted on the other folds and scored on the fold it
-did not see), their standardised latents weighed `linear.LINEAR_SHARE` to the rest. From there
-to `select_below`, and on top of a judge, the two are compared on the folds instead and the one
-with the higher mean held-out Spearman is kept. The same folds choose the MLP's epochs when the
+did not see), their standardised latents weighed `LINEAR_SHARE` to the rest (from `SHARE_FROM`
+train ratings the share too comes from the folds). From there to `select_below`, and on top of a
+judge, the two are compared on the folds instead and the one with the higher mean held-out
+Spearman is kept. The same folds choose the MLP's epochs when the
 manifest has no val rows.
 
 The choice and every candidate's score travel in the head's config (`HeadConfig.selection`), so
@@ -25,11 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from silva_model import linear
 from silva_model.manifest import SPLITS, ManifestArrays
+from silva_model.metrics import spearman
 from silva_model.pairs import Pairs
-from silva_model.train_config import BLEND_BELOW, TrainConfig
+from silva_model.train_config import BLEND_BELOW, LINEAR_SHARE, SHARE_FROM, TrainConfig
 
 LINEAR, MLP, BLEND = "linear", "mlp", "blend"
 
@@ -73,9 +76,10 @@ def describe(selection: dict[str, Any]) -> str:
     how = f"by mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)"
     if chosen == BLEND:
         share = selection["linear_share"]
+        what = "and the share chosen" if BLEND in selection["out_of_fold_spearman"] else "chosen"
         return (
             f"Head: blend ({share:.0%} a convex linear fit with L2 {selection['linear_l2']:g}, "
-            f"{1 - share:.0%} the MLP, their latents standardised), the L2 chosen on {folds} {how}."
+            f"{1 - share:.0%} the MLP, their latents standardised), the L2 {what} on {folds} {how}."
         )
     detail = (
         f"L2 {selection['linear_l2']:g}"
@@ -105,6 +109,17 @@ def candidates(config: TrainConfig, n_train: int) -> tuple[str, ...]:
 # and changed no choice on bench/'s tastes (docs/benchmarks.md, "The cold start").
 MLP_FOLDS = 2
 MIN_FOLD_ROWS = 4  # fewer train rows per inner fold, and nothing is folded: the config as given
+# The blend's shares weighed on the folds, and how far the chosen one is drawn towards
+# LINEAR_SHARE (held-out Spearman per unit of share): at 400 train ratings, on bench/'s tastes,
+# the folds' best share unchecked lost to the fixed one on linear tastes by chance, drawn in it
+# kept the fixed share's lead there and found the MLP's on the clean non-linear taste.
+SHARES = tuple(i / 10 for i in range(11))
+SHARE_PULL = 0.02
+
+
+def folds_share(config: TrainConfig, n_train: int) -> bool:
+    """Whether a blend of this config on this many train rows takes its share from the folds."""
+    return config.linear_share == -1 and n_train >= SHARE_FROM
 
 
 def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
@@ -113,7 +128,8 @@ def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
         return False
     kinds = candidates(config, n_train)
     linear_part, mlp = LINEAR in kinds or BLEND in kinds, MLP in kinds or BLEND in kinds
-    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (mlp and not has_val)
+    share = BLEND in kinds and folds_share(config, n_train)
+    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (mlp and not has_val) or share
 
 
 def unfolded(config: TrainConfig, n_train: int) -> TrainConfig:
@@ -124,18 +140,21 @@ def unfolded(config: TrainConfig, n_train: int) -> TrainConfig:
         config = dataclasses.replace(config, model=BLEND, select_folds=0)
     if config.model in (LINEAR, BLEND) and config.linear_l2 == -1:
         config = dataclasses.replace(config, linear_l2=linear.DEFAULT_L2)
+    if config.model == BLEND and config.linear_share == -1:
+        config = dataclasses.replace(config, linear_share=LINEAR_SHARE)
     return config
 
 
 def mlp_fold_scores(
     arrays: ManifestArrays, config: TrainConfig, pairs: Pairs | None, folds: np.ndarray, fit: Callable
-) -> tuple[int, float]:
-    """(epochs, score): the epoch count whose held-out Spearman, averaged over the folds, is best.
-    Each fold's head trains on the other folds (the manifest's val rows set aside) and is scored
-    on its fold after every epoch; `fit` is `train.train`."""
+) -> tuple[int, float, list[np.ndarray]]:
+    """(epochs, score, latents): the epoch count whose held-out Spearman, averaged over the folds,
+    is best, that mean, and each fold's latents from its head's best epoch. Each fold's head
+    trains on the other folds (the manifest's val rows set aside) and is scored on its fold after
+    every epoch; `fit` is `train.train`."""
     rows = np.flatnonzero(arrays.mask("train"))
     inner = dataclasses.replace(config, model=MLP, select_folds=0, calibrate=False, judge_folds=0)
-    curves = []
+    curves, latents = [], []
     for f in np.unique(folds)[:MLP_FOLDS]:
         codes = np.where(arrays.split_codes == SPLITS.index("val"), SPLITS.index("test"), arrays.split_codes)
         codes[rows[folds == f]] = SPLITS.index("val")
@@ -143,8 +162,34 @@ def mlp_fold_scores(
             warnings.simplefilter("ignore")  # the full training warns once
             res = fit(dataclasses.replace(arrays, split_codes=codes), inner, progress=False, pairs=pairs)
         curves.append([h["val_spearman"] for h in res.history])
+        held = torch.from_numpy(np.ascontiguousarray(arrays.embeddings[rows[folds == f]]))
+        with torch.no_grad():
+            latents.append(
+                res.head.eval().personal_latent(held.to(res.head.input_scale.device)).cpu().numpy()
+            )
     mean = np.mean(np.array(curves), axis=0)
-    return int(np.argmax(mean)) + 1, float(mean.max())
+    return int(np.argmax(mean)) + 1, float(mean.max()), latents
+
+
+def blend_share(
+    ys: list[np.ndarray], linear_part: list[np.ndarray], mlp: list[np.ndarray]
+) -> tuple[float, float]:
+    """(share, its mean held-out Spearman): the linear share of the blend of the folds' latents,
+    each part standardised on its fold, that scores best, drawn towards `LINEAR_SHARE`."""
+
+    def score(a: float) -> float:
+        return float(
+            np.mean(
+                [
+                    spearman(y, a * lin / max(lin.std(), 1e-12) + (1 - a) * m / max(m.std(), 1e-12))
+                    for y, lin, m in zip(ys, linear_part, mlp, strict=False)
+                ]
+            )
+        )
+
+    scores = {a: score(a) for a in SHARES}
+    share = max(SHARES, key=lambda a: scores[a] - SHARE_PULL * abs(a - LINEAR_SHARE))
+    return share, scores[share]
 
 
 def choose(
@@ -161,20 +206,25 @@ def choose(
     n = int(arrays.mask("train").sum())
     kinds, k = candidates(config, n), config.select_folds
     folds = inner_folds(n, k, config.seed)
+    ys = [arrays.scores[np.flatnonzero(arrays.mask("train"))[folds == f]] for f in np.unique(folds)]
     scores: dict[str, float] = {}
-    l2, epochs, mlp_folds = None, None, None
+    l2, epochs, mlp_folds, linear_latents = None, None, None, None
     blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
+    share_from_folds = blend and folds_share(config, n)
     if LINEAR in kinds or blend:
-        if config.linear_l2 == -1:
+        l2 = config.linear_l2
+        if l2 == -1 or share_from_folds:
             prob, p0 = problem()
-            per_l2 = linear.fold_scores(prob, folds, p0)
-            l2 = max(per_l2, key=lambda v: np.mean(per_l2[v]))
+            per_l2 = linear.fold_latents(prob, folds, p0, linear.L2_GRID if l2 == -1 else (l2,))
+            per_fold = {
+                v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()
+            }
+            l2 = max(per_fold, key=lambda v: np.mean(per_fold[v]))
+            linear_latents = per_l2[l2]
             # beside the MLP, on the folds it is scored on
-            scores[LINEAR] = float(np.mean(per_l2[l2][:MLP_FOLDS] if MLP in kinds else per_l2[l2]))
-        else:
-            l2 = config.linear_l2
-    if MLP in kinds or (blend and not has_val):
-        epochs, scores[MLP] = mlp_fold_scores(arrays, config, pairs, folds, fit)
+            scores[LINEAR] = float(np.mean(per_fold[l2][:MLP_FOLDS] if MLP in kinds else per_fold[l2]))
+    if MLP in kinds or (blend and (share_from_folds or not has_val)):
+        epochs, scores[MLP], mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit)
         mlp_folds = min(MLP_FOLDS, k)
     chosen = max(scores, key=scores.get) if len(scores) > 1 and not blend else kinds[0]
     fixed = dataclasses.replace(config, model=chosen, select_folds=0)
@@ -182,5 +232,10 @@ def choose(
         fixed = dataclasses.replace(fixed, linear_l2=l2)
     if chosen != LINEAR and not has_val:
         fixed = dataclasses.replace(fixed, epochs=epochs)  # no val rows: train that long, keep the last
-    share = linear.LINEAR_SHARE if blend else None
+    share = None
+    if blend:
+        share = LINEAR_SHARE if config.linear_share == -1 else config.linear_share
+        if share_from_folds:
+            share, scores[BLEND] = blend_share(ys, linear_latents, mlp_latents)
+        fixed = dataclasses.replace(fixed, linear_share=share)
     return fixed, Selection(chosen, k, scores, l2, epochs, time.perf_counter() - t0, share, mlp_folds)

@@ -224,7 +224,7 @@ def train(
         best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
     head.eval()
     if config.model == select.BLEND:
-        linear.blend_into(head, linear_problem(head, data, config), config.linear_l2)
+        linear.blend_into(head, linear_problem(head, data, config), config.linear_l2, config.linear_share)
     personal_scale = None
     if head.has_judge and config.judge_folds and config.model != select.LINEAR:
         personal_scale = weigh_judge_by_folds(arrays, config, pairs, head, progress)

@@ -31,6 +31,10 @@ SELECT_BELOW = 2_000
 # trailed it at 1,000 (768 train) on the clean non-linear taste, where held-out folds of 256
 # ratings tell the MLP's lead apart.
 BLEND_BELOW = 600
+# The blend's linear share: from this many train ratings its inner folds choose it (folds of 100
+# ratings and more tell the parts apart; below, a fixed share did better on bench/'s tastes).
+LINEAR_SHARE = 0.6
+SHARE_FROM = 300
 # `threshold_init` once said `prior`; checkpoints that say so still load.
 OLD_NAMES = {("threshold_init", "prior"): "class_rates"}
 
@@ -156,6 +160,11 @@ class TrainConfig:
     linear_l2: float = _opt(
         -1.0, "L2 of the linear head, as mord's alpha on standardised inputs; -1 = from the inner folds"
     )
+    linear_share: float = _opt(
+        -1.0,
+        "model blend: the linear fit's share of the standardised latent, 0 to 1; -1 = from the inner "
+        f"folds from {SHARE_FROM} train ratings, else {LINEAR_SHARE}",
+    )
     seed: int = _opt(0, "random seed (runs on the CPU are deterministic)")
     device: Literal["auto", "cpu", "cuda"] = _opt("auto", "auto: CUDA when available")
 
@@ -173,6 +182,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be 0 (off) or 2 or more, got {getattr(self, name)}")
         if self.linear_l2 <= 0 and self.linear_l2 != -1:
             raise ValueError(f"linear_l2 must be -1 (from the inner folds) or positive, got {self.linear_l2}")
+        if not 0 <= self.linear_share <= 1 and self.linear_share != -1:
+            raise ValueError(f"linear_share must be -1 (auto) or from 0 to 1, got {self.linear_share}")
         if self.model == "blend" and self.prior:
             raise ValueError("model blend takes no prior: use auto, linear or mlp with a prior")
         if self.rank_weight < 0 and self.rank_weight != -1:

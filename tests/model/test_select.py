@@ -19,7 +19,7 @@ from silva_model.parquet import write_parquet
 from silva_model.release import load_head, save_pretrained
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
-from silva_model.train_config import TrainConfig
+from silva_model.train_config import LINEAR_SHARE, TrainConfig
 
 DIM = 64
 TASTE = dict(dim=DIM, world_seed=5)
@@ -44,7 +44,7 @@ def chosen():
 def test_a_small_set_is_a_blend_whose_l2_the_inner_folds_choose_and_says_so(chosen, tmp_path, fresh):
     sel = chosen.selection
     assert sel["chosen"] == "blend" and set(sel["out_of_fold_spearman"]) == {"linear"} and sel["folds"] == 3
-    assert sel["linear_share"] == linear.LINEAR_SHARE
+    assert sel["linear_share"] == LINEAR_SHARE == chosen.config.linear_share  # below SHARE_FROM: fixed
     # the config that trains this head again has the choice fixed: fold heads do not choose again
     assert chosen.config.model == "blend" and chosen.config.select_folds == 0
     assert chosen.config.linear_l2 == sel["linear_l2"]
@@ -157,6 +157,8 @@ def test_the_choice_options_are_checked_and_old_names_still_read():
         TrainConfig(linear_l2=0)
     with pytest.raises(ValueError, match="model"):
         TrainConfig(model="forest")
+    with pytest.raises(ValueError, match="linear_share"):
+        TrainConfig(linear_share=1.5)
     with pytest.raises(ValueError, match="model blend takes no prior"):
         TrainConfig(model="blend", prior="some/judge")
     # checkpoints written before the rename say `prior` for the class-rate bars
@@ -185,25 +187,58 @@ def test_the_candidates_fit_on_top_of_a_judge(model, tmp_path, fresh):
 
 def test_the_mlp_is_scored_on_two_folds_and_the_linear_fit_on_the_same_two(monkeypatch):
     """The choice trains two fold MLPs, not three, and weighs them against the linear fit's
-    scores on those two folds: here the linear fit leads on all three (its third fold high) but
+    scores on those two folds: here the linear fit leads on all three (its third fold exact) but
     trails on the two the MLP was scored on, so the MLP is kept."""
-    per_fold = {l2: [0.5, 0.6, 0.9] for l2 in linear.L2_GRID}
-    per_fold[64.0] = [0.7, 0.7, 0.95]  # the best L2 by mean over all three folds
-    monkeypatch.setattr(linear, "fold_scores", lambda *a, **k: per_fold)
+    arrays, cfg = arrays_of(150), TrainConfig(**FAST_TRAIN)
+    train_rows = np.flatnonzero(arrays.mask("train"))
+    folds = select.inner_folds(len(train_rows), 3, cfg.seed)
+    ys = [arrays.scores[train_rows[folds == f]] for f in range(3)]
+    rng = np.random.default_rng(0)
+    noisy = [y + rng.normal(0, 1.5, len(y)) for y in ys[:2]]
+    per_fold = {l2: [rng.normal(size=len(y)) for y in ys] for l2 in linear.L2_GRID}
+    per_fold[64.0] = [*noisy, ys[2]]
+    monkeypatch.setattr(linear, "fold_latents", lambda *a, **k: per_fold)
     monkeypatch.setattr(select, "BLEND_BELOW", 0)  # 120 train rows choose, as 600 and more do
+    two = float(np.mean([spearman(y, z) for y, z in zip(ys, noisy, strict=False)]))
+    mlp = (two + (2 * two + 1) / 3) / 2  # between the linear fit's two-fold and three-fold means
     trained = []
 
     def fit(arrays, config, progress, pairs):
         trained.append(arrays.split_codes)
-        return dataclasses.replace(res, history=[{"val_spearman": 0.75}])
+        return dataclasses.replace(res, history=[{"val_spearman": mlp}])
 
-    res = train(arrays_of(150), TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
-    fixed, sel = select.choose(arrays_of(150), TrainConfig(**FAST_TRAIN), None, lambda: (None, None), fit)
+    res = train(arrays, TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
+    fixed, sel = select.choose(arrays, cfg, None, lambda: (None, None), fit)
     assert len(trained) == select.MLP_FOLDS == 2
-    assert sel.scores == {"linear": 0.7, "mlp": 0.75} and sel.linear_l2 == 64.0
+    assert sel.scores == pytest.approx({"linear": two, "mlp": mlp}) and sel.linear_l2 == 64.0
     assert sel.chosen == fixed.model == "mlp" and sel.record()["mlp_folds"] == 2
-    assert "on 3 inner folds of the train split (the MLP scored on 2 of them) by" in select.describe(
-        sel.record()
+    said = select.describe(sel.record())
+    assert "on 3 inner folds of the train split (the MLP scored on 2 of them) by" in said
+
+
+def test_the_blends_share_is_the_folds_best_drawn_towards_the_fixed_one():
+    rng = np.random.default_rng(0)
+    ys = [rng.normal(size=80) for _ in range(2)]
+    noise = [rng.normal(size=80) for _ in range(2)]
+    assert select.blend_share(ys, ys, noise)[0] == 1.0  # the linear fit right, the MLP noise
+    assert select.blend_share(ys, noise, ys)[0] == 0.0
+    assert select.blend_share(ys, ys, ys) == (LINEAR_SHARE, 1.0)  # alike: the fixed share
+
+
+def test_from_share_from_train_ratings_the_folds_choose_the_blends_share(monkeypatch, fresh):
+    """The share is chosen on the folds beside the L2, recorded and said, and fixed in the config
+    that trains the head again: that head is the same."""
+    monkeypatch.setattr(select, "SHARE_FROM", 100)  # 120 train rows: as 300 and more
+    arrays = arrays_of(150)
+    res = train(arrays, TrainConfig(**FAST_TRAIN), progress=False)
+    sel = res.selection
+    assert sel["chosen"] == "blend" and set(sel["out_of_fold_spearman"]) == {"linear", "mlp", "blend"}
+    assert sel["linear_share"] in select.SHARES and res.config.linear_share == sel["linear_share"]
+    assert sel["mlp_folds"] == 2 and "the L2 and the share chosen on 3 inner folds" in select.describe(sel)
+    again = train(arrays, res.config, progress=False)
+    assert again.selection is None
+    np.testing.assert_allclose(
+        predict(again.head, fresh.embeddings)[0], predict(res.head, fresh.embeddings)[0], atol=1e-6
     )
 
 
