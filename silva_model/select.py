@@ -49,6 +49,7 @@ class Selection:
     seconds: float
     linear_share: float | None = None  # a blend: the linear fit's share of the latent
     mlp_folds: int | None = None  # the folds the MLP was scored on (None: not folded)
+    chose: tuple[str, ...] = ()  # what the folds set besides the form: "l2", "share", "epochs"
 
     def record(self) -> dict[str, Any]:
         """As `HeadConfig.selection` and config.json hold it."""
@@ -61,9 +62,16 @@ class Selection:
             "seconds": round(self.seconds, 2),
         } | {
             k: v
-            for k, v in (("linear_share", self.linear_share), ("mlp_folds", self.mlp_folds))
+            for k, v in (
+                ("linear_share", self.linear_share),
+                ("mlp_folds", self.mlp_folds),
+                ("chose", list(self.chose) or None),
+            )
             if v is not None
         }
+
+
+PARTS = {"l2": "the L2", "share": "the share", "epochs": "the MLP's epochs"}
 
 
 def describe(selection: dict[str, Any]) -> str:
@@ -76,10 +84,11 @@ def describe(selection: dict[str, Any]) -> str:
     how = f"by mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)"
     if chosen == BLEND:
         share = selection["linear_share"]
-        what = "and the share chosen" if BLEND in selection["out_of_fold_spearman"] else "chosen"
+        # records written before "chose" was kept: the L2 alone
+        what = " and ".join(PARTS[c] for c in selection.get("chose", ["l2"]))
         return (
             f"Head: blend ({share:.0%} a convex linear fit with L2 {selection['linear_l2']:g}, "
-            f"{1 - share:.0%} the MLP, their latents standardised), the L2 {what} on {folds} {how}."
+            f"{1 - share:.0%} the MLP, their latents standardised), {what} chosen on {folds} {how}."
         )
     detail = (
         f"L2 {selection['linear_l2']:g}"
@@ -207,25 +216,30 @@ def choose(
     kinds, k = candidates(config, n), config.select_folds
     folds = inner_folds(n, k, config.seed)
     ys = [arrays.scores[np.flatnonzero(arrays.mask("train"))[folds == f]] for f in np.unique(folds)]
-    scores: dict[str, float] = {}
-    l2, epochs, mlp_folds, linear_latents = None, None, None, None
+    l2, epochs, mlp_folds, linear_latents, linear_per_fold, mlp = (None,) * 6
+    chose: list[str] = []  # what the folds set: the L2, the blend's share, the MLP's epochs
     blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
     share_from_folds = blend and folds_share(config, n)
     if LINEAR in kinds or blend:
         l2 = config.linear_l2
-        if l2 == -1 or share_from_folds:
+        if l2 == -1 or share_from_folds or MLP in kinds:
             prob, p0 = problem()
             per_l2 = linear.fold_latents(prob, folds, p0, linear.L2_GRID if l2 == -1 else (l2,))
             per_fold = {
                 v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()
             }
+            chose += ["l2"] if l2 == -1 else []
             l2 = max(per_fold, key=lambda v: np.mean(per_fold[v]))
-            linear_latents = per_l2[l2]
-            # beside the MLP, on the folds it is scored on
-            scores[LINEAR] = float(np.mean(per_fold[l2][:MLP_FOLDS] if MLP in kinds else per_fold[l2]))
+            linear_latents, linear_per_fold = per_l2[l2], per_fold[l2]
     if MLP in kinds or (blend and (share_from_folds or not has_val)):
-        epochs, scores[MLP], mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit)
+        epochs, mlp, mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit)
         mlp_folds = min(MLP_FOLDS, k)
+        chose += [] if has_val else ["epochs"]
+    scores: dict[str, float] = {}
+    if linear_per_fold is not None:  # on the folds the MLP was scored on, beside it
+        scores[LINEAR] = float(np.mean(linear_per_fold[: mlp_folds or k]))
+    if mlp is not None:
+        scores[MLP] = mlp
     chosen = max(scores, key=scores.get) if len(scores) > 1 and not blend else kinds[0]
     fixed = dataclasses.replace(config, model=chosen, select_folds=0)
     if chosen != MLP:
@@ -237,5 +251,7 @@ def choose(
         share = LINEAR_SHARE if config.linear_share == -1 else config.linear_share
         if share_from_folds:
             share, scores[BLEND] = blend_share(ys, linear_latents, mlp_latents)
+            chose.append("share")
         fixed = dataclasses.replace(fixed, linear_share=share)
-    return fixed, Selection(chosen, k, scores, l2, epochs, time.perf_counter() - t0, share, mlp_folds)
+    seconds = time.perf_counter() - t0
+    return fixed, Selection(chosen, k, scores, l2, epochs, seconds, share, mlp_folds, tuple(chose))

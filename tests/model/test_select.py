@@ -242,6 +242,31 @@ def test_from_share_from_train_ratings_the_folds_choose_the_blends_share(monkeyp
     )
 
 
+def test_the_share_is_weighed_on_the_folds_the_linear_fit_is_recorded_on(monkeypatch):
+    """The linear fit exact on the two folds the MLP is scored on (noise on the third): the share
+    is 1, and the blend at share 1, which is the linear fit, records the linear fit's score."""
+    arrays, cfg = arrays_of(150), TrainConfig(**FAST_TRAIN, linear_l2=64.0)
+    train_rows = np.flatnonzero(arrays.mask("train"))
+    folds = select.inner_folds(len(train_rows), 3, cfg.seed)
+    ys = [arrays.scores[train_rows[folds == f]].astype(float) for f in range(3)]
+    exact = [ys[0], ys[1], np.random.default_rng(0).normal(size=len(ys[2]))]
+    monkeypatch.setattr(linear, "fold_latents", lambda *a, **k: {64.0: exact})
+    monkeypatch.setattr(select, "SHARE_FROM", 100)
+    res = train(arrays, TrainConfig(**(FAST_TRAIN | {"epochs": 1}), model="mlp"), progress=False)
+    fixed, sel = select.choose(arrays, cfg, None, lambda: (None, None), lambda *a, **k: res)
+    assert sel.linear_share == fixed.linear_share == 1.0
+    assert sel.scores["blend"] == sel.scores["linear"] == pytest.approx(1.0)
+    said = select.describe(sel.record())  # the L2 was given: only the share was chosen
+    assert "the share chosen on 3 inner folds" in said and "the L2 and" not in said
+
+
+def test_a_given_l2_is_still_weighed_against_the_mlp(monkeypatch):
+    monkeypatch.setattr(select, "BLEND_BELOW", 0)  # 120 train rows choose, as 600 and more do
+    res = train(arrays_of(150), TrainConfig(**FAST_TRAIN, linear_l2=64.0), progress=False)
+    assert set(res.selection["out_of_fold_spearman"]) == {"linear", "mlp"}
+    assert res.selection["linear_l2"] == 64.0 and "chose" not in res.selection
+
+
 def judged(rated: int, extra: int, count: int, seed: int, pair_seed: int):
     """`rated` ratings of the taste, and `count` comparisons (as the taste orders them) between
     `extra` images no rating has: (arrays, pairs)."""
@@ -291,7 +316,7 @@ def test_the_linear_fit_along_the_rows_evened_axes_is_the_fit_in_all_inputs(rate
         np.testing.assert_allclose(space.axes.T @ space.axes, np.eye(rank), atol=1e-8)
     spanned = linear.solve(problem, 16.0, linear.start(head)).requires_grad_(True)
     problem.loss(spanned, 16.0).backward()
-    assert float(spanned.grad.abs().max()) < 1e-5
+    assert float(spanned.grad.abs().max()) < linear.TOLERANCE_GRAD  # in the inputs' coordinates
     full = linear.fit(problem, 16.0, linear.start(head))
     assert float(problem.loss(spanned.detach(), 16.0)) <= float(problem.loss(full, 16.0)) + 1e-8
     np.testing.assert_allclose(spanned.detach().numpy(), full.numpy(), atol=3e-4)
