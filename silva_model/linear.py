@@ -158,7 +158,7 @@ class RowSpace:
         """The optimum from `p0` (w, [judge], bars in the inputs' coordinates), in them. `exact`:
         stopped where the inputs' gradient is within TOLERANCE_GRAD (the scaled one times up to
         the largest scale); else where the scaled one is, which kept the inner folds' Spearman
-        equal to 4 decimals on bench/'s tastes in half the steps."""
+        within 2e-4 of the plain fit's on bench/'s tastes in half the steps."""
         scale, d = torch.sqrt(CURVATURE * self.spread**2 + l2), len(self.axes)
         pair_h = None if self.problem.pair_h is None else self.problem.pair_h / scale
         scaled = dataclasses.replace(self.problem, h=self.problem.h / scale, pair_h=pair_h, penalty=scale**-2)
