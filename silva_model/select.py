@@ -191,7 +191,7 @@ def blend_share(
             np.mean(
                 [
                     spearman(y, a * lin / max(lin.std(), 1e-12) + (1 - a) * m / max(m.std(), 1e-12))
-                    for y, lin, m in zip(ys, linear_part, mlp, strict=False)
+                    for y, lin, m in zip(ys, linear_part, mlp, strict=True)
                 ]
             )
         )
@@ -215,7 +215,8 @@ def choose(
     n = int(arrays.mask("train").sum())
     kinds, k = candidates(config, n), config.select_folds
     folds = inner_folds(n, k, config.seed)
-    ys = [arrays.scores[np.flatnonzero(arrays.mask("train"))[folds == f]] for f in np.unique(folds)]
+    train_scores = arrays.scores[arrays.mask("train")]
+    ys = [train_scores[folds == f] for f in np.unique(folds)]
     l2, epochs, mlp_folds, linear_latents, linear_per_fold, mlp = (None,) * 6
     chose: list[str] = []  # what the folds set: the L2, the blend's share, the MLP's epochs
     blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
@@ -250,7 +251,8 @@ def choose(
     if blend:
         share = LINEAR_SHARE if config.linear_share == -1 else config.linear_share
         if share_from_folds:
-            share, scores[BLEND] = blend_share(ys, linear_latents, mlp_latents)
+            m = mlp_folds  # the folds both parts were scored on
+            share, scores[BLEND] = blend_share(ys[:m], linear_latents[:m], mlp_latents)
             chose.append("share")
         fixed = dataclasses.replace(fixed, linear_share=share)
     seconds = time.perf_counter() - t0
