@@ -19,7 +19,7 @@ from silva_model.head import predict
 from silva_model.manifest import to_arrays
 from silva_model.metrics import paired_spearman_difference, spearman
 from silva_model.parquet import read_parquet
-from silva_model.release import TrainedHead, load_head
+from silva_model.release import TrainedHead, load_head, same_weights
 from silva_pipeline.records import EvaluationReport
 
 EVALUATION, RELEASE = dg.AssetKey("evaluation"), dg.AssetKey("hub_release")
@@ -45,6 +45,18 @@ def last_release(instance: dg.DagsterInstance) -> dict | None:
     if event is None or event.asset_materialization is None:
         return None
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def unchanged_release(instance: dg.DagsterInstance, head: TrainedHead) -> dict | None:
+    """The release in force (its metadata) when it holds `head`'s weights, value for value: a
+    retrain on the same ratings and settings (the nightly schedule's, a run for new library images
+    only) has nothing new to release. None when it differs or cannot be read."""
+    last = last_release(instance)
+    try:
+        released, _ = load_head(str((last or {}).get("release", "")))
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    return last if same_weights(released, head.head) else None
 
 
 def _released(last: dict, head: TrainedHead, dim: int) -> tuple[object, dict] | str:
@@ -84,7 +96,8 @@ class HeldOut:
 
 def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[str] | None) -> HeldOut:
     """The test split, and (when the release in force says what it learned from) every image it
-    never saw that the new head has an out-of-fold score for: the ratings given since it."""
+    never saw that the new head has an out-of-fold score for: the ratings given since it, and any
+    image whose copies moved it out of the test split."""
     arrays = to_arrays(manifest, dim=None)
     test = arrays.mask("test")
     scores = np.full(len(arrays), np.nan, np.float32)
@@ -95,7 +108,8 @@ def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[st
     never = ~known.to_numpy(zero_copy_only=False) & ~test
     scores[never] = oof.score[never]
     rows = np.flatnonzero(test | never)
-    how = f"{int(test.sum())} test images and {int(never.sum())} rated since, scored out of fold"
+    how = f"{int(test.sum())} test images and {int(never.sum())} more it never learned from"
+    how += ", scored out of fold"
     return HeldOut(rows, scores[rows], how)
 
 
@@ -117,7 +131,7 @@ def beats_last_release(
     out_of_fold: OutOfFold,
 ) -> dg.AssetCheckResult:
     """A paired comparison with the release in force on images neither head learned from: the
-    test split, and at small sizes every image rated since that release (the new head's
+    test split, and at small sizes every image that release never learned from (the new head's
     out-of-fold scores). A bootstrap over those images (the same resamples for both) gives the
     difference in Spearman with a 95 % interval; the new head is refused only when it is worse
     beyond noise (the whole interval below zero), unless `force` is set."""

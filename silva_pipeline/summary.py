@@ -35,18 +35,23 @@ class StepLines:
 
 def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
-    where known, the 95 % interval of its Spearman."""
+    where known, the 95 % interval of its Spearman; a split of fewer than MIN_EVAL_ROWS images is
+    named as too few rather than given a number."""
     from silva_pipeline.assets.out_of_fold import OUT_OF_FOLDS
     from silva_pipeline.evaluation_report import OUT_OF_FOLD
+    from silva_pipeline.release_gate import MIN_EVAL_ROWS
 
     lines = []
     for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
         m = metrics[split]
         if not isinstance(m, dict) or "spearman" not in m:
             continue
+        name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
+        if m["n"] < MIN_EVAL_ROWS:  # 2 images "score" a Spearman of 0 or 1: say nothing instead
+            lines.append(f"{name}: {m['n']} image(s), too few to measure (it takes {MIN_EVAL_ROWS})")
+            continue
         low, high = (intervals.get(split) or {}).get("spearman", (None, None))
         ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
-        name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
         lines.append(
             f"{name}: spearman {m['spearman']:.4f}{ci}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})"
         )
@@ -101,6 +106,9 @@ def _print_model(result: dg.ExecuteInProcessResult) -> None:
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
             print(f"release gate: {check.description}")
+    for m in result.asset_materializations_for_node("hub_release"):
+        if "kept" in m.metadata:
+            print(f"release: {m.metadata['kept'].value}")
     if trained is not None:
         verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
         useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
