@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from silva_model.ratings import rating_problem
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "x-silva-token"
 
@@ -67,6 +69,18 @@ def serve_local(app: ASGIApp, host: str, port: int) -> None:
         raise OSError(f"cannot listen on {host}:{port} ({e.strerror}): choose another with --port") from None
     print(f"open http://{host}:{port}/  (Ctrl+C stops)", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+NO_RATING = 'expected a JSON object with a rating, such as {"rating": 4}'
+
+
+async def posted_rating(request: Request) -> tuple[Any, str | None]:
+    """The rating a write posts, and why it is none (None: a rating 1..5). A body that is not a
+    JSON object with a rating says so, rather than "rating is empty"."""
+    body = await json_body(request)
+    if "rating" not in body:
+        return None, NO_RATING
+    return body["rating"], rating_problem(body["rating"], exact=True)
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -97,7 +97,9 @@ class HeldOut:
 def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[str] | None) -> HeldOut:
     """The test split, and (when the release in force says what it learned from) every image it
     never saw that the new head has an out-of-fold score for: the ratings given since it, and any
-    image whose copies moved it out of the test split."""
+    image whose copies moved it out of the test split. A test image it learned from (moved into
+    test by a copy added since) is left out: the released head would be judged on its own
+    training images."""
     arrays = to_arrays(manifest, dim=None)
     test = arrays.mask("test")
     scores = np.full(len(arrays), np.nan, np.float32)
@@ -105,11 +107,14 @@ def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[st
     if seen is None:
         return HeldOut(np.flatnonzero(test), scores[test], f"the {int(test.sum())} test images")
     known = pc.is_in(manifest.column("image_sha256"), value_set=pa.array(sorted(seen), pa.string()))
-    never = ~known.to_numpy(zero_copy_only=False) & ~test
+    known = known.to_numpy(zero_copy_only=False)
+    never = ~known & ~test
     scores[never] = oof.score[never]
-    rows = np.flatnonzero(test | never)
-    how = f"{int(test.sum())} test images and {int(never.sum())} more it never learned from"
+    rows = np.flatnonzero((test & ~known) | never)  # a copy added since can move a trained image to test
+    how = f"{int((test & ~known).sum())} test images and {int(never.sum())} more it never learned from"
     how += ", scored out of fold"
+    moved = int((test & known).sum())
+    how += f"; {moved} test image(s) it learned from left out" if moved else ""
     return HeldOut(rows, scores[rows], how)
 
 

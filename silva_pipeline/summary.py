@@ -58,6 +58,11 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     return lines
 
 
+def gate_line(passed: bool, description: str | None) -> str:
+    """The gate's verdict first: its numbers alone (an interval ending at +0.0000) leave it unsaid."""
+    return f"release gate: {'passed' if passed else 'refused'}, {description}"
+
+
 def _output(result: dg.ExecuteInProcessResult, node: str):
     """A step's output, or None when the run stopped before it."""
     try:
@@ -105,7 +110,7 @@ def _print_model(result: dg.ExecuteInProcessResult) -> None:
         print(line)
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
-            print(f"release gate: {check.description}")
+            print(gate_line(check.passed, check.description))
     for m in result.asset_materializations_for_node("hub_release"):
         if "kept" in m.metadata:
             print(f"release: {m.metadata['kept'].value}")

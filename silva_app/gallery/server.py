@@ -29,12 +29,11 @@ from starlette.routing import Route
 
 from silva_app.home import Home
 from silva_app.library_scores import LibraryScores, Query
-from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, json_body, serve_local
+from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, json_body, posted_rating, serve_local
 from silva_app.previews import jpeg, preview
 from silva_app.ratings_log import RatingsLog
 from silva_app.thumbnails import Thumbnails, problem_of
 from silva_model.parquet import read_parquet
-from silva_model.ratings import rating_problem
 
 PAGE = Path(__file__).with_name("page.html")  # the HTML, CSS and script, served as is
 PAGE_SIZE = 60
@@ -220,8 +219,8 @@ class Gallery:
 
     async def rate(self, request: Request) -> JSONResponse:
         i = self.row_of(request)
-        rating = (await json_body(request)).get("rating")
-        problem = "no such library image" if i is None else rating_problem(rating, exact=True)
+        rating, problem = await posted_rating(request)
+        problem = "no such library image" if i is None else problem
         if problem:
             return JSONResponse({"error": problem}, status_code=400)
         s = self.scores

@@ -30,12 +30,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from silva_app.comparisons import propose_groups, propose_pairs
-from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, serve_local
+from silva_app.local_server import LOCAL_HOSTS, OwnPageOnly, posted_rating, serve_local
 from silva_app.local_server import json_body as _json_body
 from silva_app.previews import jpeg, preview
 from silva_app.queue import read_queue
 from silva_app.ratings_log import RatingsLog, RatingsLogError
-from silva_model.ratings import rating_problem
 
 MODES = ("rate", "pair", "rank")
 
@@ -154,8 +153,8 @@ class _Routes:
 
     async def rate(self, request: Request) -> JSONResponse:
         q = self._item(request)
-        rating = (await _json_body(request)).get("rating")
-        problem = "no such queue item" if q is None else rating_problem(rating, exact=True)
+        rating, problem = await posted_rating(request)
+        problem = "no such queue item" if q is None else problem
         if problem:  # true and 4.0 are no ratings
             return JSONResponse({"error": problem}, status_code=400)
         if _gone(q):

@@ -19,6 +19,7 @@ from helpers import (
 )
 
 from silva_app.comparisons import propose_groups, propose_pairs
+from silva_app.local_server import NO_RATING
 from silva_app.ratings_log import RatingsLog
 from silva_model.provenance import sha256_file
 
@@ -238,6 +239,8 @@ def test_only_the_page_itself_may_write_and_only_its_host_is_served(tmp_path):
     assert log.entries().num_rows == 0 and log.pairs().num_rows == 0
     for bad in (b"", b"not json", b"[4]", b'{"rating": true}', b'{"rating": 4.0}', b'{"rating": "4"}'):
         assert client.post(f"/api/rate/{kept}", content=bad, headers=own).status_code == 400, bad
+    for bad in (b"", b"rating=3", b"[4]", b'{"stars": 4}'):  # walker's: "rating is empty" for rating=3
+        assert client.post(f"/api/rate/{kept}", content=bad, headers=own).json()["error"] == NO_RATING, bad
     assert client.post("/api/undo", content=b"{", headers=own).status_code == 400
     page.images[second[1]].unlink()  # a vanished image cannot be rated or compared through the API
     assert client.post(f"/api/rate/{second[1]}", content=body, headers=own).status_code == 404

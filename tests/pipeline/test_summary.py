@@ -1,7 +1,7 @@
 """The run's closing summary: what it says of each split."""
 
 from silva_pipeline.release_gate import MIN_EVAL_ROWS
-from silva_pipeline.summary import metric_lines
+from silva_pipeline.summary import gate_line, metric_lines
 
 
 def _m(n: int, spearman: float) -> dict:
@@ -16,3 +16,10 @@ def test_a_split_too_small_to_measure_is_named_not_scored():
     assert lines[0].startswith("5-fold out-of-fold: spearman 0.9500") and "(n=120)" in lines[0]
     assert lines[1] == f"val: 2 image(s), too few to measure (it takes {MIN_EVAL_ROWS})"
     assert lines[2] == f"test: spearman 0.6100 [0.200, 0.800]  qwk 0.5000  mae 0.4000  (n={MIN_EVAL_ROWS})"
+
+
+def test_the_gate_line_says_its_verdict_before_its_numbers():
+    """Walker's finding: "difference -0.0011, 95 % CI [-0.0079, +0.0000]" and no word of the verdict."""
+    why = "spearman 0.7847 vs released head 0.7859 ...: difference -0.0011, 95 % CI [-0.0079, +0.0000]"
+    assert gate_line(True, why) == f"release gate: passed, {why}"
+    assert gate_line(False, why).startswith("release gate: refused, spearman 0.7847")
