@@ -57,22 +57,12 @@ class IntegrityError(ValueError):
     """A file of a head differs from the digest recorded when the head was written."""
 
 
-def _tensors(head: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
-
-
 def _write_weights(head: torch.nn.Module, path: Path) -> str:
     """Write the weights; their SHA-256 (hashed from the written file, so it is what a reader sees)."""
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(_tensors(head), str(tmp), metadata={"format": "pt", "silva_format": FORMAT})
+        save_file(tensors, str(tmp), metadata={"format": "pt", "silva_format": FORMAT})
         return sha256_file(tmp)
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    """Whether two heads hold the same weights, value for value: they score every image alike. (Not
-    the files' digests: safetensors writes its metadata in no fixed order.)"""
-    ta, tb = _tensors(a), _tensors(b)
-    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
 def verify_files(directory: Path, meta: dict[str, Any], meta_name: str) -> None:

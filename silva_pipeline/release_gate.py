@@ -19,7 +19,7 @@ from silva_model.head import predict
 from silva_model.manifest import to_arrays
 from silva_model.metrics import paired_spearman_difference, spearman
 from silva_model.parquet import read_parquet
-from silva_model.release import TrainedHead, load_head, same_weights
+from silva_model.release import TrainedHead, load_head
 from silva_pipeline.records import EvaluationReport
 
 EVALUATION, RELEASE = dg.AssetKey("evaluation"), dg.AssetKey("hub_release")
@@ -45,18 +45,6 @@ def last_release(instance: dg.DagsterInstance) -> dict | None:
     if event is None or event.asset_materialization is None:
         return None
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-
-def unchanged_release(instance: dg.DagsterInstance, head: TrainedHead) -> dict | None:
-    """The release in force (its metadata) when it holds `head`'s weights, value for value: a
-    retrain on the same ratings and settings (the nightly schedule's, a run for new library images
-    only) has nothing new to release. None when it differs or cannot be read."""
-    last = last_release(instance)
-    try:
-        released, _ = load_head(str((last or {}).get("release", "")))
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return None
-    return last if same_weights(released, head.head) else None
 
 
 def _released(last: dict, head: TrainedHead, dim: int) -> tuple[object, dict] | str:

@@ -111,9 +111,6 @@ def _print_model(result: dg.ExecuteInProcessResult) -> None:
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
             print(gate_line(check.passed, check.description))
-    for m in result.asset_materializations_for_node("hub_release"):
-        if "kept" in m.metadata:
-            print(f"release: {m.metadata['kept'].value}")
     if trained is not None:
         verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
         useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"

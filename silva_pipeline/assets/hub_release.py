@@ -12,7 +12,7 @@ from silva_model.release import CONFIG_NAME, TrainedHead, save_pretrained
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.evaluation_report import headline
 from silva_pipeline.records import EvaluationReport, Release
-from silva_pipeline.release_gate import gate_verdict, unchanged_release
+from silva_pipeline.release_gate import gate_verdict
 from silva_pipeline.release_transaction import ReleaseTransaction
 from silva_pipeline.resources import HubResource, Workspace
 from silva_pipeline.resources.io_manager import latest_uri
@@ -50,13 +50,8 @@ def hub_release(
     All or nothing, one at a time (`ReleaseTransaction`): the folder is staged, registered,
     aliased, uploaded (the one step that cannot be undone, so it comes last) and only then moved
     into place; a failure at any step, or a kill, rolls the registry back (a kill: at the next
-    release), so the previous release stays fully in force. A new head that is the one in force,
-    weight for weight (a retrain on the same ratings and settings), keeps that release: no new
-    folder, registry version or upload (unless it was not uploaded to the Hub repo now set up)."""
+    release), so the previous release stays fully in force."""
     gate_verdict(context)
-    kept = unchanged_release(context.instance, head)
-    if kept is not None and (not hub.enabled() or f"/{hub.repo()}/" in str(kept.get("hub", ""))):
-        return _kept(context, kept)  # (a Hub repo set up since: released again, to upload it)
     model, run_id = head.head, head.tracking["mlflow_run_id"]
     now = dt.datetime.now(dt.UTC)
     folder = workspace.home().releases / f"{now:%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
@@ -92,22 +87,6 @@ def hub_release(
             "model_card": dg.MetadataValue.md((folder / "README.md").read_text(encoding="utf-8")),
         },
     )
-
-
-def _kept(context: dg.AssetExecutionContext, last: dict) -> dg.Output[Release]:
-    """The release in force, as it is: the new head is the one it holds (no new folder, registry
-    version or upload). Its metadata is the release's own, so the gate reads it as before."""
-    folder = Path(last["release"])
-    why = f"kept {folder.name} (registry v{last['registry_version']}): the new head is the one in force"
-    why += ", weight for weight: nothing new to release"
-    context.log.info(why)
-    test = last.get("test_spearman")
-    spearman = None if test is None or test != test else float(test)  # NaN: none recorded
-    metadata = {**last, "release": dg.MetadataValue.path(str(folder)), "kept": why}
-    if "model_card" in last:
-        metadata["model_card"] = dg.MetadataValue.md(last["model_card"])
-    release = Release(str(folder), str(last["registry_version"]), last["hub"], spearman)
-    return dg.Output(release, metadata=metadata)
 
 
 def release_record(
