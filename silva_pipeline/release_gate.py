@@ -16,7 +16,7 @@ from pydantic import Field
 
 from silva_model.active import OutOfFold
 from silva_model.head import predict
-from silva_model.manifest import to_arrays
+from silva_model.manifest import copy_groups_of, to_arrays
 from silva_model.metrics import paired_spearman_difference, spearman
 from silva_model.parquet import read_parquet
 from silva_model.release import TrainedHead, load_head
@@ -85,9 +85,9 @@ class HeldOut:
 def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[str] | None) -> HeldOut:
     """The test split, and (when the release in force says what it learned from) every image it
     never saw that the new head has an out-of-fold score for: the ratings given since it, and any
-    image whose copies moved it out of the test split. A test image it learned from (moved into
-    test by a copy added since) is left out: the released head would be judged on its own
-    training images."""
+    image whose copies moved it out of the test split. An image it learned from, or a copy of
+    one (a test image moved there by a copy added since, a new copy of a train image), is left
+    out: the released head would be judged on its own training images."""
     arrays = to_arrays(manifest, dim=None)
     test = arrays.mask("test")
     scores = np.full(len(arrays), np.nan, np.float32)
@@ -95,14 +95,15 @@ def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[st
     if seen is None:
         return HeldOut(np.flatnonzero(test), scores[test], f"the {int(test.sum())} test images")
     known = pc.is_in(manifest.column("image_sha256"), value_set=pa.array(sorted(seen), pa.string()))
-    known = known.to_numpy(zero_copy_only=False)
-    never = ~known & ~test
+    groups = copy_groups_of(manifest, arrays)  # a copy of an image it learned from, it knows too
+    learned = np.isin(groups, groups[known.to_numpy(zero_copy_only=False)])
+    never = ~learned & ~test
     scores[never] = oof.score[never]
-    rows = np.flatnonzero((test & ~known) | never)  # a copy added since can move a trained image to test
-    how = f"{int((test & ~known).sum())} test images and {int(never.sum())} more it never learned from"
-    how += ", scored out of fold"
-    moved = int((test & known).sum())
-    how += f"; {moved} test image(s) it learned from left out" if moved else ""
+    rows = np.flatnonzero((test & ~learned) | never)  # a copy added since can move a trained image to test
+    how = f"{int((test & ~learned).sum())} test images and {int(never.sum())} more it never learned from"
+    how += " (nor a copy of), scored out of fold"
+    moved = int((test & learned).sum())
+    how += f"; {moved} test image(s) it learned from, or a copy of, left out" if moved else ""
     return HeldOut(rows, scores[rows], how)
 
 

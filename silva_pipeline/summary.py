@@ -58,9 +58,12 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     return lines
 
 
-def gate_line(passed: bool, description: str | None) -> str:
-    """The gate's verdict first: its numbers alone (an interval ending at +0.0000) leave it unsaid."""
-    return f"release gate: {'passed' if passed else 'refused'}, {description}"
+def gate_line(passed: bool, description: str | None, prog: str = "silva-run") -> str:
+    """The gate's verdict first (its numbers alone, an interval ending at +0.0000, leave it
+    unsaid), and after a refusal how to release the head anyway."""
+    if passed:
+        return f"release gate: passed, {description}"
+    return f"release gate: refused, {description}; to release it anyway: uv run {prog} --force-release"
 
 
 def _output(result: dg.ExecuteInProcessResult, node: str):
@@ -103,14 +106,14 @@ def dropped_lines(*results: dg.ExecuteInProcessResult) -> list[str]:
     ]
 
 
-def _print_model(result: dg.ExecuteInProcessResult) -> None:
+def _print_model(result: dg.ExecuteInProcessResult, prog: str) -> None:
     """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
     ev, trained = _output(result, "evaluation"), _output(result, "head")
     for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
         print(line)
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
-            print(gate_line(check.passed, check.description))
+            print(gate_line(check.passed, check.description, prog))
     if trained is not None:
         verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
         useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
@@ -142,7 +145,7 @@ def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None
     for line in dropped_lines(*[r for r in (chain.model, *chain.shards) if r is not None]):
         print(line)
     if chain.model is not None:
-        _print_model(chain.model)
+        _print_model(chain.model, prog)
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         print(f"release in force: {_in_force(instance)}")
     if chain.loop is not None:

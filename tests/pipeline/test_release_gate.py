@@ -117,9 +117,10 @@ def test_a_head_refused_by_the_gate_is_not_released_by_selecting_hub_release_alo
     assert forced.success and champion(silva_home) == "2"
 
 
-def test_the_gate_leaves_out_test_images_the_release_in_force_learned_from():
-    """Walker's finding: 15 new ratings moved 5 images the release in force had trained on into
-    the test split (copies share a split), and the gate judged that head on its own training images."""
+def test_the_gate_leaves_out_images_the_release_in_force_learned_from_and_their_copies():
+    """Walkers' findings: 15 new ratings moved 5 images the release in force had trained on into
+    the test split (copies share a split), and new copies of its train images counted as "never
+    learned from": the gate judged that head on its own training images."""
     import numpy as np
     import pyarrow as pa
 
@@ -131,18 +132,22 @@ def test_the_gate_leaves_out_test_images_the_release_in_force_learned_from():
     from silva_pipeline.release_gate import held_out
 
     rng = np.random.default_rng(0)
-    table = build_manifest(rng.standard_normal((80, 16)).astype(np.float32), rng.integers(1, 6, 80), dim=16)
+    x = rng.standard_normal((80, 16)).astype(np.float32)
+    x[79] = x[0] + 1e-4 * rng.standard_normal(16).astype(np.float32)  # a copy of image 0, added since
+    table = build_manifest(x, rng.integers(1, 6, 80), dim=16)
     table = table.append_column("image_sha256", pa.array([f"img{i}" for i in range(80)]))
     split = np.array(table.column("split").to_pylist())
     test, rest = np.flatnonzero(split == "test"), np.flatnonzero(split != "test")
-    learned = set(rest[:-3]) | set(test[:2])  # 3 rated since; 2 of its train images are test now
-    seen = {f"img{i}" for i in learned}
+    since = [r for r in rest if r not in (0, 79)][-3:]  # rated since
+    moved = [r for r in test if r not in (0, 79)][:2]  # trained on, in test now
+    learned = (set(rest) - set(since) - {79}) | set(moved) | {0}
     head = TrainedHead(OrdinalHead(HeadConfig(embed_dim=16, hidden=(8,))), 0, {}, TrainConfig(), "", 0, 0)
     oof = OutOfFold(np.full(80, 3.0), [], rng.random(80).astype(np.float32), np.full(80, 3))
-    h = held_out(table, head, oof, seen)
-    assert sorted(h.rows) == sorted([*test[2:], *rest[-3:]])
+    h = held_out(table, head, oof, {f"img{i}" for i in learned})
+    assert sorted(h.rows) == sorted(set(range(80)) - learned - {79})
+    left_out = [r for r in test if r in learned or r == 79]
     assert h.how == (
-        f"{len(test) - 2} test images and 3 more it never learned from, scored out of fold; "
-        "2 test image(s) it learned from left out"
+        f"{len(test) - len(left_out)} test images and 3 more it never learned from (nor a copy of), "
+        f"scored out of fold; {len(left_out)} test image(s) it learned from, or a copy of, left out"
     )
-    assert np.array_equal(h.scores[np.isin(h.rows, rest)], oof.score[rest[-3:]])  # out of fold
+    assert np.array_equal(h.scores[np.isin(h.rows, since)], oof.score[since])  # out of fold

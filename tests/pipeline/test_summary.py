@@ -22,4 +22,5 @@ def test_the_gate_line_says_its_verdict_before_its_numbers():
     """Walker's finding: "difference -0.0011, 95 % CI [-0.0079, +0.0000]" and no word of the verdict."""
     why = "spearman 0.7847 vs released head 0.7859 ...: difference -0.0011, 95 % CI [-0.0079, +0.0000]"
     assert gate_line(True, why) == f"release gate: passed, {why}"
-    assert gate_line(False, why).startswith("release gate: refused, spearman 0.7847")
+    refused = gate_line(False, why, "silva-demo")  # walker's: the README promised how to force it
+    assert refused == f"release gate: refused, {why}; to release it anyway: uv run silva-demo --force-release"
