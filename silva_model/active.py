@@ -123,16 +123,33 @@ class OutOfFold:
     pred: np.ndarray  # (N,) predicted class 1..5
 
 
+def fold_of(hashes: np.ndarray, folds: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Each row's fold: its content hash mod K, or with `groups` (copies share a group) its
+    group's smallest hash mod K, so no fold head trains on a copy of an image it scores."""
+    key = hashes
+    if groups is not None:
+        ids, inverse = np.unique(groups, return_inverse=True)
+        smallest = np.full(len(ids), np.iinfo(np.uint64).max, np.uint64)
+        np.minimum.at(smallest, inverse, hashes)
+        key = smallest[inverse]
+    return (key % np.uint64(folds)).astype(np.int64)
+
+
 def out_of_fold(
-    arrays: ManifestArrays, config: TrainConfig, folds: int = 5, on_fold: Callable[[int], None] | None = None
+    arrays: ManifestArrays,
+    config: TrainConfig,
+    folds: int = 5,
+    on_fold: Callable[[int], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> OutOfFold:
-    """K-fold over every rated row (fold = content hash mod K, so it is a pure function of the
-    image): each fold's head trains on the other folds' train rows and selects its epoch on their
-    val rows, keeping the manifest's own split roles. `on_fold(k)` after each fold (progress)."""
+    """K-fold over every rated row (`fold_of`: a pure function of the image, or with the
+    manifest's copy `groups` of its group): each fold's head trains on the other folds' train
+    rows and selects its epoch on their val rows, keeping the manifest's own split roles.
+    `on_fold(k)` after each fold (progress)."""
     if folds < 2:
         raise ValueError(f"out-of-fold predictions need at least 2 folds, got {folds}")
     hashes = arrays.content_hashes()
-    fold = (hashes % np.uint64(folds)).astype(np.int64)
+    fold = fold_of(hashes, folds, groups)
     expected = np.zeros(len(arrays), np.float64)
     score, pred = np.zeros(len(arrays), np.float32), np.zeros(len(arrays), np.int64)
     heads = []

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from silva_model.active import OutOfFold
 from silva_model.active import out_of_fold as fit_out_of_fold
-from silva_model.manifest import to_arrays
+from silva_model.manifest import copy_groups_of, to_arrays
 from silva_model.metrics import spearman
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import GROUP
@@ -34,13 +34,14 @@ class OutOfFoldConfig(dg.Config):
         return OUT_OF_FOLDS if n < OUT_OF_FOLD_BELOW else LARGE_FOLDS
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch"}, code_version="1")
+@dg.asset(group_name=GROUP, kinds={"pytorch"}, code_version="2")
 def out_of_fold(
     context: dg.AssetExecutionContext, config: OutOfFoldConfig, manifest: pa.Table, head: TrainedHead
 ) -> dg.Output[OutOfFold]:
     """K heads trained as `head` was (its config, calibration aside), each on every rating but one
-    fold's (fold = content hash mod K, a pure function of the image), and each rated image's
-    expected rating and score from the one head that never saw it, in the manifest's row order."""
+    fold's (copies share a fold: the smallest content hash of the image's copy group mod K), and
+    each rated image's expected rating and score from the one head that never saw it, nor a copy
+    of it, in the manifest's row order."""
     arrays = to_arrays(manifest, dim=None)
     folds = config.for_rows(len(arrays))
     progress = tqdm(total=folds, desc="out-of-fold heads", unit="fold", disable=None, file=sys.stderr)
@@ -50,7 +51,7 @@ def out_of_fold(
         context.log.info(f"out-of-fold head {k}/{folds} trained")
 
     with progress:
-        oof = fit_out_of_fold(arrays, head.train_config, folds, on_fold)
+        oof = fit_out_of_fold(arrays, head.train_config, folds, on_fold, copy_groups_of(manifest, arrays))
     return dg.Output(
         oof,
         metadata={

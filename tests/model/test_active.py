@@ -88,3 +88,29 @@ def test_library_scoring_searches_the_rated_images_once_for_distance_and_why():
     np.testing.assert_array_equal(scored.why.ratings, alone.ratings)
     np.testing.assert_array_equal(scored.score, predict(head, x)[0])
     assert active.score_library(head, x, rated).why is None
+
+
+def test_copies_share_an_out_of_fold_fold_so_no_fold_head_trains_on_a_copy_it_scores():
+    """Breaker's finding: folds by content hash put near-copies in different folds, so the fold
+    head scoring an image had learned its copy; the release gate and the small-data evaluation
+    read those scores as out of fold."""
+    from silva_model.manifest import build_manifest, copy_groups_of, to_arrays
+    from silva_model.metrics import spearman
+    from silva_model.train_config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    base = make_taste_dataset(200, dim=64, seed=3).embeddings
+    x = np.concatenate([base, base + 1e-3 * rng.standard_normal(base.shape).astype(np.float32)])
+    noise = np.tile(rng.integers(1, 6, 200), 2)  # each copy rated as its original: nothing to learn
+    table = build_manifest(x, noise, dim=64)
+    arrays, groups = to_arrays(table, dim=64), copy_groups_of(table, to_arrays(table, dim=64))
+    folds = active.fold_of(arrays.content_hashes(), 5, groups)
+    assert all(len(set(folds[groups == g])) == 1 for g in np.unique(groups))
+    assert np.array_equal(active.fold_of(arrays.content_hashes(), 5), arrays.content_hashes() % 5)
+    cfg = TrainConfig(
+        epochs=30, hidden=(128,), batch_size=64, device="cpu", weight_decay=0.0, lr=3e-3, model="mlp"
+    )
+    leaky = active.out_of_fold(arrays, cfg, folds=5)
+    oof = active.out_of_fold(arrays, cfg, folds=5, groups=groups)
+    assert spearman(noise, leaky.expected) > 0.2  # a copy's twin in the fold head's training (0.30)
+    assert abs(spearman(noise, oof.expected)) < 0.1  # (-0.01)
