@@ -17,7 +17,7 @@ from torch import nn
 from silva_model.explain import NEIGHBOURS, Explanation, explain, nearest
 from silva_model.head import batch_tensor, normalize_embeddings, predict
 from silva_model.manifest import ManifestArrays
-from silva_model.splits import SPLITS
+from silva_model.splits import SPLITS, group_keys
 from silva_model.train import train
 from silva_model.train_config import TrainConfig
 
@@ -125,13 +125,9 @@ class OutOfFold:
 
 def fold_of(hashes: np.ndarray, folds: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Each row's fold: its content hash mod K, or with `groups` (copies share a group) its
-    group's smallest hash mod K, so no fold head trains on a copy of an image it scores."""
-    key = hashes
-    if groups is not None:
-        ids, inverse = np.unique(groups, return_inverse=True)
-        smallest = np.full(len(ids), np.iinfo(np.uint64).max, np.uint64)
-        np.minimum.at(smallest, inverse, hashes)
-        key = smallest[inverse]
+    group's key mod K (`splits.group_keys`, as the splits take it), so no fold head trains on a
+    copy of an image it scores."""
+    key = hashes if groups is None else group_keys(hashes, groups)
     return (key % np.uint64(folds)).astype(np.int64)
 
 

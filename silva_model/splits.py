@@ -60,21 +60,28 @@ def assign_split_codes(
     return np.searchsorted(edges, u, side="right").astype(np.int8)
 
 
-def group_split_codes(
-    hashes: np.ndarray, groups: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-) -> np.ndarray:
-    """A lone image keeps its own hash's split; a group of copies takes the split of a hash of the
-    group (its lowest member hash, mixed again), a pure function of the group's contents. The
-    lowest of k hashes itself would sit in train far more often than 80 %, so groups would almost
-    never reach val or test."""
+def group_keys(hashes: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each row's key, a pure function of its group's contents: a lone image its own hash, a group
+    of copies a hash of the group (its lowest member hash, mixed again). The lowest of k hashes
+    itself would sit in train far more often than 80 %, so groups would almost never reach val or
+    test. Groups are labels 0..G-1."""
     if hashes.size == 0:
-        return np.zeros(0, np.int8)
+        return np.zeros(0, np.uint64)
     n_groups = int(groups.max()) + 1
     anchor = np.full(n_groups, np.iinfo(np.uint64).max, dtype=np.uint64)
     np.minimum.at(anchor, groups, hashes)
     size = np.bincount(groups, minlength=n_groups)
-    key = np.where(size > 1, _splitmix64(anchor ^ _GROUP_SALT), anchor)
-    return assign_split_codes(key, fractions)[groups]
+    return np.where(size > 1, _splitmix64(anchor ^ _GROUP_SALT), anchor)[groups]
+
+
+def group_split_codes(
+    hashes: np.ndarray, groups: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+) -> np.ndarray:
+    """A lone image keeps its own hash's split; a group of copies takes the split of its
+    `group_keys` key, so copies share a split."""
+    if hashes.size == 0:
+        return np.zeros(0, np.int8)
+    return assign_split_codes(group_keys(hashes, groups), fractions)
 
 
 def groups_across_splits(groups: np.ndarray, split_codes: np.ndarray) -> np.ndarray:

@@ -99,10 +99,11 @@ def held_out(manifest: pa.Table, head: TrainedHead, oof: OutOfFold, seen: set[st
     learned = np.isin(groups, groups[known.to_numpy(zero_copy_only=False)])
     never = ~learned & ~test
     scores[never] = oof.score[never]
-    rows = np.flatnonzero((test & ~learned) | never)  # a copy added since can move a trained image to test
-    how = f"{int((test & ~learned).sum())} test images and {int(never.sum())} more it never learned from"
+    fresh_test = test & ~learned  # a copy added since can move a trained image to test
+    rows = np.flatnonzero(fresh_test | never)
+    how = f"{int(fresh_test.sum())} test images and {int(never.sum())} more it never learned from"
     how += " (nor a copy of), scored out of fold"
-    moved = int((test & learned).sum())
+    moved = int(test.sum() - fresh_test.sum())
     how += f"; {moved} test image(s) it learned from, or a copy of, left out" if moved else ""
     return HeldOut(rows, scores[rows], how)
 

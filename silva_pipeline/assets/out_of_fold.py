@@ -39,7 +39,7 @@ def out_of_fold(
     context: dg.AssetExecutionContext, config: OutOfFoldConfig, manifest: pa.Table, head: TrainedHead
 ) -> dg.Output[OutOfFold]:
     """K heads trained as `head` was (its config, calibration aside), each on every rating but one
-    fold's (copies share a fold: the smallest content hash of the image's copy group mod K), and
+    fold's (copies share a fold: `fold_of`, the key of the image's copy group mod K), and
     each rated image's expected rating and score from the one head that never saw it, nor a copy
     of it, in the manifest's row order."""
     arrays = to_arrays(manifest, dim=None)
