@@ -5,8 +5,10 @@ MLP on others, and which one scores better on a few dozen held-out ratings is cl
 (docs/benchmarks.md, "The cold start"). So below `BLEND_BELOW` train ratings (`model: auto`) the
 head is a blend of both: the MLP, and a convex ordinal linear fit (`linear.py`) whose L2 comes
 from inner folds of the train split (each L2 fitted on the other folds and scored on the fold it
-did not see), their standardised latents weighed `LINEAR_SHARE` to the rest (from `SHARE_FROM`
-train ratings the share too comes from the folds). From there to `select_below`, and on top of a
+did not see, over `L2_SHUFFLES` deals of the folds), their standardised latents weighed
+`LINEAR_SHARE` to the rest (from `SHARE_FROM` train ratings the share too comes from the folds).
+The blend's MLP keeps the average of its later epochs' weights, so no epoch is picked on a few
+dozen val ratings. From there to `select_below`, and on top of a
 judge, the two are compared on the folds instead and the one with the higher mean held-out
 Spearman is kept. The same folds choose the MLP's epochs when the
 manifest has no val rows.
@@ -32,7 +34,7 @@ from silva_model import linear
 from silva_model.manifest import SPLITS, ManifestArrays
 from silva_model.metrics import spearman
 from silva_model.pairs import Pairs
-from silva_model.train_config import BLEND_BELOW, LINEAR_SHARE, SHARE_FROM, TrainConfig
+from silva_model.train_config import BLEND_BELOW, L2_SHUFFLES, LINEAR_SHARE, SHARE_FROM, TrainConfig
 
 LINEAR, MLP, BLEND = "linear", "mlp", "blend"
 
@@ -50,6 +52,7 @@ class Selection:
     linear_share: float | None = None  # a blend: the linear fit's share of the latent
     mlp_folds: int | None = None  # the folds the MLP was scored on (None: not folded)
     chose: tuple[str, ...] = ()  # what the folds set besides the form: "l2", "share", "epochs"
+    l2_shuffles: int | None = None  # the deals of the folds the L2 was scored on (None: one)
 
     def record(self) -> dict[str, Any]:
         """As `HeadConfig.selection` and config.json hold it."""
@@ -66,6 +69,7 @@ class Selection:
                 ("linear_share", self.linear_share),
                 ("mlp_folds", self.mlp_folds),
                 ("chose", list(self.chose) or None),
+                ("l2_shuffles", self.l2_shuffles),
             )
             if v is not None
         }
@@ -78,9 +82,10 @@ def describe(selection: dict[str, Any]) -> str:
     """How a head's form was chosen, in one sentence (the evaluation report, the model card)."""
     scores = ", ".join(f"{k} {v:.3f}" for k, v in selection["out_of_fold_spearman"].items())
     chosen, k = selection["chosen"], selection["folds"]
-    folds = f"{k} inner folds of the train split"
+    notes = [f"the L2 on {selection['l2_shuffles']} deals of them"] if selection.get("l2_shuffles") else []
     if selection.get("mlp_folds", k) < k:
-        folds += f" (the MLP scored on {selection['mlp_folds']} of them)"
+        notes.append(f"the MLP scored on {selection['mlp_folds']} of them")
+    folds = f"{k} inner folds of the train split" + (f" ({', '.join(notes)})" if notes else "")
     how = f"by mean held-out Spearman ({scores}; {selection['seconds']:.1f} s)"
     if chosen == BLEND:
         share = selection["linear_share"]
@@ -100,9 +105,10 @@ def describe(selection: dict[str, Any]) -> str:
     return f"Head: {chosen} ({detail}), {what} on {folds} {how}."
 
 
-def inner_folds(n: int, k: int, seed: int) -> np.ndarray:
-    """(n,) fold of each train row: a seeded shuffle dealt round, so folds differ by at most one row."""
-    return np.random.default_rng([seed, 42]).permutation(n) % k
+def inner_folds(n: int, k: int, seed: int, shuffle: int = 0) -> np.ndarray:
+    """(n,) fold of each train row: a seeded shuffle dealt round, so folds differ by at most one
+    row; `shuffle` draws another deal of the same rows."""
+    return np.random.default_rng([seed, 42, shuffle] if shuffle else [seed, 42]).permutation(n) % k
 
 
 def candidates(config: TrainConfig, n_train: int) -> tuple[str, ...]:
@@ -131,14 +137,20 @@ def folds_share(config: TrainConfig, n_train: int) -> bool:
     return config.linear_share == -1 and n_train >= SHARE_FROM
 
 
+def picks_epochs(config: TrainConfig, kinds: tuple[str, ...]) -> bool:
+    """Whether the MLP among these forms keeps its best epoch (a blend's averages its later ones)."""
+    return MLP in kinds or (BLEND in kinds and not dataclasses.replace(config, model=BLEND).averaged_from())
+
+
 def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
     """Whether training this config on these rows folds the train split first."""
     if config.select_folds == 0 or n_train < config.select_folds * MIN_FOLD_ROWS:
         return False
     kinds = candidates(config, n_train)
-    linear_part, mlp = LINEAR in kinds or BLEND in kinds, MLP in kinds or BLEND in kinds
+    linear_part = LINEAR in kinds or BLEND in kinds
     share = BLEND in kinds and folds_share(config, n_train)
-    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or (mlp and not has_val) or share
+    epochs = picks_epochs(config, kinds) and not has_val
+    return len(kinds) > 1 or (linear_part and config.linear_l2 == -1) or epochs or share
 
 
 def unfolded(config: TrainConfig, n_train: int) -> TrainConfig:
@@ -155,14 +167,22 @@ def unfolded(config: TrainConfig, n_train: int) -> TrainConfig:
 
 
 def mlp_fold_scores(
-    arrays: ManifestArrays, config: TrainConfig, pairs: Pairs | None, folds: np.ndarray, fit: Callable
-) -> tuple[int, float, list[np.ndarray]]:
+    arrays: ManifestArrays,
+    config: TrainConfig,
+    pairs: Pairs | None,
+    folds: np.ndarray,
+    fit: Callable,
+    average_from: int = 0,
+) -> tuple[int | None, float, list[np.ndarray]]:
     """(epochs, score, latents): the epoch count whose held-out Spearman, averaged over the folds,
-    is best, that mean, and each fold's latents from its head's best epoch. Each fold's head
-    trains on the other folds (the manifest's val rows set aside) and is scored on its fold after
-    every epoch; `fit` is `train.train`."""
+    is best, that mean, and each fold's latents from its head's best epoch; with `average_from`
+    (a blend's MLP) no epoch is chosen: None, and the mean of its averaged weights' Spearman.
+    Each fold's head trains on the other folds (the manifest's val rows set aside) and is scored
+    on its fold after every epoch; `fit` is `train.train`."""
     rows = np.flatnonzero(arrays.mask("train"))
-    inner = dataclasses.replace(config, model=MLP, select_folds=0, calibrate=False, judge_folds=0)
+    inner = dataclasses.replace(
+        config, model=MLP, select_folds=0, calibrate=False, judge_folds=0, average_from=average_from
+    )
     curves, latents = [], []
     for f in np.unique(folds)[:MLP_FOLDS]:
         codes = np.where(arrays.split_codes == SPLITS.index("val"), SPLITS.index("test"), arrays.split_codes)
@@ -176,6 +196,9 @@ def mlp_fold_scores(
             latents.append(
                 res.head.eval().personal_latent(held.to(res.head.input_scale.device)).cpu().numpy()
             )
+    if average_from:
+        held = [arrays.scores[rows[folds == f]] for f in np.unique(folds)[:MLP_FOLDS]]
+        return None, float(np.mean([spearman(y, z) for y, z in zip(held, latents, strict=True)])), latents
     mean = np.mean(np.array(curves), axis=0)
     return int(np.argmax(mean)) + 1, float(mean.max()), latents
 
@@ -221,21 +244,32 @@ def choose(
     chose: list[str] = []  # what the folds set: the L2, the blend's share, the MLP's epochs
     blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
     share_from_folds = blend and folds_share(config, n)
+    average_from = dataclasses.replace(config, model=BLEND).averaged_from() if blend else 0
+    shuffles = None
     if LINEAR in kinds or blend:
         l2 = config.linear_l2
         if l2 == -1 or share_from_folds or MLP in kinds:
             prob, p0 = problem()
-            per_l2 = linear.fold_latents(prob, folds, p0, linear.L2_GRID if l2 == -1 else (l2,))
+            grid = linear.L2_GRID if l2 == -1 else (l2,)
+            per_l2 = linear.fold_latents(prob, folds, p0, grid)
             per_fold = {
                 v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()
             }
+            held_out = {v: float(np.mean(per_fold[v])) for v in grid}
+            if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one deal of them
+                shuffles = L2_SHUFFLES
+                for r in range(1, shuffles):
+                    dealt = inner_folds(n, k, config.seed, r)
+                    ys_r = [train_scores[dealt == f] for f in np.unique(dealt)]
+                    for v, lat in linear.fold_latents(prob, dealt, p0, grid).items():
+                        held_out[v] += np.mean([spearman(y, z) for y, z in zip(ys_r, lat, strict=True)])
             chose += ["l2"] if l2 == -1 else []
-            l2 = max(per_fold, key=lambda v: np.mean(per_fold[v]))
+            l2 = max(held_out, key=held_out.get)
             linear_latents, linear_per_fold = per_l2[l2], per_fold[l2]
-    if MLP in kinds or (blend and (share_from_folds or not has_val)):
-        epochs, mlp, mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit)
+    if MLP in kinds or (blend and (share_from_folds or (not has_val and not average_from))):
+        epochs, mlp, mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit, average_from)
         mlp_folds = min(MLP_FOLDS, k)
-        chose += [] if has_val else ["epochs"]
+        chose += [] if has_val or epochs is None else ["epochs"]
     scores: dict[str, float] = {}
     if linear_per_fold is not None:  # on the folds the MLP was scored on, beside it
         scores[LINEAR] = float(np.mean(linear_per_fold[: mlp_folds or k]))
@@ -245,7 +279,7 @@ def choose(
     fixed = dataclasses.replace(config, model=chosen, select_folds=0)
     if chosen != MLP:
         fixed = dataclasses.replace(fixed, linear_l2=l2)
-    if chosen != LINEAR and not has_val:
+    if chosen != LINEAR and not has_val and epochs is not None:
         fixed = dataclasses.replace(fixed, epochs=epochs)  # no val rows: train that long, keep the last
     share = None
     if blend:
@@ -256,4 +290,4 @@ def choose(
             chose.append("share")
         fixed = dataclasses.replace(fixed, linear_share=share)
     seconds = time.perf_counter() - t0
-    return fixed, Selection(chosen, k, scores, l2, epochs, seconds, share, mlp_folds, tuple(chose))
+    return fixed, Selection(chosen, k, scores, l2, epochs, seconds, share, mlp_folds, tuple(chose), shuffles)

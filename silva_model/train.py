@@ -38,7 +38,7 @@ from silva_model.provenance import BackboneSpec
 from silva_model.release import TrainedHead
 from silva_model.train_args import add_train_args
 from silva_model.train_config import TrainConfig, read_options
-from silva_model.training_loop import EpochCallback, TrainData, fit_mlp, seed_everything
+from silva_model.training_loop import EpochCallback, TrainData, fit_mlp, kept, seed_everything
 
 
 @dataclass
@@ -221,7 +221,9 @@ def train(
         linear.fit_head(head, linear_problem(head, data, config), config.linear_l2)
         best_epoch = 0
     else:
-        best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
+        best_epoch, _, history = fit_mlp(
+            head, data, config, gen, progress, on_epoch, write_checkpoint, config.averaged_from()
+        )
     head.eval()
     if config.model == select.BLEND:
         linear.blend_into(head, linear_problem(head, data, config), config.linear_l2, config.linear_share)
@@ -274,9 +276,8 @@ def train_from_args(a: argparse.Namespace) -> int:
             else ""
         )
         print(f"judge {cfg.prior}: learned weight {res.head.learned_judge_weight:.3f}{folds}")
-    epoch = f"best epoch {res.best_epoch}/{res.config.epochs}" if res.best_epoch else "linear head"
     print(
-        f"{epoch}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
+        f"{kept(res.config, res.best_epoch)}: val spearman {m['spearman']:.4f}, qwk {m['qwk']:.4f}, "
         f"mae {m['mae']:.4f} -> {Path(a.out) / 'best.safetensors'} ({res.seconds:.1f}s)"
     )
     if res.selection:

@@ -35,6 +35,12 @@ BLEND_BELOW = 600
 # ratings and more tell the parts apart; below, a fixed share did better on bench/'s tastes).
 LINEAR_SHARE = 0.6
 SHARE_FROM = 300
+# The blend's MLP keeps the average of its weights from this epoch on rather than the epoch that
+# scored best on a few dozen val ratings, and the blend's L2 is chosen on this many shuffles of the
+# inner folds rather than one: on bench/'s tastes at 100 to 500 ratings both steadied the blend
+# (docs/benchmarks.md, "The cold start").
+AVERAGE_FROM = 5
+L2_SHUFFLES = 5
 # `threshold_init` once said `prior`; checkpoints that say so still load.
 OLD_NAMES = {("threshold_init", "prior"): "class_rates"}
 
@@ -103,7 +109,7 @@ class TrainConfig:
     Defaults were chosen on the synthetic taste benchmark (bench/quality.py)."""
 
     lr: float = _opt(1e-3, "AdamW peak learning rate (warmup, then cosine)")
-    epochs: int = _opt(20, "epochs; the best by val Spearman is kept")
+    epochs: int = _opt(20, "epochs; the best by val Spearman is kept (or the later ones averaged)")
     batch_size: int = _opt(512, "rows per optimizer step")
     weight_decay: float = _opt(0.05, "AdamW weight decay")
     hidden: tuple[int, ...] = _opt((1024, 512), "MLP hidden widths")
@@ -121,6 +127,12 @@ class TrainConfig:
         f"dimension; -1 = auto ({AUTO_COMPONENTS} from {AUTO_COMPONENTS_FROM:,} train ratings, else 0)",
     )
     ema_epochs: float = _opt(1.0, "span in epochs of the weight EMA that is evaluated and kept; 0 = off")
+    average_from: int = _opt(
+        -1,
+        "from this epoch on, the (EMA's) weights at each epoch's end are averaged and the average is "
+        "kept instead of the best epoch by val Spearman; 0 = off; -1 = auto "
+        f"({AVERAGE_FROM} for a blend's MLP, else off)",
+    )
     threshold_init: Literal["class_rates", "uniform"] = _opt(
         "class_rates",
         "class_rates: bars where the train split's class frequencies put them; uniform: -1.5 .. 1.5",
@@ -188,6 +200,8 @@ class TrainConfig:
             raise ValueError("model blend takes no prior: use auto, linear or mlp with a prior")
         if self.rank_weight < 0 and self.rank_weight != -1:
             raise ValueError(f"rank_weight must be -1 (auto), 0 or more, got {self.rank_weight}")
+        if self.average_from < -1:
+            raise ValueError(f"average_from must be -1 (auto), 0 (off) or an epoch, got {self.average_from}")
         if self.input_components < -1:
             raise ValueError(f"input_components must be -1 (auto), 0 or more, got {self.input_components}")
 
@@ -245,6 +259,12 @@ class TrainConfig:
         if k == -1:
             k = AUTO_COMPONENTS if n_train >= AUTO_COMPONENTS_FROM and dim > AUTO_COMPONENTS else 0
         return min(k, dim, max(n_train - 1, 1)) if k else 0
+
+    def averaged_from(self) -> int:
+        """The epoch from which the MLP's weights are averaged (0: the best epoch is kept)."""
+        if self.average_from == -1:
+            return AVERAGE_FROM if self.model == "blend" else 0
+        return self.average_from
 
     def rank_weight_for(self, n_train: int) -> float:
         """The RankNet term's weight for a head trained on `n_train` rows."""

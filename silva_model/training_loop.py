@@ -1,6 +1,6 @@
 """The MLP head's training loop: the train split held on the device, shuffled batches gathered by
-index, AdamW with warmup and cosine, the weight EMA, and the best epoch by val Spearman (`train.py`
-decides what is trained; this module trains it)."""
+index, AdamW with warmup and cosine, the weight EMA, and the best epoch by val Spearman or the
+average of the later epochs' weights (`train.py` decides what is trained; this module trains it)."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ def _epoch(
     return float(loss_sum) / x.shape[0]
 
 
+def kept(config: TrainConfig, epoch: int) -> str:
+    """Which weights training kept, in a few words (`silva train`'s line, the registry's note)."""
+    start = min(config.averaged_from(), config.epochs)
+    if epoch == 0:
+        return "linear head"
+    if start and start < config.epochs:
+        return f"epochs {start}-{config.epochs} averaged"
+    return f"{'last' if start else 'best'} epoch {epoch}/{config.epochs}"
+
+
 def fit_mlp(
     head: OrdinalHead,
     data: TrainData,
@@ -136,9 +146,12 @@ def fit_mlp(
     progress: bool,
     on_epoch: EpochCallback | None,
     on_best: Callable[[OrdinalHead, int, dict[str, float]], None],
+    average_from: int = 0,
 ) -> tuple[int, dict[str, float], list[dict[str, float]]]:
     """Train the MLP head for the config's epochs and load its best epoch by val Spearman (the
-    last, without val rows); returns (best epoch, its val metrics, the per-epoch history)."""
+    last, without val rows), or with `average_from` the average of its weights at the end of that
+    epoch and every later one (stochastic weight averaging: no epoch is picked on a few dozen val
+    ratings); returns (best epoch, or the last averaged, its val metrics, the per-epoch history)."""
     if not config.class_balance:
         warn_missing_classes(data.y.cpu())  # a balanced loss warns itself
     opt, sched, ema = _schedule(head, config, math.ceil(data.x.shape[0] / config.batch_size))
@@ -152,6 +165,7 @@ def fit_mlp(
             ema.update_parameters(head)
 
     best: dict[str, Any] = {"epoch": -1, "spearman": -math.inf, "state": None}
+    average = None
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
@@ -164,7 +178,15 @@ def fit_mlp(
         )
         if on_epoch is not None:
             on_epoch(history[-1])
-        if metrics["spearman"] > best["spearman"] or not len(data.yv):
+        if average_from and epoch >= min(average_from, config.epochs):
+            if average is None:  # buffers (the input statistics) stay as they are
+                average = torch.optim.swa_utils.AveragedModel(model)
+            average.update_parameters(model)  # the first call copies, the later ones average
+            state = {k: v.detach().clone() for k, v in average.module.state_dict().items()}
+            best = {"epoch": epoch, "spearman": metrics["spearman"], "state": state}
+            best["metrics"] = metrics = data.val_metrics(average.module)
+            on_best(average.module, epoch, metrics)
+        elif not average_from and (metrics["spearman"] > best["spearman"] or not len(data.yv)):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = {"epoch": epoch, "spearman": metrics["spearman"], "metrics": metrics, "state": state}
             on_best(model, epoch, metrics)

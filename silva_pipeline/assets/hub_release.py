@@ -9,6 +9,7 @@ import dagster as dg
 
 from silva_model.provenance import sha256_file
 from silva_model.release import CONFIG_NAME, TrainedHead, save_pretrained
+from silva_model.training_loop import kept
 from silva_pipeline.assets.raw_ratings import GROUP
 from silva_pipeline.evaluation_report import headline
 from silva_pipeline.records import EvaluationReport, Release
@@ -28,7 +29,7 @@ def _version_description(evaluation: EvaluationReport, head: TrainedHead) -> str
     ]
     lead = headline(evaluation.metrics, evaluation.intervals)
     return (
-        f"silva head trained on {head.n_train} ratings (best epoch {head.best_epoch}): {lead}. "
+        f"silva head trained on {head.n_train} ratings ({kept(head.train_config, head.best_epoch)}): {lead}. "
         + "; ".join(parts)
     )
 

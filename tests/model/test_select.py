@@ -19,7 +19,7 @@ from silva_model.parquet import write_parquet
 from silva_model.release import load_head, save_pretrained
 from silva_model.synthetic import make_taste_dataset
 from silva_model.train import train
-from silva_model.train_config import LINEAR_SHARE, TrainConfig
+from silva_model.train_config import L2_SHUFFLES, LINEAR_SHARE, TrainConfig
 
 DIM = 64
 TASTE = dict(dim=DIM, world_seed=5)
@@ -70,8 +70,9 @@ def test_the_blend_is_the_linear_fit_and_the_mlp_standardised_and_weighed():
     arrays = arrays_of(150)
     blend = train(arrays, TrainConfig(**FAST_TRAIN), progress=False)
     alone = {}
-    for m in ("linear", "mlp"):
-        alone[m] = train(arrays, dataclasses.replace(blend.config, model=m), progress=False).head
+    for m in ("linear", "mlp"):  # the blend's MLP averages its later epochs' weights
+        again = dataclasses.replace(blend.config, model=m, average_from=blend.config.averaged_from())
+        alone[m] = train(arrays, again, progress=False).head
     x = torch.from_numpy(np.array(arrays.embeddings))
     rows = torch.from_numpy(arrays.mask("train"))
     with torch.no_grad():
@@ -126,8 +127,9 @@ def test_a_manifest_without_val_rows_trains_and_scores(tmp_path, fresh):
     assert res.n_val == 0 and res.best_metrics["n"] == 0 and np.isnan(res.best_metrics["spearman"])
     assert res.config.epochs == res.selection["mlp_epochs"] == res.best_epoch
     assert spearman(fresh.ratings, predict(res.head, fresh.embeddings)[0]) > 0.2
-    auto = train(path, TrainConfig(**FAST_TRAIN), progress=False)
-    assert auto.selection["chosen"] == "blend" and auto.config.epochs == auto.selection["mlp_epochs"]
+    auto = train(path, TrainConfig(**FAST_TRAIN), progress=False)  # its MLP averages: no epoch to pick
+    assert auto.selection["chosen"] == "blend" and auto.selection["mlp_epochs"] is None
+    assert auto.config.epochs == auto.best_epoch == FAST_TRAIN["epochs"]
 
 
 def test_the_linear_fit_reaches_its_optimum_and_its_l2_shrinks_it():
@@ -214,6 +216,27 @@ def test_the_mlp_is_scored_on_two_folds_and_the_linear_fit_on_the_same_two(monke
     assert sel.chosen == fixed.model == "mlp" and sel.record()["mlp_folds"] == 2
     said = select.describe(sel.record())
     assert "on 3 inner folds of the train split (the MLP scored on 2 of them) by" in said
+
+
+def test_the_blends_l2_is_scored_on_several_deals_of_the_folds(monkeypatch):
+    """L2 4 exact on the first deal of the folds and noise on the other four, L2 1024 the other
+    way round: one deal would keep 4; the blend's L2 is the best over all of them, recorded."""
+    arrays, cfg = arrays_of(150), TrainConfig(**FAST_TRAIN)
+    y = arrays.scores[arrays.mask("train")].astype(float)
+    rng, deals = np.random.default_rng(0), []
+
+    def fold_latents(problem, folds, p0, grid):
+        deals.append(folds)
+        ys = [y[folds == f] for f in np.unique(folds)]
+        exact = 4.0 if len(deals) == 1 else 1024.0
+        return {v: [t if v == exact else rng.normal(size=len(t)) for t in ys] for v in grid}
+
+    monkeypatch.setattr(linear, "fold_latents", fold_latents)
+    fixed, sel = select.choose(arrays, cfg, None, lambda: (None, None), lambda *a, **k: pytest.fail("fit"))
+    assert len(deals) == L2_SHUFFLES == sel.l2_shuffles and sel.linear_l2 == fixed.linear_l2 == 1024.0
+    assert len({tuple(d) for d in deals}) == L2_SHUFFLES  # each deal another
+    np.testing.assert_array_equal(deals[0], select.inner_folds(len(y), 3, cfg.seed))
+    assert "the L2 on 5 deals of them" in select.describe(sel.record())
 
 
 def test_the_blends_share_is_the_folds_best_drawn_towards_the_fixed_one():
@@ -325,7 +348,8 @@ def test_the_linear_fit_along_the_rows_evened_axes_is_the_fit_in_all_inputs(rate
 @pytest.mark.filterwarnings("ignore:train split has no examples")  # 14 ratings miss a rating or two
 def test_a_blend_needs_no_folds_to_be_one_and_records_the_l2_it_used():
     """With its L2 given (or too few rows to fold) `auto` below the size still blends, the L2 used
-    is in the config that trains it again, and without val rows the MLP's epochs come from folds."""
+    is in the config that trains it again, and without val rows nothing is folded: the blend's MLP
+    averages its later epochs instead of picking one."""
     arrays = arrays_of(150)
     given = train(arrays, TrainConfig(**FAST_TRAIN, linear_l2=64.0), progress=False)
     assert given.head.config.linear_part and given.selection is None
@@ -338,4 +362,4 @@ def test_a_blend_needs_no_folds_to_be_one_and_records_the_l2_it_used():
         TrainConfig(**FAST_TRAIN, model="blend", linear_l2=64.0),
         progress=False,
     )
-    assert no_val.selection["mlp_epochs"] == no_val.config.epochs == no_val.best_epoch
+    assert no_val.selection is None and no_val.best_epoch == no_val.config.epochs  # averaged, not picked

@@ -203,3 +203,34 @@ def test_training_on_a_manifest_that_mixes_backbones_fails_naming_rows(taste_dat
     with pytest.raises(ManifestError, match="mixes backbones") as err:
         train(table, TrainConfig(**SMALL_TRAIN), progress=False)
     assert "clip-vit" in str(err.value) and "post_id 1300" in str(err.value)
+
+
+def test_averaged_epochs_keep_the_mean_of_the_later_epochs_weights(manifest_path, tmp_path, monkeypatch):
+    """With average_from the head kept (and checkpointed) is the mean of the weights evaluated at
+    the end of that epoch and every later one, not the epoch that scored best on val."""
+    from silva_model import training_loop
+
+    seen: list[dict[str, torch.Tensor]] = []
+    val_metrics = training_loop.TrainData.val_metrics
+
+    def record(self, head):
+        seen.append({k: v.detach().clone() for k, v in head.state_dict().items()})
+        return val_metrics(self, head)
+
+    monkeypatch.setattr(training_loop.TrainData, "val_metrics", record)
+    cfg = TrainConfig(**FAST_TRAIN, model="mlp", average_from=3)
+    res = train(manifest_path, cfg, tmp_path, progress=False)
+    # each epoch evaluates the EMA's weights, then, from epoch 3, the average so far
+    ends = [seen[0], seen[1], *seen[2:-1:2]]
+    assert len(ends) == FAST_TRAIN["epochs"] and res.best_epoch == FAST_TRAIN["epochs"]
+    for k, v in res.head.state_dict().items():
+        if v.is_floating_point() and not k.startswith("cal_"):  # calibration: fitted after
+            want = torch.stack([e[k] for e in ends[2:]]).mean(0)
+            torch.testing.assert_close(v, want, rtol=1e-5, atol=1e-6, msg=k)
+    saved, _ = load_head(tmp_path)
+    for k, v in saved.state_dict().items():
+        torch.testing.assert_close(v, res.head.state_dict()[k], msg=k)
+    assert TrainConfig(model="blend").averaged_from() == train_mod.AVERAGE_FROM
+    assert TrainConfig(model="mlp").averaged_from() == 0
+    with pytest.raises(ValueError, match="average_from"):
+        TrainConfig(average_from=-2)
