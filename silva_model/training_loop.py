@@ -182,9 +182,9 @@ def fit_mlp(
             if average is None:  # buffers (the input statistics) stay as they are
                 average = torch.optim.swa_utils.AveragedModel(model)
             average.update_parameters(model)  # the first call copies, the later ones average
+            metrics = data.val_metrics(average.module)
             state = {k: v.detach().clone() for k, v in average.module.state_dict().items()}
-            best = {"epoch": epoch, "spearman": metrics["spearman"], "state": state}
-            best["metrics"] = metrics = data.val_metrics(average.module)
+            best = {"epoch": epoch, "spearman": metrics["spearman"], "metrics": metrics, "state": state}
             on_best(average.module, epoch, metrics)
         elif not average_from and (metrics["spearman"] > best["spearman"] or not len(data.yv)):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
