@@ -5,7 +5,7 @@ MLP on others, and which one scores better on a few dozen held-out ratings is cl
 (docs/benchmarks.md, "The cold start"). So below `BLEND_BELOW` train ratings (`model: auto`) the
 head is a blend of both: the MLP, and a convex ordinal linear fit (`linear.py`) whose L2 comes
 from inner folds of the train split (each L2 fitted on the other folds and scored on the fold it
-did not see, over `L2_SHUFFLES` deals of the folds), their standardised latents weighed
+did not see, over `L2_SHUFFLES` shuffles of the folds), their standardised latents weighed
 `LINEAR_SHARE` to the rest (from `SHARE_FROM` train ratings the share too comes from the folds).
 The blend's MLP keeps the average of its later epochs' weights, so no epoch is picked on a few
 dozen val ratings. From there to `select_below`, and on top of a
@@ -52,7 +52,7 @@ class Selection:
     linear_share: float | None = None  # a blend: the linear fit's share of the latent
     mlp_folds: int | None = None  # the folds the MLP was scored on (None: not folded)
     chose: tuple[str, ...] = ()  # what the folds set besides the form: "l2", "share", "epochs"
-    l2_shuffles: int | None = None  # the deals of the folds the L2 was scored on (None: one)
+    l2_shuffles: int | None = None  # the shuffles of the folds the L2 was scored on (None: one)
 
     def record(self) -> dict[str, Any]:
         """As `HeadConfig.selection` and config.json hold it."""
@@ -82,7 +82,8 @@ def describe(selection: dict[str, Any]) -> str:
     """How a head's form was chosen, in one sentence (the evaluation report, the model card)."""
     scores = ", ".join(f"{k} {v:.3f}" for k, v in selection["out_of_fold_spearman"].items())
     chosen, k = selection["chosen"], selection["folds"]
-    notes = [f"the L2 on {selection['l2_shuffles']} deals of them"] if selection.get("l2_shuffles") else []
+    shuffles = selection.get("l2_shuffles")
+    notes = [f"the L2 scored on {shuffles} shuffles of them"] if shuffles else []
     if selection.get("mlp_folds", k) < k:
         notes.append(f"the MLP scored on {selection['mlp_folds']} of them")
     folds = f"{k} inner folds of the train split" + (f" ({', '.join(notes)})" if notes else "")
@@ -107,7 +108,7 @@ def describe(selection: dict[str, Any]) -> str:
 
 def inner_folds(n: int, k: int, seed: int, shuffle: int = 0) -> np.ndarray:
     """(n,) fold of each train row: a seeded shuffle dealt round, so folds differ by at most one
-    row; `shuffle` draws another deal of the same rows."""
+    row; `shuffle` draws another shuffle of the same rows."""
     return np.random.default_rng([seed, 42, shuffle] if shuffle else [seed, 42]).permutation(n) % k
 
 
@@ -256,7 +257,7 @@ def choose(
                 v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()
             }
             held_out = {v: float(np.mean(per_fold[v])) for v in grid}
-            if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one deal of them
+            if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one shuffle of them
                 shuffles = L2_SHUFFLES
                 for r in range(1, shuffles):
                     dealt = inner_folds(n, k, config.seed, r)

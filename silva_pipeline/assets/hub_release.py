@@ -102,6 +102,7 @@ def release_record(
         "backbone": config.backbone.describe(),
         "manifest_fingerprint": head.manifest_fingerprint,
         "best_epoch": head.best_epoch,
+        "weights_kept": kept(head.train_config, head.best_epoch),
         "released": now.date().isoformat(),
         "manifest": str(manifest or ""),
     }

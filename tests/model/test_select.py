@@ -236,7 +236,7 @@ def test_the_blends_l2_is_scored_on_several_deals_of_the_folds(monkeypatch):
     assert len(deals) == L2_SHUFFLES == sel.l2_shuffles and sel.linear_l2 == fixed.linear_l2 == 1024.0
     assert len({tuple(d) for d in deals}) == L2_SHUFFLES  # each deal another
     np.testing.assert_array_equal(deals[0], select.inner_folds(len(y), 3, cfg.seed))
-    assert "the L2 on 5 deals of them" in select.describe(sel.record())
+    assert "the L2 scored on 5 shuffles of them" in select.describe(sel.record())
 
 
 def test_the_blends_share_is_the_folds_best_drawn_towards_the_fixed_one():

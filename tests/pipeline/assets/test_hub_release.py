@@ -61,6 +61,10 @@ def test_release_uploads_to_the_hub_up_to_the_network_edge(tiny_backbone, tmp_pa
         assert b"input_components = 0" in files["README.md"] and b"rank_weight = 1.0" in files["README.md"]
         training = json.loads(files["config.json"])["training"]
         assert training["config"]["rank_weight"] == -1 and training["chosen_by_size"]["rank_weight"] == 1.0
+        # a blend (48 train ratings): its MLP's later epochs averaged, and the card says so
+        kept = json.loads(files["config.json"])["data"]["weights_kept"]
+        assert kept.startswith(("epochs ", "last epoch"))
+        assert f"weights_kept: {kept}".encode() in files["README.md"]
         assert all(q["headers"]["authorization"] == f"Bearer {secret}" for q in hub.requests)
         assert any(q["path"] == "/api/repos/create" for q in hub.requests)
         logs = " ".join(str(e) for e in instance.all_logs(r.run_id))
