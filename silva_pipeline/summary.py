@@ -3,10 +3,13 @@ end, on success and on failure (what is in force, where to look, what to run nex
 
 from __future__ import annotations
 
+import shlex
 import sys
+from pathlib import Path
 
 import dagster as dg
 
+from silva_app.home import HOME_VARIABLE, PROJECT_ROOT
 from silva_pipeline.chain import Chain
 
 # From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
@@ -58,12 +61,12 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     return lines
 
 
-def gate_line(passed: bool, description: str | None, prog: str = "silva-run") -> str:
+def gate_line(passed: bool, description: str | None, again: str = "uv run silva-run") -> str:
     """The gate's verdict first (its numbers alone, an interval ending at +0.0000, leave it
-    unsaid), and after a refusal how to release the head anyway."""
+    unsaid), and after a refusal how to release the head anyway (`again`: the run's command)."""
     if passed:
         return f"release gate: passed, {description}"
-    return f"release gate: refused, {description}; to release it anyway: uv run {prog} --force-release"
+    return f"release gate: refused, {description}; to release it anyway: {again} --force-release"
 
 
 def _output(result: dg.ExecuteInProcessResult, node: str):
@@ -106,14 +109,14 @@ def dropped_lines(*results: dg.ExecuteInProcessResult) -> list[str]:
     ]
 
 
-def _print_model(result: dg.ExecuteInProcessResult, prog: str) -> None:
+def _print_model(result: dg.ExecuteInProcessResult, again: str) -> None:
     """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
     ev, trained = _output(result, "evaluation"), _output(result, "head")
     for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
         print(line)
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
-            print(gate_line(check.passed, check.description, prog))
+            print(gate_line(check.passed, check.description, again))
     if trained is not None:
         verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
         useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
@@ -139,13 +142,26 @@ def _in_force(instance: dg.DagsterInstance) -> str:
     return f"{last.get('release')}  (MLflow registry: silva-head v{last.get('registry_version')})"
 
 
+def command(name: str, root: Path, demo: bool) -> str:
+    """`uv run <name>` as it reaches this workspace: the demo's flag, or the data root when it is
+    not the project's own `.data` (a hint printed without it opened another workspace)."""
+    if demo:
+        return f"uv run {name} --demo"
+    if Path(root).resolve() == (PROJECT_ROOT / ".data").resolve():
+        return f"uv run {name}"
+    return f"{HOME_VARIABLE}={shlex.quote(str(root))} uv run {name}"
+
+
 def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None:
-    flag = " --demo" if ws.demo else ""
+    def run(name: str) -> str:
+        return command(name, ws.home.root, ws.demo)
+
+    again = f"uv run {prog}" if ws.demo else run(prog)  # the demo's own command needs no flag
     print()
     for line in dropped_lines(*[r for r in (chain.model, *chain.shards) if r is not None]):
         print(line)
     if chain.model is not None:
-        _print_model(chain.model, prog)
+        _print_model(chain.model, again)
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         print(f"release in force: {_in_force(instance)}")
     if chain.loop is not None:
@@ -158,8 +174,8 @@ def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None
         print(f"library: {scores.num_rows} images scored{unread}; rating queue: {queue.num_rows} images")
     print(f"workspace: {ws.home.root} (Dagster: {ws.instance})")
     if chain.failed is None:
-        print(f"see it: uv run silva-ui{flag}   uv run silva-mlflow{flag}   uv run silva rate{flag}")
-        print(f"{prog}: done in {seconds:.0f} s; after rating, `uv run {prog}` again retrains")
+        print(f"see it: {run('silva-ui')}   {run('silva-mlflow')}   {run('silva rate')}")
+        print(f"{prog}: done in {seconds:.0f} s; after rating, `{again}` again retrains")
         return
     failed = chain.failed
     first, *rest = failed.cause.splitlines() or ["failed"]
@@ -167,7 +183,7 @@ def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None
     for line in rest:
         print(f"{prog}: {line}", file=sys.stderr)
     print(
-        f"{prog}: the run's log: `uv run silva-ui{flag}`, then http://127.0.0.1:3000/runs/{failed.run_id}"
+        f"{prog}: the run's log: `{run('silva-ui')}`, then http://127.0.0.1:3000/runs/{failed.run_id}"
         + ("" if verbose else "; --verbose shows the traceback"),
         file=sys.stderr,
     )

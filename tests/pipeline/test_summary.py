@@ -1,7 +1,7 @@
 """The run's closing summary: what it says of each split."""
 
 from silva_pipeline.release_gate import MIN_EVAL_ROWS
-from silva_pipeline.summary import gate_line, metric_lines
+from silva_pipeline.summary import command, gate_line, metric_lines
 
 
 def _m(n: int, spearman: float) -> dict:
@@ -22,5 +22,15 @@ def test_the_gate_line_says_its_verdict_before_its_numbers():
     """Walker's finding: "difference -0.0011, 95 % CI [-0.0079, +0.0000]" and no word of the verdict."""
     why = "spearman 0.7847 vs released head 0.7859 ...: difference -0.0011, 95 % CI [-0.0079, +0.0000]"
     assert gate_line(True, why) == f"release gate: passed, {why}"
-    refused = gate_line(False, why, "silva-demo")  # walker's: the README promised how to force it
+    refused = gate_line(False, why, "uv run silva-demo")  # walker's: the README promised how to force it
     assert refused == f"release gate: refused, {why}; to release it anyway: uv run silva-demo --force-release"
+
+
+def test_the_hints_reach_the_workspace_the_run_used(tmp_path):
+    """Walker's finding: a run on SILVA_HOME=/tmp/x printed `uv run silva-ui`, which opens `.data`."""
+    from silva_app.home import PROJECT_ROOT
+
+    assert command("silva-ui", PROJECT_ROOT / ".data", demo=False) == "uv run silva-ui"
+    elsewhere = command("silva rate", tmp_path / "a b", demo=False)
+    assert elsewhere == f"SILVA_HOME='{tmp_path}/a b' uv run silva rate"
+    assert command("silva-ui", tmp_path, demo=True) == "uv run silva-ui --demo"
