@@ -333,7 +333,7 @@ class TrainedHead:
             head,
             int(meta["epoch"]),
             meta["val_metrics"],
-            TrainConfig.from_dict(meta["train_config"]),
+            TrainConfig.recorded(meta["train_config"]),
             meta["manifest_fingerprint"],
             int(meta["n_train"]),
             int(meta["n_val"]),

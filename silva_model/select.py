@@ -96,11 +96,12 @@ def describe(selection: dict[str, Any]) -> str:
             f"Head: blend ({share:.0%} a convex linear fit with L2 {selection['linear_l2']:g}, "
             f"{1 - share:.0%} the MLP, their latents standardised), {what} chosen on {folds} {how}."
         )
-    detail = (
-        f"L2 {selection['linear_l2']:g}"
-        if chosen == LINEAR
-        else f"best after {selection['mlp_epochs']} epochs"
-    )
+    if chosen == LINEAR:
+        detail = f"L2 {selection['linear_l2']:g}"
+    elif selection["mlp_epochs"] is None:  # its later epochs averaged: none was picked
+        detail = "its later epochs' weights averaged"
+    else:
+        detail = f"best after {selection['mlp_epochs']} epochs"
     one = "its L2" if chosen == LINEAR else "its epochs"
     what = "chosen" if len(selection["out_of_fold_spearman"]) > 1 else f"{one} chosen"
     return f"Head: {chosen} ({detail}), {what} on {folds} {how}."
@@ -138,9 +139,15 @@ def folds_share(config: TrainConfig, n_train: int) -> bool:
     return config.linear_share == -1 and n_train >= SHARE_FROM
 
 
+def averaged_from(config: TrainConfig, kind: str) -> int:
+    """The epoch from which the MLP of this form, trained on `config`, averages its weights (0: it
+    keeps its best epoch): a blend's by default, any MLP's where `average_from` says so."""
+    return dataclasses.replace(config, model=kind).averaged_from()
+
+
 def picks_epochs(config: TrainConfig, kinds: tuple[str, ...]) -> bool:
-    """Whether the MLP among these forms keeps its best epoch (a blend's averages its later ones)."""
-    return MLP in kinds or (BLEND in kinds and not dataclasses.replace(config, model=BLEND).averaged_from())
+    """Whether an MLP among these forms keeps its best epoch rather than averaging its later ones."""
+    return any(kind in (MLP, BLEND) and not averaged_from(config, kind) for kind in kinds)
 
 
 def needs_folds(config: TrainConfig, n_train: int, has_val: bool) -> bool:
@@ -245,7 +252,7 @@ def choose(
     chose: list[str] = []  # what the folds set: the L2, the blend's share, the MLP's epochs
     blend, has_val = BLEND in kinds, bool(arrays.mask("val").any())
     share_from_folds = blend and folds_share(config, n)
-    average_from = dataclasses.replace(config, model=BLEND).averaged_from() if blend else 0
+    average_from = averaged_from(config, BLEND if blend else MLP)
     shuffles = None
     if LINEAR in kinds or blend:
         l2 = config.linear_l2
@@ -272,8 +279,10 @@ def choose(
         mlp_folds = min(MLP_FOLDS, k)
         chose += [] if has_val or epochs is None else ["epochs"]
     scores: dict[str, float] = {}
-    if linear_per_fold is not None:  # on the folds the MLP was scored on, beside it
-        scores[LINEAR] = float(np.mean(linear_per_fold[: mlp_folds or k]))
+    if linear_per_fold is not None and mlp_folds:  # on the folds the MLP was scored on, beside it
+        scores[LINEAR] = float(np.mean(linear_per_fold[:mlp_folds]))
+    elif linear_per_fold is not None:  # the score that chose the L2: over every shuffle of the folds
+        scores[LINEAR] = float(held_out[l2] / (shuffles or 1))
     if mlp is not None:
         scores[MLP] = mlp
     chosen = max(scores, key=scores.get) if len(scores) > 1 and not blend else kinds[0]

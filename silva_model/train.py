@@ -2,8 +2,9 @@
 
 Embeddings are held as one tensor on the training device and mini-batches are gathered by
 index, with no per-sample Dataset: at 1152 floats a row, 100k ratings are 460 MB and an epoch
-is a handful of large matmuls. The best epoch by validation Spearman is written atomically as
-`best.safetensors` + `best.json` whenever it improves, so an interrupted run keeps its best.
+is a handful of large matmuls. The best epoch by validation Spearman (or, where the later
+epochs are averaged, the average so far) is written atomically as `best.safetensors` +
+`best.json` whenever it changes, so an interrupted run keeps its best.
 Below `select_below` train ratings the head's form (MLP or linear) is chosen on inner folds of
 the train split first (`select.py`); a manifest without val rows is trained the same way.
 

@@ -43,6 +43,8 @@ AVERAGE_FROM = 5
 L2_SHUFFLES = 5
 # `threshold_init` once said `prior`; checkpoints that say so still load.
 OLD_NAMES = {("threshold_init", "prior"): "class_rates"}
+# Options added since checkpoints were first written, as the heads of those checkpoints were trained.
+UNRECORDED = {"average_from": 0}
 
 
 def option_variable(name: str) -> str:
@@ -212,6 +214,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(names)}")
         return cls(**d)
+
+    @classmethod
+    def recorded(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config as a checkpoint recorded it: an option it predates takes the value its head
+        was trained with (a blend of before `average_from` kept its best epoch), not today's."""
+        return cls.from_dict({**UNRECORDED, **d})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:

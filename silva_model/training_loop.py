@@ -186,7 +186,9 @@ def fit_mlp(
             state = {k: v.detach().clone() for k, v in average.module.state_dict().items()}
             best = {"epoch": epoch, "spearman": metrics["spearman"], "metrics": metrics, "state": state}
             on_best(average.module, epoch, metrics)
-        elif not average_from and (metrics["spearman"] > best["spearman"] or not len(data.yv)):
+        elif average_from:  # before the average: the latest weights, so an interrupted run keeps a head
+            on_best(model, epoch, metrics)
+        elif metrics["spearman"] > best["spearman"] or not len(data.yv):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = {"epoch": epoch, "spearman": metrics["spearman"], "metrics": metrics, "state": state}
             on_best(model, epoch, metrics)

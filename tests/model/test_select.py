@@ -363,3 +363,32 @@ def test_a_blend_needs_no_folds_to_be_one_and_records_the_l2_it_used():
         progress=False,
     )
     assert no_val.selection is None and no_val.best_epoch == no_val.config.epochs  # averaged, not picked
+
+
+def test_an_mlp_that_averages_its_epochs_is_scored_averaged_on_the_folds(monkeypatch):
+    """`average_from` set by hand: the fold MLPs the choice weighs average as the head will, and no
+    epoch count is chosen for it (breaker: they kept their best epoch, and the card said so)."""
+    monkeypatch.setattr(select, "BLEND_BELOW", 0)  # 120 train rows choose, as 600 and more do
+    arrays, seen = arrays_of(150), []
+
+    def fit(arrays, config, progress, pairs):
+        seen.append(config.averaged_from())
+        return train(arrays, config, progress=progress, pairs=pairs)
+
+    cfg = TrainConfig(**FAST_TRAIN, average_from=3)
+    fixed, sel = select.choose(arrays, cfg, None, lambda: _problem(arrays, cfg), fit)
+    assert seen == [3, 3] and sel.mlp_epochs is None and "epochs" not in sel.chose
+    assert set(sel.scores) == {"linear", "mlp"} and fixed.epochs == FAST_TRAIN["epochs"]
+    said = select.describe(dataclasses.replace(sel, chosen="mlp").record())
+    assert "Head: mlp (its later epochs' weights averaged), chosen on 3 inner folds" in said
+
+
+def _problem(arrays, cfg):
+    import torch
+
+    from silva_model.train import build_head, linear_problem
+    from silva_model.training_loop import TrainData
+
+    data = TrainData.of(arrays, None, torch.device("cpu"))
+    head = build_head(dataclasses.replace(cfg, model="linear"), data.x, data.y, arrays.backbone())
+    return linear_problem(head, data, cfg), linear.start(head)

@@ -234,3 +234,34 @@ def test_averaged_epochs_keep_the_mean_of_the_later_epochs_weights(manifest_path
     assert TrainConfig(model="mlp").averaged_from() == 0
     with pytest.raises(ValueError, match="average_from"):
         TrainConfig(average_from=-2)
+
+
+def test_a_run_stopped_before_its_average_starts_still_leaves_a_head(manifest_path, tmp_path):
+    """Breaker: a blend stopped in epoch 3 (its MLP averages from epoch 5) left no checkpoint."""
+
+    def stop(row: dict) -> None:
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    cfg = TrainConfig(**(FAST_TRAIN | {"epochs": 8}), model="blend", linear_l2=16.0)
+    with pytest.raises(KeyboardInterrupt):
+        train(manifest_path, cfg, tmp_path, progress=False, on_epoch=stop)
+    head, meta = load_head(tmp_path)
+    assert meta["epoch"] == 2 and head is not None  # on_epoch stops epoch 3 before it is written
+
+
+def test_a_checkpoint_from_before_averaging_keeps_its_best_epoch(manifest_path, tmp_path):
+    """A blend trained before `average_from` existed kept its best epoch: loaded, its config says
+    so (breaker: it read as averaged, and its fold heads would have trained averaged)."""
+    from silva_model.release import TrainedHead
+    from silva_model.training_loop import kept
+
+    res = train(manifest_path, TrainConfig(**FAST_TRAIN, model="mlp"), tmp_path, progress=False)
+    meta = json.loads((tmp_path / "best.json").read_text())
+    del meta["train_config"]["average_from"]
+    meta["train_config"]["model"] = "blend"
+    (tmp_path / "best.json").write_text(json.dumps(meta))
+    old = TrainedHead.load(tmp_path)
+    assert old.train_config.averaged_from() == 0
+    assert kept(old.train_config, res.best_epoch) == f"best epoch {res.best_epoch}/{FAST_TRAIN['epochs']}"
+    assert TrainConfig.from_dict({"model": "blend"}).averaged_from() == train_mod.AVERAGE_FROM  # options
