@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -196,9 +197,10 @@ def _cmd_trial_backbone(a: argparse.Namespace) -> int:
 
     folder = save_trial_siglip(a.folder)
     width = TRIAL_VISION_CONFIG["hidden_size"]
+    pasted = shlex.quote(str(folder))  # a path with a space or a quote still pastes into a shell
     print(
         f"{folder}: a random SigLIP ({width}-wide embeddings) for trying silva offline; its scores mean "
-        f"nothing. Use it with SILVA_BACKBONE={folder} or --backbone {folder}"
+        f"nothing. Use it with SILVA_BACKBONE={pasted} or --backbone {pasted}"
     )
     return 0
 

@@ -129,12 +129,15 @@ def _epoch(
 
 
 def kept(config: TrainConfig, epoch: int) -> str:
-    """Which weights training kept, in a few words (`silva train`'s line, the registry's note)."""
+    """Which weights training kept, by the epoch its checkpoint records (`silva train`'s line, the
+    registry's note): a run stopped early averaged only up to where it stopped, or nothing yet."""
     start = min(config.averaged_from(), config.epochs)
     if epoch == 0:
         return "linear head"
-    if start and start < config.epochs:
-        return f"epochs {start}-{config.epochs} averaged"
+    if start and start < epoch:
+        return f"epochs {start}-{epoch} averaged"
+    if start and epoch < start:
+        return f"epoch {epoch}/{config.epochs}, stopped before its average began"
     return f"{'last' if start else 'best'} epoch {epoch}/{config.epochs}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -167,3 +168,12 @@ def test_module_cli_prints_a_manifest_error_not_a_traceback(tmp_path, capsys):
     assert main(["--manifest", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("silva: personal_score outside 1..5") and "Traceback" not in err
+
+
+def test_the_trial_backbones_line_pastes_into_a_shell(tmp_path, capsys):
+    """Breaker: `Use it with SILVA_BACKBONE=/tmp/a b/...` could not be pasted; the path is quoted."""
+    folder = tmp_path / "it's a folder"
+    assert main(["trial-backbone", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"SILVA_BACKBONE={shlex.quote(str(folder))} or --backbone {shlex.quote(str(folder))}" in out
+    assert shlex.split(f"SILVA_BACKBONE={shlex.quote(str(folder))}") == [f"SILVA_BACKBONE={folder}"]

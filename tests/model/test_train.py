@@ -248,6 +248,10 @@ def test_a_run_stopped_before_its_average_starts_still_leaves_a_head(manifest_pa
         train(manifest_path, cfg, tmp_path, progress=False, on_epoch=stop)
     head, meta = load_head(tmp_path)
     assert meta["epoch"] == 2 and head is not None  # on_epoch stops epoch 3 before it is written
+    from silva_model.training_loop import kept
+
+    assert kept(cfg, 2) == "epoch 2/8, stopped before its average began"  # not "epochs 5-8 averaged"
+    assert kept(cfg, 6) == "epochs 5-6 averaged" and kept(cfg, 8) == "epochs 5-8 averaged"
 
 
 def test_a_checkpoint_from_before_averaging_keeps_its_best_epoch(manifest_path, tmp_path):
