@@ -10,7 +10,7 @@ did not see, over `L2_SHUFFLES` shuffles of the folds), their standardised laten
 The blend's MLP keeps the average of its later epochs' weights, so no epoch is picked on a few
 dozen val ratings. From there to `select_below`, and on top of a
 judge, the two are compared on the folds instead and the one with the higher mean held-out
-Spearman is kept. The same folds choose the MLP's epochs when the
+Spearman is kept. The same folds choose the epochs of an MLP that keeps its best epoch when the
 manifest has no val rows.
 
 The choice and every candidate's score travel in the head's config (`HeadConfig.selection`), so
@@ -184,7 +184,8 @@ def mlp_fold_scores(
 ) -> tuple[int | None, float, list[np.ndarray]]:
     """(epochs, score, latents): the epoch count whose held-out Spearman, averaged over the folds,
     is best, that mean, and each fold's latents from its head's best epoch; with `average_from`
-    (a blend's MLP) no epoch is chosen: None, and the mean of its averaged weights' Spearman.
+    (a blend's MLP, or one told to average) no epoch is chosen: None, and the mean Spearman of
+    the averaged weights.
     Each fold's head trains on the other folds (the manifest's val rows set aside) and is scored
     on its fold after every epoch; `fit` is `train.train`."""
     rows = np.flatnonzero(arrays.mask("train"))
