@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 LABELS = np.arange(1, 6)
+MIN_EVAL_ROWS = 10  # fewer test (or val) images than this say nothing about a head
 
 
 def _f64(a) -> np.ndarray:

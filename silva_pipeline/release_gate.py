@@ -17,7 +17,7 @@ from pydantic import Field
 from silva_model.active import OutOfFold
 from silva_model.head import predict
 from silva_model.manifest import copy_groups_of, to_arrays
-from silva_model.metrics import paired_spearman_difference, spearman
+from silva_model.metrics import MIN_EVAL_ROWS, paired_spearman_difference, spearman
 from silva_model.parquet import read_parquet
 from silva_model.release import TrainedHead, load_head
 from silva_pipeline.records import EvaluationReport
@@ -25,7 +25,6 @@ from silva_pipeline.records import EvaluationReport
 EVALUATION, RELEASE = dg.AssetKey("evaluation"), dg.AssetKey("hub_release")
 CHECK_NAME = "beats_last_release"
 GATE_OP = f"evaluation_{CHECK_NAME}"
-MIN_EVAL_ROWS = 10  # fewer test (or val) images than this say nothing about a head
 
 
 def force_release() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from silva_app.home import HOME_VARIABLE, PROJECT_ROOT
+from silva_model.metrics import MIN_EVAL_ROWS
 from silva_pipeline.chain import Chain
 
 # From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
@@ -42,7 +43,6 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     named as too few rather than given a number."""
     from silva_pipeline.assets.out_of_fold import OUT_OF_FOLDS
     from silva_pipeline.evaluation_report import OUT_OF_FOLD
-    from silva_pipeline.release_gate import MIN_EVAL_ROWS
 
     lines = []
     for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):

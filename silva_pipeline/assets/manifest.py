@@ -20,10 +20,10 @@ from silva_model.manifest import (
     validate_arrays,
     with_copy_rule,
 )
+from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.parquet import backbones_from_arrow, embeddings_from_arrow
 from silva_model.splits import SPLITS, content_hash
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.release_gate import MIN_EVAL_ROWS
 from silva_pipeline.report import md_table
 from silva_pipeline.resources.io_manager import previous_table
 

@@ -10,6 +10,7 @@ from helpers import populate_hub_cache
 
 from silva_model import HeadConfig, OrdinalHead, Scorer
 from silva_model.cli import main as silva
+from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.provenance import sha256_file
 from silva_model.release import (
     IntegrityError,
@@ -148,3 +149,18 @@ def test_the_model_card_shows_the_weights_digest(release):
     files = json.loads((folder / "config.json").read_text())["files"]
     assert files["model.safetensors"] in (folder / "README.md").read_text()
     assert files == {f.name: sha256_file(f) for f in folder.iterdir() if f.name != "config.json"}
+
+
+def test_the_card_gives_no_number_for_a_split_too_small_to_measure(tmp_path):
+    """Walker: the run said "val: 6 image(s), too few to measure" while the card gave val a
+    Spearman of 0.9710 and an interval; the card now says what the summary says."""
+    head = OrdinalHead(HeadConfig(embed_dim=32, hidden=(16,)))
+    metrics = {"val": {"n": 6, "spearman": 0.971, "qwk": 0.9}, "test": {"n": 40, "spearman": 0.612}}
+    intervals = {"val": {"spearman": (0.0, 1.0)}, "test": {"spearman": (0.4, 0.78)}}
+    folder = save_pretrained(head, tmp_path / "r", metrics=metrics, extra={"intervals": intervals})
+    card = (folder / "README.md").read_text()
+    val = next(line for line in card.splitlines() if line.startswith("| val |"))
+    assert f"too few to measure (it takes {MIN_EVAL_ROWS})" in val
+    assert "0.971" not in val and "1.000" not in val
+    test = next(line for line in card.splitlines() if line.startswith("| test |"))
+    assert "0.612" in test and "0.400 – 0.780" in test

@@ -1,6 +1,6 @@
 """The run's closing summary: what it says of each split."""
 
-from silva_pipeline.release_gate import MIN_EVAL_ROWS
+from silva_model.metrics import MIN_EVAL_ROWS
 from silva_pipeline.summary import command, gate_line, metric_lines
 
 
