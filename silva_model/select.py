@@ -212,6 +212,11 @@ def mlp_fold_scores(
     return int(np.argmax(mean)) + 1, float(mean.max()), latents
 
 
+def fold_spearmans(ys: list[np.ndarray], per_l2: dict[float, list[np.ndarray]]) -> dict[float, list[float]]:
+    """Per L2, each held-out fold's Spearman of its latents against its ratings `ys`."""
+    return {v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()}
+
+
 def blend_share(
     ys: list[np.ndarray], linear_part: list[np.ndarray], mlp: list[np.ndarray]
 ) -> tuple[float, float]:
@@ -261,17 +266,15 @@ def choose(
             prob, p0 = problem()
             grid = linear.L2_GRID if l2 == -1 else (l2,)
             per_l2 = linear.fold_latents(prob, folds, p0, grid)
-            per_fold = {
-                v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()
-            }
+            per_fold = fold_spearmans(ys, per_l2)
             held_out = {v: float(np.mean(per_fold[v])) for v in grid}
             if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one shuffle of them
                 shuffles = L2_SHUFFLES
                 for r in range(1, shuffles):
                     dealt = inner_folds(n, k, config.seed, r)
                     ys_r = [train_scores[dealt == f] for f in np.unique(dealt)]
-                    for v, lat in linear.fold_latents(prob, dealt, p0, grid).items():
-                        held_out[v] += np.mean([spearman(y, z) for y, z in zip(ys_r, lat, strict=True)])
+                    for v, rhos in fold_spearmans(ys_r, linear.fold_latents(prob, dealt, p0, grid)).items():
+                        held_out[v] += np.mean(rhos)
             chose += ["l2"] if l2 == -1 else []
             l2 = max(held_out, key=held_out.get)
             linear_latents, linear_per_fold = per_l2[l2], per_fold[l2]

@@ -222,9 +222,7 @@ def train(
         linear.fit_head(head, linear_problem(head, data, config), config.linear_l2)
         best_epoch = 0
     else:
-        best_epoch, _, history = fit_mlp(
-            head, data, config, gen, progress, on_epoch, write_checkpoint, config.averaged_from()
-        )
+        best_epoch, _, history = fit_mlp(head, data, config, gen, progress, on_epoch, write_checkpoint)
     head.eval()
     if config.model == select.BLEND:
         linear.blend_into(head, linear_problem(head, data, config), config.linear_l2, config.linear_share)

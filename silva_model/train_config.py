@@ -269,10 +269,12 @@ class TrainConfig:
         return min(k, dim, max(n_train - 1, 1)) if k else 0
 
     def averaged_from(self) -> int:
-        """The epoch from which the MLP's weights are averaged (0: the best epoch is kept)."""
-        if self.average_from == -1:
-            return AVERAGE_FROM if self.model == "blend" else 0
-        return self.average_from
+        """The epoch from which the MLP's weights are averaged, at most the last (0: the best
+        epoch is kept)."""
+        start = self.average_from
+        if start == -1:
+            start = AVERAGE_FROM if self.model == "blend" else 0
+        return min(start, self.epochs)
 
     def rank_weight_for(self, n_train: int) -> float:
         """The RankNet term's weight for a head trained on `n_train` rows."""

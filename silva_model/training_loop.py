@@ -131,7 +131,7 @@ def _epoch(
 def kept(config: TrainConfig, epoch: int) -> str:
     """Which weights training kept, by the epoch its checkpoint records (`silva train`'s line, the
     registry's note): a run stopped early averaged only up to where it stopped, or nothing yet."""
-    start = min(config.averaged_from(), config.epochs)
+    start = config.averaged_from()
     if epoch == 0:
         return "linear head"
     if start and start < epoch:
@@ -149,12 +149,12 @@ def fit_mlp(
     progress: bool,
     on_epoch: EpochCallback | None,
     on_best: Callable[[OrdinalHead, int, dict[str, float]], None],
-    average_from: int = 0,
 ) -> tuple[int, dict[str, float], list[dict[str, float]]]:
     """Train the MLP head for the config's epochs and load its best epoch by val Spearman (the
-    last, without val rows), or with `average_from` the average of its weights at the end of that
-    epoch and every later one (stochastic weight averaging: no epoch is picked on a few dozen val
-    ratings); returns (best epoch, or the last averaged, its val metrics, the per-epoch history)."""
+    last, without val rows), or where the config averages (`averaged_from`) the average of its
+    weights at the end of that epoch and every later one (stochastic weight averaging: no epoch is
+    picked on a few dozen val ratings); returns (best epoch, or the last averaged, its val
+    metrics, the per-epoch history)."""
     if not config.class_balance:
         warn_missing_classes(data.y.cpu())  # a balanced loss warns itself
     opt, sched, ema = _schedule(head, config, math.ceil(data.x.shape[0] / config.batch_size))
@@ -168,7 +168,7 @@ def fit_mlp(
             ema.update_parameters(head)
 
     best: dict[str, Any] = {"epoch": -1, "spearman": -math.inf, "state": None}
-    average = None
+    average, average_from = None, config.averaged_from()
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress, file=sys.stderr)
     for epoch in bar:
@@ -181,7 +181,7 @@ def fit_mlp(
         )
         if on_epoch is not None:
             on_epoch(history[-1])
-        if average_from and epoch >= min(average_from, config.epochs):
+        if average_from and epoch >= average_from:
             if average is None:  # buffers (the input statistics) stay as they are
                 average = torch.optim.swa_utils.AveragedModel(model)
             average.update_parameters(model)  # the first call copies, the later ones average
