@@ -13,6 +13,7 @@ round. `use_demo_workspace()` points this process at it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,15 +106,17 @@ def silva_home() -> Home:
     return Home(root)
 
 
-def dagster_home(home: Home | None = None) -> Path:
-    """The Dagster instance silva's commands use: DAGSTER_HOME, else the workspace's own."""
-    env = os.environ.get("DAGSTER_HOME")
-    return Path(env).expanduser().resolve() if env else (home or silva_home()).dagster
+def dagster_home(home: Home | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The Dagster instance silva's commands use: DAGSTER_HOME (of `env`, else this process's
+    environment), else the workspace's own."""
+    where = (os.environ if env is None else env).get("DAGSTER_HOME")
+    return Path(where).expanduser().resolve() if where else (home or silva_home()).dagster
 
 
-def demo_root() -> Path:
+def demo_root(env: Mapping[str, str] | None = None) -> Path:
     """The demo's workspace: `data/` (its data root) and `dagster/` (its Dagster instance)."""
-    return Path(os.environ.get(DEMO_VARIABLE) or PROJECT_ROOT / ".demo").expanduser().resolve()
+    where = (os.environ if env is None else env).get(DEMO_VARIABLE)
+    return Path(where or PROJECT_ROOT / ".demo").expanduser().resolve()
 
 
 def use_demo_workspace() -> Path:

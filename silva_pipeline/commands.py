@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         return 130
     from silva_pipeline.summary import print_summary
 
-    print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started)
+    print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started, a.epochs)
     return 1 if chain.failed else 0
 
 

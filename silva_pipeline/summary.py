@@ -3,14 +3,17 @@ end, on success and on failure (what is in force, where to look, what to run nex
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from silva_app.home import HOME_VARIABLE, PROJECT_ROOT
+from silva_app.home import DEMO_VARIABLE, HOME_VARIABLE, PROJECT_ROOT, dagster_home, demo_root
 from silva_model.metrics import MIN_EVAL_ROWS
+from silva_model.train_config import option_variable
 from silva_pipeline.chain import Chain
 
 # From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
@@ -61,12 +64,12 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     return lines
 
 
-def gate_line(passed: bool, description: str | None, again: str = "uv run silva-run") -> str:
+def gate_line(passed: bool, description: str | None, force: str = "uv run silva-run --force-release") -> str:
     """The gate's verdict first (its numbers alone, an interval ending at +0.0000, leave it
-    unsaid), and after a refusal how to release the head anyway (`again`: the run's command)."""
+    unsaid), and after a refusal how to release the head anyway (`force`: `forced`'s command)."""
     if passed:
         return f"release gate: passed, {description}"
-    return f"release gate: refused, {description}; to release it anyway: {again} --force-release"
+    return f"release gate: refused, {description}; to release it anyway: {force}"
 
 
 def _output(result: dg.ExecuteInProcessResult, node: str):
@@ -109,14 +112,14 @@ def dropped_lines(*results: dg.ExecuteInProcessResult) -> list[str]:
     ]
 
 
-def _print_model(result: dg.ExecuteInProcessResult, again: str) -> None:
+def _print_model(result: dg.ExecuteInProcessResult, force: str) -> None:
     """The evaluation (out of fold first), the gate's verdict, and what the head learned from."""
     ev, trained = _output(result, "evaluation"), _output(result, "head")
     for line in metric_lines(ev.metrics, ev.intervals) if ev else []:
         print(line)
     for check in result.get_asset_check_evaluations():
         if check.check_name == "beats_last_release":
-            print(gate_line(check.passed, check.description, again))
+            print(gate_line(check.passed, check.description, force))
     if trained is not None:
         verdict = "enough" if trained.n_train >= USEFUL_RATINGS else "too few"
         useful = f"a useful head takes about {USEFUL_RATINGS} ({SMALL_DATA_DOC})"
@@ -142,26 +145,41 @@ def _in_force(instance: dg.DagsterInstance) -> str:
     return f"{last.get('release')}  (MLflow registry: silva-head v{last.get('registry_version')})"
 
 
-def command(name: str, root: Path, demo: bool) -> str:
-    """`uv run <name>` as it reaches this workspace: the demo's flag, or the data root when it is
-    not the project's own `.data` (a hint printed without it opened another workspace)."""
+def command(name: str, root: Path, demo: bool, env: Mapping[str, str] | None = None) -> str:
+    """`uv run <name>` as it reaches this workspace from a fresh shell: the demo's flag (its own
+    command takes none) and SILVA_DEMO_HOME where `env` set it; else the data root when it is not
+    the project's own `.data`, and DAGSTER_HOME where set (a hint printed without them opened
+    another workspace or instance)."""
+    env = os.environ if env is None else env
     if demo:
-        return f"uv run {name} --demo"
-    if Path(root).resolve() == (PROJECT_ROOT / ".data").resolve():
-        return f"uv run {name}"
-    return f"{HOME_VARIABLE}={shlex.quote(str(root))} uv run {name}"
+        where = [(DEMO_VARIABLE, demo_root(env))] if env.get(DEMO_VARIABLE) else []
+        flag = "" if name == "silva-demo" else " --demo"
+    else:
+        own = Path(root).resolve() == (PROJECT_ROOT / ".data").resolve()
+        where = [] if own else [(HOME_VARIABLE, Path(root))]
+        where += [("DAGSTER_HOME", dagster_home(env=env))] if env.get("DAGSTER_HOME") else []
+        flag = ""
+    return " ".join([*(f"{k}={shlex.quote(str(v))}" for k, v in where), f"uv run {name}{flag}"])
 
 
-def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float) -> None:
+def forced(again: str, training_env: Mapping[str, str], epochs: int | None) -> str:
+    """The run's command with `--force-release`, training as this run did (its SILVA_<OPTION>
+    variables and `--epochs`, which the workspace does not record): a forced run trains again,
+    and so releases the head that was refused, not another."""
+    variables = [f"{option_variable(k)}={shlex.quote(str(v))}" for k, v in sorted(training_env.items())]
+    return " ".join([*variables, again, *([f"--epochs {epochs}"] if epochs else []), "--force-release"])
+
+
+def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float, epochs: int | None = None) -> None:
     def run(name: str) -> str:
         return command(name, ws.home.root, ws.demo)
 
-    again = f"uv run {prog}" if ws.demo else run(prog)  # the demo's own command needs no flag
+    again = run(prog)
     print()
     for line in dropped_lines(*[r for r in (chain.model, *chain.shards) if r is not None]):
         print(line)
     if chain.model is not None:
-        _print_model(chain.model, again)
+        _print_model(chain.model, forced(again, ws.setup.training_env, epochs))
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         print(f"release in force: {_in_force(instance)}")
     if chain.loop is not None:

@@ -1,7 +1,9 @@
 """The run's closing summary: what it says of each split."""
 
+from pathlib import Path
+
 from silva_model.metrics import MIN_EVAL_ROWS
-from silva_pipeline.summary import command, gate_line, metric_lines
+from silva_pipeline.summary import command, forced, gate_line, metric_lines
 
 
 def _m(n: int, spearman: float) -> dict:
@@ -22,7 +24,8 @@ def test_the_gate_line_says_its_verdict_before_its_numbers():
     """Walker's finding: "difference -0.0011, 95 % CI [-0.0079, +0.0000]" and no word of the verdict."""
     why = "spearman 0.7847 vs released head 0.7859 ...: difference -0.0011, 95 % CI [-0.0079, +0.0000]"
     assert gate_line(True, why) == f"release gate: passed, {why}"
-    refused = gate_line(False, why, "uv run silva-demo")  # walker's: the README promised how to force it
+    # walker's: the README promised how to force it
+    refused = gate_line(False, why, "uv run silva-demo --force-release")
     assert refused == f"release gate: refused, {why}; to release it anyway: uv run silva-demo --force-release"
 
 
@@ -30,7 +33,32 @@ def test_the_hints_reach_the_workspace_the_run_used(tmp_path):
     """Walker's finding: a run on SILVA_HOME=/tmp/x printed `uv run silva-ui`, which opens `.data`."""
     from silva_app.home import PROJECT_ROOT
 
-    assert command("silva-ui", PROJECT_ROOT / ".data", demo=False) == "uv run silva-ui"
-    elsewhere = command("silva rate", tmp_path / "a b", demo=False)
+    assert command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={}) == "uv run silva-ui"
+    elsewhere = command("silva rate", tmp_path / "a b", demo=False, env={})
     assert elsewhere == f"SILVA_HOME='{tmp_path}/a b' uv run silva rate"
-    assert command("silva-ui", tmp_path, demo=True) == "uv run silva-ui --demo"
+    assert command("silva-ui", tmp_path, demo=True, env={}) == "uv run silva-ui --demo"
+    assert command("silva-demo", tmp_path, demo=True, env={}) == "uv run silva-demo"  # its own: no flag
+
+
+def test_the_hints_name_the_instance_and_the_demo_workspace_the_shell_set(tmp_path):
+    """Breaker's finding: with DAGSTER_HOME or SILVA_DEMO_HOME set, the printed `silva-ui` opened
+    another instance or the project's `.demo` once pasted into a fresh shell."""
+    from silva_app.home import PROJECT_ROOT
+
+    own = command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={"DAGSTER_HOME": str(tmp_path / "d")})
+    assert own == f"DAGSTER_HOME={tmp_path / 'd'} uv run silva-ui"
+    demo = command("silva-ui", tmp_path / "data", demo=True, env={"SILVA_DEMO_HOME": "~/x y"})
+    assert demo == f"SILVA_DEMO_HOME='{Path('~/x y').expanduser()}' uv run silva-ui --demo"
+    # the demo's own DAGSTER_HOME (use_demo_workspace sets it) follows from SILVA_DEMO_HOME: not repeated
+    own_instance = {"DAGSTER_HOME": "/elsewhere"}
+    assert command("silva-demo", tmp_path, demo=True, env=own_instance) == "uv run silva-demo"
+
+
+def test_a_forced_release_trains_the_head_that_was_refused():
+    """Breaker's finding: `--force-release` as printed retrained without the run's own training
+    variables and --epochs, so it could release another head than the one refused."""
+    again = "SILVA_HOME=/w uv run silva-run"
+    line = forced(again, {"lr": "0.01", "hidden": "[64]"}, epochs=3)
+    variables = "SILVA_HIDDEN='[64]' SILVA_LR=0.01"
+    assert line == f"{variables} SILVA_HOME=/w uv run silva-run --epochs 3 --force-release"
+    assert forced("uv run silva-demo", {}, None) == "uv run silva-demo --force-release"
