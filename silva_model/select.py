@@ -53,6 +53,8 @@ class Selection:
     mlp_folds: int | None = None  # the folds the MLP was scored on (None: not folded)
     chose: tuple[str, ...] = ()  # what the folds set besides the form: "l2", "share", "epochs"
     l2_shuffles: int | None = None  # the shuffles of the folds the L2 was scored on (None: one)
+    l2_near: float | None = None  # the L2 kept of those within a standard error of the best is
+    # the one nearest this (None: the best; records written before `chosen_l2`)
 
     def record(self) -> dict[str, Any]:
         """As `HeadConfig.selection` and config.json hold it."""
@@ -70,6 +72,7 @@ class Selection:
                 ("mlp_folds", self.mlp_folds),
                 ("chose", list(self.chose) or None),
                 ("l2_shuffles", self.l2_shuffles),
+                ("l2_near", self.l2_near),
             )
             if v is not None
         }
@@ -84,6 +87,8 @@ def describe(selection: dict[str, Any]) -> str:
     chosen, k = selection["chosen"], selection["folds"]
     shuffles = selection.get("l2_shuffles")
     notes = [f"the L2 scored on {shuffles} shuffles of them"] if shuffles else []
+    if selection.get("l2_near") is not None:
+        notes.append(f"the L2 nearest {selection['l2_near']:g} of those within a standard error of the best")
     if selection.get("mlp_folds", k) < k:
         notes.append(f"the MLP scored on {selection['mlp_folds']} of them")
     folds = f"{k} inner folds of the train split" + (f" ({', '.join(notes)})" if notes else "")
@@ -217,6 +222,22 @@ def fold_spearmans(ys: list[np.ndarray], per_l2: dict[float, list[np.ndarray]]) 
     return {v: [spearman(y, z) for y, z in zip(ys, lat, strict=True)] for v, lat in per_l2.items()}
 
 
+def chosen_l2(held_out: dict[float, list[float]]) -> float:
+    """Of the L2s whose held-out Spearman the folds cannot tell from the best one's (the mean
+    difference, fold by fold, within one standard error), the one nearest `linear.DEFAULT_L2`.
+    With a few dozen rows a fold the best mean wanders, from one shuffle of the folds to the
+    next, among L2s a hundred times apart; kept near the default unless the folds say otherwise,
+    the L2 scored better on fresh images on bench/'s tastes (docs/benchmarks.md, "The cold start")."""
+    means = {v: float(np.mean(s)) for v, s in held_out.items()}
+    best = max(means, key=means.get)
+
+    def indistinct(v: float) -> bool:
+        d = np.subtract(held_out[best], held_out[v])
+        return v == best or (len(d) > 1 and d.mean() <= d.std(ddof=1) / np.sqrt(len(d)))
+
+    return min((v for v in held_out if indistinct(v)), key=lambda v: abs(np.log(v / linear.DEFAULT_L2)))
+
+
 def blend_share(
     ys: list[np.ndarray], linear_part: list[np.ndarray], mlp: list[np.ndarray]
 ) -> tuple[float, float]:
@@ -267,16 +288,16 @@ def choose(
             grid = linear.L2_GRID if l2 == -1 else (l2,)
             per_l2 = linear.fold_latents(prob, folds, p0, grid)
             per_fold = fold_spearmans(ys, per_l2)
-            held_out = {v: float(np.mean(per_fold[v])) for v in grid}
+            held_out = {v: list(per_fold[v]) for v in grid}  # every fold's, over every shuffle
             if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one shuffle of them
                 shuffles = L2_SHUFFLES
                 for r in range(1, shuffles):
                     dealt = inner_folds(n, k, config.seed, r)
                     ys_r = [train_scores[dealt == f] for f in np.unique(dealt)]
                     for v, rhos in fold_spearmans(ys_r, linear.fold_latents(prob, dealt, p0, grid)).items():
-                        held_out[v] += np.mean(rhos)
+                        held_out[v] += rhos
             chose += ["l2"] if l2 == -1 else []
-            l2 = max(held_out, key=held_out.get)
+            l2 = chosen_l2(held_out)
             linear_latents, linear_per_fold = per_l2[l2], per_fold[l2]
     if MLP in kinds or (blend and (share_from_folds or (not has_val and not average_from))):
         epochs, mlp, mlp_latents = mlp_fold_scores(arrays, config, pairs, folds, fit, average_from)
@@ -286,7 +307,7 @@ def choose(
     if linear_per_fold is not None and mlp_folds:  # on the folds the MLP was scored on, beside it
         scores[LINEAR] = float(np.mean(linear_per_fold[:mlp_folds]))
     elif linear_per_fold is not None:  # the score that chose the L2: over every shuffle of the folds
-        scores[LINEAR] = float(held_out[l2] / (shuffles or 1))
+        scores[LINEAR] = float(np.mean(held_out[l2]))
     if mlp is not None:
         scores[MLP] = mlp
     chosen = max(scores, key=scores.get) if len(scores) > 1 and not blend else kinds[0]
@@ -304,4 +325,7 @@ def choose(
             chose.append("share")
         fixed = dataclasses.replace(fixed, linear_share=share)
     seconds = time.perf_counter() - t0
-    return fixed, Selection(chosen, k, scores, l2, epochs, seconds, share, mlp_folds, tuple(chose), shuffles)
+    near = linear.DEFAULT_L2 if "l2" in chose else None
+    return fixed, Selection(
+        chosen, k, scores, l2, epochs, seconds, share, mlp_folds, tuple(chose), shuffles, l2_near=near
+    )

@@ -392,3 +392,31 @@ def _problem(arrays, cfg):
     data = TrainData.of(arrays, None, torch.device("cpu"))
     head = build_head(dataclasses.replace(cfg, model="linear"), data.x, data.y, arrays.backbone())
     return linear_problem(head, data, cfg), linear.start(head)
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_the_l2_is_the_one_nearest_the_default_that_the_folds_cannot_tell_from_the_best(monkeypatch, apart):
+    """L2 4 and 256 both noisy copies of the ratings (4 a little ahead on the mean over the 15
+    folds, by less than a standard error of the differences): 256, the default, is kept; with 4
+    far ahead (exact), 4 is. The others are noise. The recorded linear score is the kept one's."""
+    arrays, cfg = arrays_of(150), TrainConfig(**FAST_TRAIN)
+    y = arrays.scores[arrays.mask("train")].astype(float)
+    rng, scored = np.random.default_rng(5), {}
+
+    def fold_latents(problem, folds, p0, grid):
+        out = {v: [rng.normal(size=(folds == f).sum()) for f in np.unique(folds)] for v in grid}
+        for v, sd in ((4.0, 0.0 if apart else 2.0), (256.0, 2.0)):
+            out[v] = [y[folds == f] + rng.normal(0, sd, (folds == f).sum()) for f in np.unique(folds)]
+            scored.setdefault(v, []).extend(spearman(y[folds == f], z) for f, z in enumerate(out[v]))
+        return out
+
+    monkeypatch.setattr(linear, "fold_latents", fold_latents)
+    fixed, sel = select.choose(arrays, cfg, None, lambda: (None, None), lambda *a, **k: pytest.fail("fit"))
+    ahead = np.subtract(scored[4.0], scored[256.0])
+    assert ahead.mean() > 0  # 4 has the best mean: the best mean alone would keep it
+    assert (ahead.mean() > ahead.std(ddof=1) / np.sqrt(len(ahead))) == apart
+    kept = 4.0 if apart else 256.0
+    assert sel.linear_l2 == fixed.linear_l2 == kept
+    assert sel.scores["linear"] == pytest.approx(np.mean(scored[kept]))
+    assert sel.record()["l2_near"] == linear.DEFAULT_L2 == 256.0
+    assert "the L2 nearest 256 of those within a standard error of the best" in select.describe(sel.record())
