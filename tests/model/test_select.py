@@ -420,3 +420,28 @@ def test_the_l2_is_the_one_nearest_the_default_that_the_folds_cannot_tell_from_t
     assert sel.scores["linear"] == pytest.approx(np.mean(scored[kept]))
     assert sel.record()["l2_near"] == linear.DEFAULT_L2 == 256.0
     assert "the L2 nearest 256 of those within a standard error of the best" in select.describe(sel.record())
+
+
+def test_from_600_train_ratings_the_l2_is_the_best_mean_of_one_shuffle(monkeypatch):
+    """One shuffle's three folds (the choice between the linear head and the MLP) estimate no
+    standard error worth the name: the best mean L2 is kept, though 256 is within one of it."""
+    arrays, cfg = arrays_of(150), TrainConfig(**FAST_TRAIN)
+    y = arrays.scores[arrays.mask("train")].astype(float)
+    rng, scored = np.random.default_rng(11), {}
+
+    def fold_latents(problem, folds, p0, grid):
+        out = {v: [rng.normal(size=(folds == f).sum()) for f in np.unique(folds)] for v in grid}
+        for v in (4.0, 256.0):
+            out[v] = [y[folds == f] + rng.normal(0, 2.0, (folds == f).sum()) for f in np.unique(folds)]
+            scored[v] = [spearman(y[folds == f], z) for f, z in enumerate(out[v])]
+        return out
+
+    monkeypatch.setattr(linear, "fold_latents", fold_latents)
+    monkeypatch.setattr(select, "BLEND_BELOW", 0)  # 120 train rows choose, as 600 and more do
+    res = train(arrays, TrainConfig(**FAST_TRAIN, model="mlp"), progress=False)
+    fit = lambda *a, **k: dataclasses.replace(res, history=[{"val_spearman": -1.0}])  # noqa: E731
+    fixed, sel = select.choose(arrays, cfg, None, lambda: (None, None), fit)
+    ahead = np.subtract(scored[4.0], scored[256.0])
+    assert 0 < ahead.mean() <= ahead.std(ddof=1) / np.sqrt(3)  # what chosen_l2 would move to 256
+    assert sel.chosen == "linear" and sel.linear_l2 == fixed.linear_l2 == 4.0
+    assert sel.l2_shuffles is None and "l2_near" not in sel.record()
