@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from silva_model.copies import SIGNATURE_DIM, pixel_signature
 from silva_model.devices import resolve_device
-from silva_model.images import FastPixels, ImageFailure, load_rgb, to_rgb
+from silva_model.images import NOT_OF_CONTENT, FastPixels, ImageFailure, load_rgb, to_rgb
 from silva_model.provenance import DEFAULT_BACKBONE, BackboneSpec, weights_digest
 
 __all__ = ["DEFAULT_BACKBONE", "EmbedBatch", "SiglipEmbedder", "check_backbone"]
@@ -266,7 +266,8 @@ class SiglipEmbedder:
                         signatures.append(sig)
                         ok.append(i)
                     except Exception as e:  # any decode error is the image's, not the run's
-                        failures.append(ImageFailure(paths[i], f"{type(e).__name__}: {e}"))
+                        why = f"{type(e).__name__}: {e}"
+                        failures.append(ImageFailure(paths[i], why, not isinstance(e, NOT_OF_CONTENT)))
                 emb = (
                     self.embed_pixels(np.stack(pixels))
                     if pixels

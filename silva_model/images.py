@@ -17,10 +17,13 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 
 @dataclass(frozen=True)
 class ImageFailure:
-    """An image that could not be embedded, and why."""
+    """An image that could not be embedded, and why. `of_content`: its bytes are at fault (they
+    will fail the same way again), not the file system or the machine (a file gone, no
+    permission, out of memory)."""
 
     path: str
     error: str
+    of_content: bool = True
 
     def __str__(self) -> str:
         return f"{self.path}: {self.error}"
@@ -52,6 +55,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
     elif im.mode in ("P", "PA"):
         im = im.convert("RGBA")  # palette transparency, without Pillow's warning
     return im if im.mode == "RGB" else im.convert("RGB")
+
+
+# Errors of reading a file that say nothing of its bytes: a later try may succeed
+NOT_OF_CONTENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, MemoryError)
 
 
 class ImageDecodeError(OSError):

@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from silva_model.copies import SIGNATURE_COLUMN, no_signatures, signatures_to_arrow
+from silva_model.images import ImageFailure
 from silva_model.parquet import backbone_column, embeddings_from_arrow, embeddings_to_arrow
 from silva_model.provenance import BackboneSpec
 from silva_pipeline.embedding_cache import EmbeddingCache
@@ -81,12 +82,12 @@ def embed_into_cache(
     new_shas: list[str] = []
     new_emb: list[np.ndarray] = []
     new_sig: list[np.ndarray] = []
-    failures: list[tuple[str, str]] = []
+    failures: list[ImageFailure] = []
     pending_shas: list[str] = []
     pending: list[np.ndarray] = []
     pending_sig: list[np.ndarray] = []
     for batch in model.iter_embed_paths(paths):
-        failures += [(f.path, f.error) for f in batch.failures]
+        failures += batch.failures
         pending_shas += [todo_shas[i] for i in batch.indices]
         pending.append(batch.embeddings)
         pending_sig.append(batch.signatures)
@@ -107,9 +108,24 @@ def embed_into_cache(
     new_shas += pending_shas
     new_emb += pending
     new_sig += pending_sig
-    for path, err in failures:
-        context.log.warning(f"skipped unreadable image {path}: {err}")
-    return new_shas, new_emb, new_sig, EmbedWork(len(new_shas), time.perf_counter() - t0, failures)
+    sha_of = dict(zip(paths, todo_shas, strict=True))
+    cache.remember_unreadable({sha_of[f.path]: f.error for f in failures if f.of_content})
+    for f in failures:
+        context.log.warning(f"skipped unreadable image {f.path}: {f.error}")
+    work = EmbedWork(len(new_shas), time.perf_counter() - t0, [(f.path, f.error) for f in failures])
+    return new_shas, new_emb, new_sig, work
+
+
+def known_unreadable(todo: pl.DataFrame, cache: EmbeddingCache) -> tuple[pl.DataFrame, EmbedWork]:
+    """(the rows of `todo` (image_sha256, path) still to try, the failures of those whose bytes
+    failed to decode before): a run does not load the backbone to fail on them again."""
+    errors = cache.unreadable()
+    seen = todo["image_sha256"].is_in(list(errors))
+    failures = [
+        (path, f"{errors[sha]} (unchanged since it last failed)")
+        for sha, path in todo.filter(seen).select("image_sha256", "path").iter_rows()
+    ]
+    return todo.filter(~seen), EmbedWork(failures=failures)
 
 
 def embed_rows(
@@ -130,10 +146,11 @@ def embed_rows(
     cached_shas, cached_emb, cached_sig = cache.load()
     log_quarantined(context, cache)
     pre, reuse, todo = split_rows(rows, cached_shas)
+    todo, known = known_unreadable(todo, cache)
     new_shas, new_emb, new_sig, work = [], [], [], EmbedWork()
     if todo.height:
         new_shas, new_emb, new_sig, work = embed_into_cache(context, todo, embedder, cache)
-    work = done + work
+    work = done + known + work
     index = {s: i for i, s in enumerate(cached_shas)}
 
     parts_sha = [pre["image_sha256"].to_list(), reuse["image_sha256"].to_list(), new_shas]

@@ -8,6 +8,7 @@ Shards are compacted into one file when they pile up.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -49,6 +50,26 @@ class EmbeddingCache:
         path = self.folder / "backbone.json"
         if not path.exists():
             atomic_write_text(path, spec.to_json())
+
+    @property
+    def _unreadable_file(self) -> Path:
+        return self.folder / "unreadable.json"
+
+    def unreadable(self) -> dict[str, str]:
+        """The images (by SHA-256) whose bytes failed to decode, and how: the same bytes fail the
+        same way, so they are named again without loading the backbone. Delete the file to try
+        them all again."""
+        try:
+            found = json.loads(self._unreadable_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or a file no run wrote: nothing remembered
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    def remember_unreadable(self, errors: dict[str, str]) -> None:
+        """Add these images' decode errors (by SHA-256). Two workers writing at once may drop one
+        of the two additions; an image dropped is only tried once more."""
+        if errors:
+            atomic_write_text(self._unreadable_file, json.dumps(self.unreadable() | errors, indent=1))
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.parquet"))

@@ -19,6 +19,7 @@ from silva_pipeline.embedding import (
     embed_into_cache,
     embed_rows,
     embedding_cache,
+    known_unreadable,
     log_quarantined,
     precomputed_backbone,
     split_rows,
@@ -35,18 +36,19 @@ def pending_shards(
     library_source: LibrarySource,
 ) -> Iterator[dg.DynamicOutput[pa.Table] | dg.Output[EmbedWork]]:
     """The rated images still to embed, as shards of (image_sha256, path): one step each. Also
-    what reading the cache found (unreadable files moved aside), for the final report."""
+    what reading the cache found (unreadable cache files moved aside, images whose bytes failed
+    to decode before), for the final report."""
     cache = embedding_cache(embedder)
     *_, todo = split_rows(pl.from_arrow(raw_ratings), cache.shas())
     log_quarantined(context, cache)
-    todo = todo.select("image_sha256", "path")
+    todo, known = known_unreadable(todo.select("image_sha256", "path"), cache)
     shards, keys = assign_shards(todo["image_sha256"].to_list(), {}, library_source.shard_size)
     context.log.info(f"{todo.height} rated images to embed, in {len(keys)} shard(s)")
     todo = todo.with_columns(pl.Series("shard", shards, pl.String))
     for key in keys:
         shard = todo.filter(pl.col("shard") == key).drop("shard").to_arrow()
         yield dg.DynamicOutput(shard, output_name="shards", mapping_key=key)
-    yield dg.Output(EmbedWork(quarantined=len(cache.quarantined)), output_name="checked")
+    yield dg.Output(known + EmbedWork(quarantined=len(cache.quarantined)), output_name="checked")
 
 
 @dg.op(pool="gpu")
