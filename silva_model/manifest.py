@@ -352,6 +352,22 @@ def _in_groups(groups: np.ndarray) -> str:
     return f": the {n} images form {len(sizes)} groups of copies, each in one split" if len(sizes) < n else ""
 
 
+def conflicting_copies(x: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    """(n,) bool: the rows whose embedding bytes another row shares under another rating. One
+    picture under two files (its metadata stripped, a lossless re-encode) rated differently can
+    be neither rating; the manifest leaves such rows out, named, as `_check_duplicates` demands."""
+    x = np.ascontiguousarray(x)
+    if not len(x):
+        return np.zeros(0, bool)
+    keys = x.view(np.dtype((np.void, x.dtype.itemsize * x.shape[1]))).ravel()
+    _, group = np.unique(keys, return_inverse=True)
+    ratings = np.asarray(ratings, np.float64)
+    low, high = np.full(group.max() + 1, np.inf), np.full(group.max() + 1, -np.inf)
+    np.minimum.at(low, group, ratings)
+    np.maximum.at(high, group, ratings)
+    return low[group] != high[group]
+
+
 def _check_duplicates(m: ManifestArrays) -> None:
     """The same embedding bytes must carry one rating and one split."""
     h = m.content_hashes()

@@ -85,6 +85,13 @@ LEFT_OUT = {  # asset -> (count, first named, what was left out), from each asse
         ("bad_rows_count", "bad_rows_first", "rating row(s) dropped"),
         ("skipped_files", None, "file(s) in the ratings skipped"),
     ],
+    "manifest": [
+        (
+            "conflicting_copies",
+            "conflicting_copies_first",
+            "rated image(s) left out: one picture under two files, rated differently (rate them alike)",
+        )
+    ],
     "library": [("skipped_files", None, "file(s) in the library skipped")],
     "image_embeddings": [("failed", "first_failure", "rated image(s) could not be decoded")],
     "library_embeddings": [("failed", "first_failure", "library image(s) could not be decoded")],

@@ -12,6 +12,7 @@ from silva_model.copies import DEFAULT_COPY_RULE, CopyRule, signatures_of
 from silva_model.manifest import (
     ManifestError,
     build_table,
+    conflicting_copies,
     copy_groups_of,
     copy_rule_of,
     near_duplicate_leaks,
@@ -75,6 +76,14 @@ def manifest(
     j = r.join(e, on="image_sha256", how="inner", maintain_order="left")
     rows = j["row"].to_numpy()
     x = embeddings_from_arrow(image_embeddings.column("embedding"))[rows]
+    conflicts = conflicting_copies(x, j["rating"].to_numpy())
+    left_out = j.filter(pl.Series(conflicts)).select("path", "rating")
+    if left_out.height:
+        context.log.warning(
+            f"{left_out.height} rated image(s) left out: the same picture under another file, rated "
+            f"differently (rate them alike, or remove one): {', '.join(left_out['path'].head(5).to_list())}"
+        )
+        j, rows, x = j.filter(pl.Series(~conflicts)), rows[~conflicts], x[~conflicts]
     bb_codes, specs = backbones_from_arrow(image_embeddings.column("backbone"))
     fractions = (1 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
     signatures = signatures_of(image_embeddings)[rows]
@@ -105,7 +114,9 @@ def manifest(
             "dagster/row_count": table.num_rows,
             "embedding_dim": int(x.shape[1]) if x.ndim == 2 else 0,
             "splits": dg.MetadataValue.md(md_table(["split", "rows"], sizes.items())),
-            "ratings_without_embedding": r.height - j.height,
+            "ratings_without_embedding": r.height - j.height - left_out.height,
+            "conflicting_copies": left_out.height,
+            "conflicting_copies_first": ", ".join(f"{p} ({v})" for p, v in left_out.head(4).iter_rows()),
             "near_duplicate_cosine": rule.cosine,
             "near_duplicate_pixels": rule.pixels,
             "images_with_pixel_signature": int((~np.isnan(signatures).any(1)).sum()),

@@ -146,3 +146,34 @@ def _checks_of(table: pa.Table) -> dict:
         raise_on_error=False,
     )
     return {e.check_name: e for e in r.get_asset_check_evaluations()}
+
+
+def test_one_picture_rated_differently_under_two_files_is_left_out_by_name(tiny_backbone, tmp_path):
+    """Walker's finding: an image and a copy with other bytes but the same pixels (its metadata
+    stripped, say), rated 4 and 2, stopped every run at the contract check ("the same embedding
+    has two ratings ... at rows 120, 156"). Both are left out, named by path, and the run goes
+    on; a copy rated alike stays."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from silva_pipeline.summary import dropped_lines
+
+    root = tmp_path / "rated"
+    csv = make_ratings_file(root, 30)
+    rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    info = PngInfo()
+    info.add_text("comment", "the same pixels, other bytes")
+    for i, name in ((0, "conflict.png"), (1, "agree.png")):
+        Image.open(root / rows[i][0]).save(root / "images" / name, pnginfo=info)
+    other = int(rows[0][1]) % 5 + 1
+    rows += [["images/conflict.png", str(other)], ["images/agree.png", rows[1][1]]]
+    write_ratings_csv(csv, rows)
+    r = run(
+        resources(tiny_backbone, kind="file", path=str(csv)),
+        selection=["raw_ratings", "image_embeddings", "manifest"],
+    )
+    assert r.success and checks(r)["contract"].passed
+    m = r.asset_materializations_for_node("manifest")[0].metadata
+    assert m["dagster/row_count"].value == 32 - 2 and m["conflicting_copies"].value == 2
+    said = [line for line in dropped_lines(r) if line.startswith("manifest")]
+    assert len(said) == 1 and "2 rated image(s) left out" in said[0]
+    assert "conflict.png" in said[0] or rows[0][0] in said[0]
