@@ -7,6 +7,7 @@ Plain NumPy/PyTorch so the pipeline's rating queue and `bench/active.py` run the
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,7 +161,9 @@ def out_of_fold(
             pick = rest[(hashes[rest] // np.uint64(folds)) % np.uint64(10) == 0]
             codes[pick if len(pick) else rest[:1]] = val
         part = dataclasses.replace(arrays, split_codes=codes, _hashes=hashes)
-        res = train(part, dataclasses.replace(config, calibrate=False), progress=False)
+        with warnings.catch_warnings():  # a rating a fold's rows lack is the fold's, not the
+            warnings.simplefilter("ignore")  # train split's: the full training warns of its own
+            res = train(part, dataclasses.replace(config, calibrate=False), progress=False)
         probs = class_probabilities(res.head, arrays.embeddings[held])
         expected[held] = expected_from_probs(probs)
         score[held], pred[held] = predict(res.head, arrays.embeddings[held])

@@ -114,3 +114,22 @@ def test_copies_share_an_out_of_fold_fold_so_no_fold_head_trains_on_a_copy_it_sc
     oof = active.out_of_fold(arrays, cfg, folds=5, groups=groups)
     assert spearman(noise, leaky.expected) > 0.2  # a copy's twin in the fold head's training (0.30)
     assert abs(spearman(noise, oof.expected)) < 0.1  # (-0.01)
+
+
+def test_a_fold_without_a_rating_says_nothing_the_full_training_did_not():
+    """Walker's finding: `silva-run` printed a raw "train split has no examples of rating(s) [1]"
+    (with a source line) though the train split held 35 of them: a fold head's training rows
+    lacked them. The fold heads keep quiet; the full training warns when its split lacks one."""
+    import warnings
+
+    from silva_model.manifest import build_manifest, to_arrays
+    from silva_model.train_config import TrainConfig
+
+    d = make_taste_dataset(120, dim=32, seed=1)
+    ratings = np.where(np.arange(120) == 0, 1, 2 + np.arange(120) % 4)  # one image rated 1
+    arrays = to_arrays(build_manifest(d.embeddings, ratings, dim=32), dim=32)
+    cfg = TrainConfig(epochs=2, hidden=(16,), device="cpu", model="mlp")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        active.out_of_fold(arrays, cfg, folds=3)
+    assert not [w for w in caught if "has no examples of rating" in str(w.message)]
