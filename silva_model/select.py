@@ -112,10 +112,16 @@ def describe(selection: dict[str, Any]) -> str:
     return f"Head: {chosen} ({detail}), {what} on {folds} {how}."
 
 
-def inner_folds(n: int, k: int, seed: int, shuffle: int = 0) -> np.ndarray:
-    """(n,) fold of each train row: a seeded shuffle dealt round, so folds differ by at most one
-    row; `shuffle` draws another shuffle of the same rows."""
-    return np.random.default_rng([seed, 42, shuffle] if shuffle else [seed, 42]).permutation(n) % k
+def inner_folds(hashes: np.ndarray, k: int, seed: int, shuffle: int = 0) -> np.ndarray:
+    """(n,) fold of each train row, from the rows' embedding hashes: a seeded shuffle of the
+    distinct embeddings dealt round, so copies of one embedding share a fold (split, an L2 would
+    be scored on rows it trained on) and folds of distinct rows differ by at most one row;
+    `shuffle` draws another shuffle of the same rows."""
+    _, first, inverse = np.unique(np.asarray(hashes), return_index=True, return_inverse=True)
+    order = np.empty(len(first), np.int64)
+    order[np.argsort(first, kind="stable")] = np.arange(len(first))  # numbered as they first occur
+    rng = np.random.default_rng([seed, 42, shuffle] if shuffle else [seed, 42])
+    return rng.permutation(len(first))[order[inverse.ravel()]] % k
 
 
 def candidates(config: TrainConfig, n_train: int) -> tuple[str, ...]:
@@ -235,7 +241,8 @@ def chosen_l2(held_out: dict[float, list[float]]) -> float:
 
     def indistinct(v: float) -> bool:
         d = np.subtract(held_out[best], held_out[v])
-        return v == best or (len(d) > 1 and d.mean() <= d.std(ddof=1) / np.sqrt(len(d)))
+        # a lead on one fold and ties on the rest is exactly one standard error: within, not by rounding
+        return v == best or (len(d) > 1 and d.mean() <= d.std(ddof=1) / np.sqrt(len(d)) + 1e-12)
 
     return min((v for v in held_out if indistinct(v)), key=lambda v: abs(np.log(v / linear.DEFAULT_L2)))
 
@@ -274,7 +281,8 @@ def choose(
     t0 = time.perf_counter()
     n = int(arrays.mask("train").sum())
     kinds, k = candidates(config, n), config.select_folds
-    folds = inner_folds(n, k, config.seed)
+    hashes = arrays.content_hashes()[arrays.mask("train")]
+    folds = inner_folds(hashes, k, config.seed)
     train_scores = arrays.scores[arrays.mask("train")]
     ys = [train_scores[folds == f] for f in np.unique(folds)]
     l2, epochs, mlp_folds, linear_latents, linear_per_fold, mlp = (None,) * 6
@@ -294,7 +302,7 @@ def choose(
             if blend and l2 == -1:  # a few dozen rows a fold: the L2 from more than one shuffle of them
                 shuffles = L2_SHUFFLES
                 for r in range(1, shuffles):
-                    dealt = inner_folds(n, k, config.seed, r)
+                    dealt = inner_folds(hashes, k, config.seed, r)
                     ys_r = [train_scores[dealt == f] for f in np.unique(dealt)]
                     for v, rhos in fold_spearmans(ys_r, linear.fold_latents(prob, dealt, p0, grid)).items():
                         held_out[v] += rhos

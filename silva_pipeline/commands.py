@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     """Everything, in order: ratings to release and the library's shards, each new shard
     embedded, the library scored and the rating queue chosen; then a summary, also on failure."""
     a = _parser(prog).parse_args(argv)
-    started = time.perf_counter()
+    started, shell = time.perf_counter(), dict(os.environ)  # the hints say what the shell set
     if not a.verbose:
         quiet_libraries()
     try:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
         return 130
     from silva_pipeline.summary import print_summary
 
-    print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started, a.epochs)
+    print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started, a.epochs, shell)
     return 1 if chain.failed else 0
 
 

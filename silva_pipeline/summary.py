@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from silva_app.home import DEMO_VARIABLE, HOME_VARIABLE, PROJECT_ROOT, dagster_home, demo_root
+from silva_app.setup import RECORDED_TRAINING
 from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.train_config import option_variable
 from silva_pipeline.chain import Chain
@@ -177,16 +178,32 @@ def forced(again: str, training_env: Mapping[str, str], epochs: int | None) -> s
     return " ".join([*variables, again, *([f"--epochs {epochs}"] if epochs else []), "--force-release"])
 
 
-def print_summary(prog, ws, chain: Chain, verbose: bool, seconds: float, epochs: int | None = None) -> None:
+def per_run(training_env: Mapping[str, str]) -> dict[str, str]:
+    """The training variables a run does not record in the workspace (a forced run re-reads the
+    recorded ones, `--prior` included, from setup.yaml)."""
+    return {k: v for k, v in training_env.items() if k not in RECORDED_TRAINING}
+
+
+def print_summary(
+    prog,
+    ws,
+    chain: Chain,
+    verbose: bool,
+    seconds: float,
+    epochs: int | None = None,
+    shell: Mapping[str, str] | None = None,
+) -> None:
+    """`shell`: the environment the command started with (the run sets DAGSTER_HOME itself)."""
+
     def run(name: str) -> str:
-        return command(name, ws.home.root, ws.demo)
+        return command(name, ws.home.root, ws.demo, shell)
 
     again = run(prog)
     print()
     for line in dropped_lines(*[r for r in (chain.model, *chain.shards) if r is not None]):
         print(line)
     if chain.model is not None:
-        _print_model(chain.model, forced(again, ws.setup.training_env, epochs))
+        _print_model(chain.model, forced(again, per_run(ws.setup.training_env), epochs))
     with dg.DagsterInstance.from_config(str(ws.instance)) as instance:
         print(f"release in force: {_in_force(instance)}")
     if chain.loop is not None:

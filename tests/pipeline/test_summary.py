@@ -62,3 +62,37 @@ def test_a_forced_release_trains_the_head_that_was_refused():
     variables = "SILVA_HIDDEN='[64]' SILVA_LR=0.01"
     assert line == f"{variables} SILVA_HOME=/w uv run silva-run --epochs 3 --force-release"
     assert forced("uv run silva-demo", {}, None) == "uv run silva-demo --force-release"
+
+
+def test_the_hints_say_what_the_shell_set_not_what_the_run_set(tmp_path, monkeypatch, capsys):
+    """Breaker's findings: the run sets DAGSTER_HOME itself (ensure_instance), so every hint
+    carried it though the shell never set it; and a forced run re-emitted SILVA_PRIOR, which the
+    workspace records, so `--prior B` over `SILVA_PRIOR=A` was forced with A."""
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    from silva_app.home import Home
+    from silva_pipeline import summary
+
+    root = tmp_path / "ws"
+    shell = {"SILVA_HOME": str(root)}
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))  # as the run itself sets it
+    setup = SimpleNamespace(training_env={"prior": "A", "lr": "0.01"})
+    ws = SimpleNamespace(home=Home(root), demo=False, setup=setup, instance=root / "dagster")
+    chain = SimpleNamespace(model=None, shards=[], loop=None, failed=None)
+    monkeypatch.setattr(dg.DagsterInstance, "from_config", lambda *a: _NoInstance())
+    monkeypatch.setattr(summary, "_in_force", lambda instance: "none yet")
+    summary.print_summary("silva-run", ws, chain, False, 1.0, shell=shell)
+    out = capsys.readouterr().out
+    assert f"see it: SILVA_HOME={root} uv run silva-ui" in out and "DAGSTER_HOME=" not in out
+    forced_line = summary.forced("uv run silva-run", summary.per_run(setup.training_env), None)
+    assert forced_line == "SILVA_LR=0.01 uv run silva-run --force-release"
+
+
+class _NoInstance:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
