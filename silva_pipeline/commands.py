@@ -18,6 +18,7 @@ from silva_app.home import PROJECT_ROOT, Home, dagster_home, demo_root, silva_ho
 from silva_app.setup import Setup, forget_person_settings
 from silva_pipeline.instance import ensure_instance
 from silva_pipeline.release_gate import force_release
+from silva_pipeline.stopping import stoppable, supervise
 from silva_pipeline.workspace_lock import WorkspaceBusy, workspace_lock
 
 
@@ -126,6 +127,11 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     """Everything, in order: ratings to release and the library's shards, each new shard
     embedded, the library scored and the rating queue chosen; then a summary, also on failure."""
     a = _parser(prog).parse_args(argv)
+    with stoppable():  # Ctrl-C and SIGTERM interrupt, whatever the shell passed on
+        return _main(a, prog)
+
+
+def _main(a: argparse.Namespace, prog: str) -> int:
     started, shell = time.perf_counter(), dict(os.environ)  # the hints say what the shell set
     if not a.verbose:
         quiet_libraries()
@@ -195,7 +201,8 @@ def ui() -> None:
     """`dagster dev -m silva_pipeline.definitions` (webserver + daemon) on the workspace's
     instance, or with `--demo` the demo's. `--postgres`: on a PostgreSQL instance (pgserver) with
     an MLflow tracking server on the same PostgreSQL, in DAGSTER_HOME or else
-    `.dagster_home_postgres`; both stop when the UI does."""
+    `.dagster_home_postgres`; both stop when the UI does. Ctrl-C or SIGTERM stops it, and every
+    process it started (`stopping.supervise`)."""
     argv, _ = _workspace(sys.argv[1:])
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-m", "silva_pipeline.definitions", *[a for a in argv if a != "--postgres"]]
@@ -208,7 +215,7 @@ def ui() -> None:
         os.environ["SILVA_HOME"] = str(home.root)
         with dg.DagsterInstance.from_config(str(ensure_instance(dagster_home(home)))) as instance:
             ensure_gpu_pool(instance)
-        os.execv(dagster, command)
+        raise SystemExit(supervise(command))
     from silva_pipeline.local_services import run_on_postgres
 
     home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home_postgres")
@@ -228,9 +235,8 @@ def mlflow_ui() -> None:
         raise SystemExit(f"silva-mlflow: runs are tracked on a server; open {uri}")
     open_store(uri)  # created or migrated here, under its lock, not by the UI's workers
     mlflow = str(Path(sys.executable).with_name("mlflow"))
-    os.execv(
-        mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--workers", "1", *argv]
-    )
+    command = [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--workers", "1", *argv]
+    raise SystemExit(supervise(command))
 
 
 if __name__ == "__main__":

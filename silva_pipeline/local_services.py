@@ -21,6 +21,7 @@ from pathlib import Path
 
 from silva_app.home import silva_home
 from silva_pipeline.instance import ensure_gpu_pool, postgres_instance, write_instance_yaml
+from silva_pipeline.stopping import stop_group, stoppable, supervise
 
 DATABASES = ("dagster", "mlflow")
 
@@ -115,38 +116,25 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -
 def run_on_postgres(command: list[str], dagster_home: Path) -> int:
     """Start PostgreSQL and the MLflow server on it, point `dagster_home`'s instance at it, run
     `command` with DAGSTER_HOME and MLFLOW_TRACKING_URI set, and stop both servers afterwards
-    (Ctrl+C or SIGTERM included)."""
-    import signal
-
+    (Ctrl+C or SIGTERM included, at any point)."""
     import dagster as dg
 
-    pg = start_postgres(silva_home().postgres)
-    mlflow, url = None, ""
-    child = None
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        write_instance_yaml(dagster_home, postgres_instance(pg.uri("dagster")))
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            slots = ensure_gpu_pool(instance)
-        mlflow, url = start_mlflow_server(pg.uri("mlflow"), silva_home().mlflow_server_artifacts)
-        print(
-            f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}; gpu pool: {slots}",
-            flush=True,
-        )
-        env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
-        child = subprocess.Popen(command, env=env)
-        return child.wait()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if child is not None and child.poll() is None:
-            child.terminate()
-            child.wait(timeout=60)
-        if mlflow is not None:
-            mlflow.terminate()
-            mlflow.wait(timeout=60)
-        pg.stop()
+    with stoppable():
+        pg = start_postgres(silva_home().postgres)
+        mlflow = None
+        try:
+            write_instance_yaml(dagster_home, postgres_instance(pg.uri("dagster")))
+            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+                slots = ensure_gpu_pool(instance)
+            mlflow, url = start_mlflow_server(pg.uri("mlflow"), silva_home().mlflow_server_artifacts)
+            said = f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}"
+            print(f"{said}; gpu pool: {slots}", flush=True)
+            env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
+            return supervise(command, env)
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            if mlflow is not None:
+                stop_group(mlflow.pid, 30)
+                mlflow.wait()
+            pg.stop()

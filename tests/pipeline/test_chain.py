@@ -10,9 +10,10 @@ import time
 
 import dagster as dg
 import pytest
+from pipeline_support import held_by
 
 from silva_pipeline.chain import Runner, first_failure, wait_for_pool
-from silva_pipeline.dead_runs import PROCESS_TAG, this_process
+from silva_pipeline.dead_runs import this_process
 from silva_pipeline.instance import ensure_instance
 
 
@@ -82,20 +83,11 @@ def test_each_step_is_handed_on_as_it_ends_not_when_the_run_ends(tmp_path):
     assert result.success and SEEN == ["first", "second"]
 
 
-def _held_by(instance: dg.DagsterInstance, process: str) -> str:
-    """A started run of `process` that holds the `gpu` pool's one slot."""
-    run = instance.create_run_for_job(dg.GraphDefinition("held").to_job(), tags={PROCESS_TAG: process})
-    instance.handle_run_event(run.run_id, dg.DagsterEvent("PIPELINE_START", "held"))
-    instance.event_log_storage.set_concurrency_slots("gpu", 1)
-    instance.event_log_storage.claim_concurrency_slot("gpu", run.run_id, "embed")
-    return run.run_id
-
-
 def test_a_slot_held_by_a_dead_run_is_freed_before_waiting(tmp_path):
     with dg.DagsterInstance.from_config(str(ensure_instance(tmp_path / "dagster"))) as instance:
         ended = subprocess.Popen([sys.executable, "-c", "pass"])
         ended.wait()
-        dead = _held_by(instance, f"{this_process().split(':')[0]}:{ended.pid}:1.00")
+        dead = held_by(instance, f"{this_process().split(':')[0]}:{ended.pid}:1.00")
         said = []
         wait_for_pool(instance, said.append)
         assert said == [] and instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
@@ -123,7 +115,7 @@ def _as_a_shell_starts_it() -> None:
 def test_a_wait_for_a_slot_a_live_run_holds_ends_at_once_on_ctrl_c_or_sigterm(tmp_path, stop):
     home = ensure_instance(tmp_path / "dagster")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        holder = _held_by(instance, this_process())  # this test: alive
+        holder = held_by(instance, this_process())  # this test: alive
     command = [sys.executable, "-c", WAIT, str(home)]
     waiting = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=_as_a_shell_starts_it)
     line = waiting.stdout.readline()

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import alive, as_a_script_backgrounds_it
+
+from silva_pipeline.local_services import free_port, wait_for_http
+
 
 def test_silva_run_refuses_the_demo_source_and_names_what_to_set(monkeypatch, capsys):
     from silva_pipeline.commands import run_own
@@ -89,3 +102,92 @@ def test_a_setup_whose_ratings_cannot_be_read_is_not_remembered(
     said = f"stopped at raw_ratings: SILVA_RATINGS: {tmp_path / 'empty'} holds no usable rated images"
     assert said in capsys.readouterr().err
     assert not (silva_home / "setup.yaml").exists() and not (silva_home / "releases").exists()
+
+
+def _session(leader: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-s", str(leader)], capture_output=True, text=True).stdout
+    return set(map(int, out.split()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["SIGTERM to silva-ui", "SIGINT to its group"])
+def test_silva_ui_backgrounded_by_a_script_stops_with_every_process_it_started(tmp_path, stop):
+    """Walkers' finding: `kill -INT` to the group of a `silva-ui` a script had started left the
+    webserver, daemon and code servers running, and so did SIGTERM (`dagster dev` maps SIGTERM onto
+    SIGINT's handler, and both were ignored). Either now stops it, and nothing it started is left."""
+    port = free_port()
+    env = {**os.environ, "SILVA_HOME": str(tmp_path / "silva"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    with (tmp_path / "ui.log").open("w") as log:
+        ui = subprocess.Popen(
+            [str(Path(sys.executable).with_name("silva-ui")), "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=as_a_script_backgrounds_it,
+        )
+    started = {ui.pid}
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", ui, 180, "silva-ui")
+        started = _session(ui.pid)
+        assert len(started) >= 4, started  # silva-ui, dagster dev, its webserver and daemon, ...
+        if stop == "SIGTERM to silva-ui":
+            ui.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(ui.pid, signal.SIGINT)
+        ui.wait(timeout=90)
+        deadline = time.monotonic() + 30
+        while (left := {p for p in started if alive(p)}) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, (tmp_path / "ui.log").read_text()[-2000:]
+    finally:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_silva_run_backgrounded_by_a_script_stops_on_either_signal_and_says_so(tiny_backbone, tmp_path, stop):
+    """A script's `silva-run &` starts with SIGINT ignored: `kill -INT` did nothing while it waited
+    for the `gpu` pool (or between its Dagster runs, where Dagster leaves SIGTERM with SIGINT's
+    handler), and SIGTERM ended it without a word. Either now interrupts the run, which says so."""
+    import dagster as dg
+    from pipeline_support import held_by, make_ratings_file
+
+    from silva_pipeline.dead_runs import this_process
+    from silva_pipeline.instance import ensure_instance
+
+    with dg.DagsterInstance.from_config(str(ensure_instance(tmp_path / "dagster"))) as instance:
+        held_by(instance, this_process())  # this test, alive: the run waits for the pool
+    env = {
+        **os.environ,
+        "SILVA_HOME": str(tmp_path / "silva"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "SILVA_SOURCE": "file",
+        "SILVA_RATINGS": str(make_ratings_file(tmp_path / "rated", 20)),
+        "SILVA_BACKBONE": str(tiny_backbone),
+        "PYTHONUNBUFFERED": "1",
+    }
+    run = subprocess.Popen(
+        [str(Path(sys.executable).with_name("silva-run"))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_a_script_backgrounds_it,
+    )
+    try:
+        said = []
+        for line in run.stdout:
+            said.append(line)
+            if "waiting for run(s)" in line:
+                break
+        assert "waiting for run(s)" in said[-1], "".join(said)
+        run.send_signal(stop)
+        assert run.wait(timeout=30) == 130
+        assert "silva-run: interrupted; run it again" in run.stdout.read()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)

@@ -41,13 +41,26 @@ def write_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int] = (4
 
 def stop_process_group(proc: subprocess.Popen) -> None:
     """End a server started with `start_new_session=True`, and every process it spawned."""
+    from silva_pipeline.stopping import stop_group
+
+    stop_group(proc.pid, 30)
+    proc.wait()
+
+
+def as_a_script_backgrounds_it() -> None:
+    """A `preexec_fn`: `command &` in a script, where a shell without job control starts background
+    commands with Ctrl-C's signal ignored (and a child inherits that)."""
     import signal
 
-    os.killpg(proc.pid, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def alive(pid: int) -> bool:
+    """A process that has neither ended nor become a zombie."""
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def image_modes(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:

@@ -274,3 +274,17 @@ def registry(silva_home: Path):
 
 def champion(silva_home: Path) -> str:
     return str(registry(silva_home).get_model_version_by_alias("silva-head", "champion").version)
+
+
+def held_by(instance, process: str) -> str:
+    """A started run of `process` (a `dead_runs.this_process()` string) that holds the `gpu`
+    pool's one slot."""
+    import dagster as dg
+
+    from silva_pipeline.dead_runs import PROCESS_TAG
+
+    run = instance.create_run_for_job(dg.GraphDefinition("held").to_job(), tags={PROCESS_TAG: process})
+    instance.handle_run_event(run.run_id, dg.DagsterEvent("PIPELINE_START", "held"))
+    instance.event_log_storage.set_concurrency_slots("gpu", 1)
+    instance.event_log_storage.claim_concurrency_slot("gpu", run.run_id, "embed")
+    return run.run_id

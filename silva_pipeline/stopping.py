@@ -1,0 +1,84 @@
+"""How silva's long-running commands stop: Ctrl-C or SIGTERM, whatever the shell passed on, and
+nothing they started left behind.
+
+A script's `silva-ui &` starts it with SIGINT ignored (a shell without job control does that to
+background commands), and `dagster dev` maps SIGTERM onto SIGINT's handler, so such a UI ignored
+both and only SIGKILL ended it, leaving the webserver, daemon and code servers running. Hence
+`stoppable` first, and `supervise` runs a server in a process group of its own: a terminal's
+Ctrl-C reaches silva alone, which asks the server to stop once (its own orderly shutdown), a
+second Ctrl-C or the grace running out kills the group, and whatever the server left of its
+group goes with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt, even where the caller ignored or
+    blocked them; the caller's state is back after. A command started inside gets both at their
+    defaults (an ignored signal is inherited across exec, a handler is not)."""
+    before = {stop: signal.getsignal(stop) for stop in STOPS}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOPS))
+    for stop in STOPS:
+        signal.signal(stop, _interrupt)
+    try:
+        yield
+    finally:
+        for stop, handler in before.items():
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def stop_group(pgid: int, grace: float) -> None:
+    """SIGTERM to every process of the group, then SIGKILL to what is left after `grace` seconds
+    (at once on another Ctrl-C)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
+            time.sleep(0.1)
+    except ProcessLookupError:
+        return
+    except KeyboardInterrupt:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def supervise(command: Sequence[str], env: dict[str, str] | None = None, grace: float = 70.0) -> int:
+    """Run `command` in a process group of its own until it ends or Ctrl-C/SIGTERM asks it to:
+    then SIGINT to it, `grace` seconds for its own shutdown (dagster dev gives its children 60),
+    and the group's leftovers stopped either way. Its exit status, or 130 when stopped."""
+    with stoppable():
+        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, process_group=0)
+        leftovers = 5.0
+        try:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                child.send_signal(signal.SIGINT)
+            try:
+                child.wait(timeout=grace)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired):
+                leftovers = 0.0
+            return 130
+        finally:
+            stop_group(child.pid, leftovers)
+            child.wait()
