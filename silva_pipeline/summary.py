@@ -153,12 +153,17 @@ def _in_force(instance: dg.DagsterInstance) -> str:
     return f"{last.get('release')}  (MLflow registry: silva-head v{last.get('registry_version')})"
 
 
-def command(name: str, root: Path, demo: bool, env: Mapping[str, str] | None = None) -> str:
+def command(
+    name: str, root: Path, demo: bool, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> str:
     """`uv run <name>` as it reaches this workspace from a fresh shell: the demo's flag (its own
     command takes none) and SILVA_DEMO_HOME where `env` set it; else the data root when it is not
     the project's own `.data`, and DAGSTER_HOME where set (a hint printed without them opened
-    another workspace or instance)."""
+    another workspace or instance); `--project` when `cwd` is outside the project (uv finds none)."""
     env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    inside = cwd.resolve().is_relative_to(PROJECT_ROOT.resolve())
+    uv = "uv run" if inside else f"uv run --project {shlex.quote(str(PROJECT_ROOT))}"
     if demo:
         where = [(DEMO_VARIABLE, demo_root(env))] if env.get(DEMO_VARIABLE) else []
         flag = "" if name == "silva-demo" else " --demo"
@@ -167,7 +172,7 @@ def command(name: str, root: Path, demo: bool, env: Mapping[str, str] | None = N
         where = [] if own else [(HOME_VARIABLE, Path(root))]
         where += [("DAGSTER_HOME", dagster_home(env=env))] if env.get("DAGSTER_HOME") else []
         flag = ""
-    return " ".join([*(f"{k}={shlex.quote(str(v))}" for k, v in where), f"uv run {name}{flag}"])
+    return " ".join([*(f"{k}={shlex.quote(str(v))}" for k, v in where), f"{uv} {name}{flag}"])
 
 
 def forced(again: str, training_env: Mapping[str, str], epochs: int | None) -> str:

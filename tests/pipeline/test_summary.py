@@ -1,5 +1,6 @@
 """The run's closing summary: what it says of each split."""
 
+import shlex
 from pathlib import Path
 
 from silva_model.metrics import MIN_EVAL_ROWS
@@ -96,3 +97,15 @@ class _NoInstance:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_the_hints_name_the_project_when_the_run_was_started_from_another_folder(tmp_path):
+    """Walker's finding: `uv run --project ~/silva silva-run` from another folder printed
+    `uv run silva-ui`, which uv cannot run there (no project)."""
+    from silva_app.home import PROJECT_ROOT
+
+    hint = command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={}, cwd=tmp_path)
+    assert hint == f"uv run --project {shlex.quote(str(PROJECT_ROOT))} silva-ui"
+    assert command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={}, cwd=PROJECT_ROOT / "docs") == (
+        "uv run silva-ui"  # inside the project, uv finds it
+    )
