@@ -14,7 +14,7 @@ from silva_model.active import OutOfFold
 from silva_model.evaluate import Evaluation, evaluate, evaluation_of, format_judge, format_report, judge_share
 from silva_model.head import expected_rating
 from silva_model.manifest import to_arrays
-from silva_model.metrics import spearman
+from silva_model.metrics import MIN_EVAL_ROWS, spearman
 from silva_model.release import TrainedHead
 from silva_pipeline.records import EvaluationReport
 from silva_pipeline.report import md_table, plot_calibration, plot_score_histograms, png_markdown
@@ -23,6 +23,7 @@ from silva_pipeline.report import md_table, plot_calibration, plot_score_histogr
 # Spearman on fresh images by more than the 5-fold out-of-fold estimate did.
 OUT_OF_FOLD_BELOW = 1000
 OUT_OF_FOLD = "oof"  # the metrics' key; the report names it "K-fold out-of-fold"
+OUT_OF_FOLDS = 5  # below OUT_OF_FOLD_BELOW ratings, where the out-of-fold metrics are the headline
 MIN_REPEATS = 20
 HEADLINE_KEYS = ("spearman", "qwk", "mae", "rmse", "top5_precision")
 
@@ -32,6 +33,50 @@ class Built:
     report: EvaluationReport
     files: dict[str, bytes]  # what goes to the head's MLflow run: the report, metrics, plots
     metadata: dict[str, object]  # flat numbers for Dagster: the headline first, n beside every split
+
+
+def _measured(metrics: dict) -> dict[str, dict]:
+    """The splits with metrics of their own, each with enough images to measure on (2 images
+    "score" a Spearman of 0 or 1: such a split gets its n and no number)."""
+    return {
+        split: m
+        for split, m in metrics.items()
+        if isinstance(m, dict) and "spearman" in m and m.get("n", 0) >= MIN_EVAL_ROWS
+    }
+
+
+def metric_lines(metrics: dict, intervals: dict) -> list[str]:
+    """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
+    where known, the 95 % interval of its Spearman; a split of fewer than MIN_EVAL_ROWS images is
+    named as too few rather than given a number."""
+    measured, lines = _measured(metrics), []
+    for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
+        m = metrics[split]
+        if not isinstance(m, dict) or "spearman" not in m:
+            continue
+        name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
+        if split not in measured:
+            lines.append(f"{name}: {m['n']} image(s), too few to measure (it takes {MIN_EVAL_ROWS})")
+            continue
+        low, high = (intervals.get(split) or {}).get("spearman", (None, None))
+        ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+        lines.append(
+            f"{name}: spearman {m['spearman']:.4f}{ci}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})"
+        )
+    return lines
+
+
+def tracked_metrics(report: EvaluationReport) -> dict[str, float]:
+    """The evaluation as MLflow metrics: every split's n, and the numbers and intervals of those
+    large enough to measure on."""
+    measured = _measured(report.metrics)
+    sized = {s: m for s, m in report.metrics.items() if isinstance(m, dict) and "n" in m}
+    tracked = {f"eval_{s}_n": float(m["n"]) for s, m in sized.items()}
+    for split, m in measured.items():
+        tracked |= {f"eval_{split}_{k}": float(v) for k, v in m.items()}
+        for k, (low, high) in (report.intervals.get(split) or {}).items():
+            tracked |= {f"eval_{split}_{k}_ci_low": low, f"eval_{split}_{k}_ci_high": high}
+    return tracked
 
 
 def _disagreements(res: Evaluation, shas: np.ndarray, raw: pa.Table, k: int = 10) -> str:

@@ -13,9 +13,9 @@ import dagster as dg
 
 from silva_app.home import DEMO_VARIABLE, HOME_VARIABLE, PROJECT_ROOT, dagster_home, demo_root
 from silva_app.setup import RECORDED_TRAINING
-from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.train_config import option_variable
 from silva_pipeline.chain import Chain
+from silva_pipeline.evaluation_report import metric_lines
 
 # From the learning curve (docs/benchmarks.md): below this, the head recovers under half of what
 # the taste allows; at 500 ratings it reaches about 0.8 of the oracle.
@@ -39,30 +39,6 @@ class StepLines:
                 count = f"  {self.rows[e.step_key]:,} rows" if e.step_key in self.rows else ""
                 seconds = e.event_specific_data.duration_ms / 1000
                 print(f"  {e.step_key:<32}{seconds:7.1f} s{count}", flush=True)
-
-
-def metric_lines(metrics: dict, intervals: dict) -> list[str]:
-    """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
-    where known, the 95 % interval of its Spearman; a split of fewer than MIN_EVAL_ROWS images is
-    named as too few rather than given a number."""
-    from silva_pipeline.assets.out_of_fold import OUT_OF_FOLDS
-    from silva_pipeline.evaluation_report import OUT_OF_FOLD
-
-    lines = []
-    for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
-        m = metrics[split]
-        if not isinstance(m, dict) or "spearman" not in m:
-            continue
-        name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
-        if m["n"] < MIN_EVAL_ROWS:  # 2 images "score" a Spearman of 0 or 1: say nothing instead
-            lines.append(f"{name}: {m['n']} image(s), too few to measure (it takes {MIN_EVAL_ROWS})")
-            continue
-        low, high = (intervals.get(split) or {}).get("spearman", (None, None))
-        ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
-        lines.append(
-            f"{name}: spearman {m['spearman']:.4f}{ci}  qwk {m['qwk']:.4f}  mae {m['mae']:.4f}  (n={m['n']})"
-        )
-    return lines
 
 
 def gate_line(passed: bool, description: str | None, force: str = "uv run silva-run --force-release") -> str:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from silva_model.active import OutOfFold
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.evaluation_report import build_evaluation
+from silva_pipeline.evaluation_report import build_evaluation, tracked_metrics
 from silva_pipeline.records import EvaluationReport
 from silva_pipeline.tracking import MlflowTracking
 
@@ -30,17 +30,7 @@ def evaluation(
     built = build_evaluation(head, manifest, raw_ratings, out_of_fold)
     report = built.report
     with mlflow.run(run_id=head.tracking["mlflow_run_id"]):
-        mlflow.log_metrics(
-            {f"eval_{s}_{k}": float(v) for s, m in report.metrics.items() for k, v in m.items()}
-        )
-        mlflow.log_metrics(
-            {
-                f"eval_{s}_{k}_ci_{end}": b
-                for s, ci in report.intervals.items()
-                for k, v in ci.items()
-                for end, b in zip(("low", "high"), v, strict=True)
-            }
-        )
+        mlflow.log_metrics(tracked_metrics(report))
         files = {
             "report.md": report.markdown.encode(),
             "metrics.json": json.dumps(report.metrics, indent=2).encode(),

@@ -11,7 +11,7 @@ from silva_model.provenance import sha256_file
 from silva_model.release import CONFIG_NAME, TrainedHead, save_pretrained
 from silva_model.training_loop import kept
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.evaluation_report import headline
+from silva_pipeline.evaluation_report import headline, metric_lines
 from silva_pipeline.records import EvaluationReport, Release
 from silva_pipeline.release_gate import gate_verdict
 from silva_pipeline.release_transaction import ReleaseTransaction
@@ -21,16 +21,13 @@ from silva_pipeline.tracking import REGISTERED_MODEL, MlflowTracking
 
 
 def _version_description(evaluation: EvaluationReport, head: TrainedHead) -> str:
-    """What tells one version from another in the MLflow UI: its test metrics and data size."""
-    parts = [
-        f"{split}: Spearman {m['spearman']:.4f}, QWK {m['qwk']:.4f}, MAE {m['mae']:.4f} (n={m['n']})"
-        for split, m in evaluation.metrics.items()
-        if isinstance(m, dict) and "spearman" in m and "_judge_alone" not in split
-    ]
+    """What tells one version from another in the MLflow UI: its held-out metrics and data size
+    (a split too small to measure named as such, as on the card)."""
     lead = headline(evaluation.metrics, evaluation.intervals)
+    own = {split: m for split, m in evaluation.metrics.items() if "_judge_alone" not in split}
     return (
         f"silva head trained on {head.n_train} ratings ({kept(head.train_config, head.best_epoch)}): {lead}. "
-        + "; ".join(parts)
+        + "; ".join(metric_lines(own, evaluation.intervals))
     )
 
 

@@ -15,9 +15,8 @@ from silva_model.manifest import copy_groups_of, to_arrays
 from silva_model.metrics import spearman
 from silva_model.release import TrainedHead
 from silva_pipeline.assets.raw_ratings import GROUP
-from silva_pipeline.evaluation_report import OUT_OF_FOLD_BELOW
+from silva_pipeline.evaluation_report import OUT_OF_FOLD_BELOW, OUT_OF_FOLDS
 
-OUT_OF_FOLDS = 5  # below OUT_OF_FOLD_BELOW ratings, where the out-of-fold metrics are the headline
 LARGE_FOLDS = 2  # above: re-rates and the heads' disagreement only, at the cost of about one head
 
 
