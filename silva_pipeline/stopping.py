@@ -7,7 +7,8 @@ both and only SIGKILL ended it, leaving the webserver, daemon and code servers r
 `stoppable` first, and `supervise` runs a server in a process group of its own: a terminal's
 Ctrl-C reaches silva alone, which asks the server to stop once (its own orderly shutdown), a
 second Ctrl-C or the grace running out kills the group, and whatever the server left of its
-group goes with it.
+group goes with it. A closed terminal (SIGHUP) stops it the same way, unless `nohup` asked to
+keep it running.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 STOPS = (signal.SIGINT, signal.SIGTERM)
+HANGUP = signal.SIGHUP  # a closed terminal: it reaches silva alone, not the server's own group
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -31,11 +33,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def stoppable() -> Iterator[None]:
     """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt, even where the caller ignored or
-    blocked them; the caller's state is back after. A command started inside gets both at their
-    defaults (an ignored signal is inherited across exec, a handler is not)."""
-    before = {stop: signal.getsignal(stop) for stop in STOPS}
-    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOPS))
-    for stop in STOPS:
+    blocked them, and so does SIGHUP unless ignored (`nohup`); the caller's state is back after.
+    A command started inside gets them at their defaults (an ignored signal is inherited across
+    exec, a handler is not)."""
+    stops = STOPS if signal.getsignal(HANGUP) == signal.SIG_IGN else (*STOPS, HANGUP)
+    before = {stop: signal.getsignal(stop) for stop in stops}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, set(stops))
+    for stop in stops:
         signal.signal(stop, _interrupt)
     try:
         yield

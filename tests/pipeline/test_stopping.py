@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import alive, as_a_script_backgrounds_it
 
 from silva_pipeline.stopping import stoppable
@@ -26,16 +27,18 @@ sys.exit(supervise([sys.executable, "-c", {SERVER!r}], grace=10))
 """
 
 
-def test_sigterm_stops_a_server_and_what_it_left_though_the_shell_ignored_ctrl_c():
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_a_closed_terminal_stops_a_server_and_what_it_left_though_ctrl_c_was_ignored(stop):
     """The server ends on the SIGINT it is passed; a process it started that ignores both signals
-    is killed with the group, and the supervisor says it was stopped (130)."""
+    is killed with the group, and the supervisor says it was stopped (130). SIGHUP: a closed
+    terminal reaches the supervisor alone, the server being in a group of its own."""
     command = [sys.executable, "-c", SUPERVISOR]
     sup = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=as_a_script_backgrounds_it)
     try:
         assert sup.stdout.readline().strip() == "up"
         stubborn = int(sup.stdout.readline())
         sent = time.monotonic()
-        sup.send_signal(signal.SIGTERM)
+        sup.send_signal(stop)
         assert sup.wait(timeout=30) == 130
         assert time.monotonic() - sent < 20
         deadline = time.monotonic() + 5
@@ -51,3 +54,13 @@ def test_the_callers_signal_handling_is_back_after():
     with stoppable():
         assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_nohup_keeps_its_meaning():
+    """`nohup silva-ui &` asked to survive a closed terminal: SIGHUP stays ignored."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stoppable():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
