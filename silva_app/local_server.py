@@ -57,8 +57,9 @@ class OwnPageOnly:
 
 
 def serve_local(app: ASGIApp, host: str, port: int) -> None:
-    """Serve `app` on host:port until Ctrl-C. The port is taken before the address is printed, so a
-    busy one is an error that says so, not an address that leads nowhere."""
+    """Serve `app` on host:port until Ctrl-C (exit status 130, no traceback). The port is taken
+    before the address is printed, so a busy one is an error that says so, not an address that
+    leads nowhere."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
@@ -67,8 +68,11 @@ def serve_local(app: ASGIApp, host: str, port: int) -> None:
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port} ({e.strerror}): choose another with --port") from None
-    print(f"open http://{host}:{port}/  (Ctrl+C stops)", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    try:
+        print(f"open http://{host}:{port}/  (Ctrl+C stops)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises again the Ctrl-C it shut down on
+        raise SystemExit(130) from None
 
 
 NO_RATING = 'expected a JSON object with a rating, such as {"rating": 4}'

@@ -27,6 +27,9 @@ POOL = "gpu"
 EMBEDDING_STEPS = ("image_embeddings", "library_embeddings")
 
 
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); run it again to go on from where it stopped"
+
+
 @dataclass
 class Failed(Exception):
     """A run that did not finish: which, where, why (and the traceback, for --verbose)."""
@@ -67,7 +70,7 @@ def _message(error) -> str:
     while getattr(error, "cause", None) is not None and (error.cls_name or "").startswith("Dagster"):
         error = error.cause
     if error.cls_name == "DagsterExecutionInterruptedError":
-        return "interrupted (Ctrl-C or SIGTERM); run it again to go on from where it stopped"
+        return INTERRUPTED
     text = (error.message or "").strip()
     head, sep, rest = text.partition(": ")
     named = sep and re.fullmatch(r"[A-Za-z_][\w.]*", head) and head.split(".")[-1] == error.cls_name

@@ -17,8 +17,7 @@ from pathlib import Path
 from silva_app.home import PROJECT_ROOT, Home, dagster_home, demo_root, silva_home, use_demo_workspace
 from silva_app.setup import Setup, forget_person_settings
 from silva_pipeline.instance import ensure_instance
-from silva_pipeline.release_gate import force_release
-from silva_pipeline.stopping import stoppable, supervise
+from silva_pipeline.stopping import stoppable, supervise, until_stopped
 from silva_pipeline.workspace_lock import WorkspaceBusy, workspace_lock
 
 
@@ -119,6 +118,8 @@ def _run_config(a: argparse.Namespace) -> dict:
     if a.epochs:
         run_config["ops"]["head"] = {"config": {"epochs": a.epochs}}
     if a.force_release:
+        from silva_pipeline.release_gate import force_release  # torch: not imported for the UIs
+
         run_config["ops"] |= force_release()["ops"]
     return run_config
 
@@ -158,7 +159,11 @@ def _main(a: argparse.Namespace, prog: str) -> int:
     from silva_pipeline.summary import print_summary
 
     print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started, a.epochs, shell)
-    return 1 if chain.failed else 0
+    from silva_pipeline.chain import INTERRUPTED
+
+    if chain.failed is None:
+        return 0
+    return 130 if chain.failed.cause == INTERRUPTED else 1  # stopped inside a step, as between them
 
 
 def _run(ws: Workspace, run_config: dict):
@@ -201,8 +206,12 @@ def ui() -> None:
     """`dagster dev -m silva_pipeline.definitions` (webserver + daemon) on the workspace's
     instance, or with `--demo` the demo's. `--postgres`: on a PostgreSQL instance (pgserver) with
     an MLflow tracking server on the same PostgreSQL, in DAGSTER_HOME or else
-    `.dagster_home_postgres`; both stop when the UI does. Ctrl-C or SIGTERM stops it, and every
-    process it started (`stopping.supervise`)."""
+    `.dagster_home_postgres`; both stop when the UI does. Ctrl-C or SIGTERM stops it at any point,
+    and every process it started (`stopping`)."""
+    raise SystemExit(until_stopped(_ui))
+
+
+def _ui() -> int:
     argv, _ = _workspace(sys.argv[1:])
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-m", "silva_pipeline.definitions", *[a for a in argv if a != "--postgres"]]
@@ -215,17 +224,21 @@ def ui() -> None:
         os.environ["SILVA_HOME"] = str(home.root)
         with dg.DagsterInstance.from_config(str(ensure_instance(dagster_home(home)))) as instance:
             ensure_gpu_pool(instance)
-        raise SystemExit(supervise(command))
+        return supervise(command)
     from silva_pipeline.local_services import run_on_postgres
 
     home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home_postgres")
-    raise SystemExit(run_on_postgres(command, home))
+    return run_on_postgres(command, home)
 
 
 def mlflow_ui() -> None:
     """`mlflow ui` on the workspace's tracking store (`--demo`: the demo's), on 127.0.0.1 with one
     worker (MLflow's default of several did not come up on a small machine); other arguments
     (`--port`, ...) are passed on. A tracking server (MLFLOW_TRACKING_URI) has its own UI."""
+    raise SystemExit(until_stopped(_mlflow_ui))
+
+
+def _mlflow_ui() -> int:
     argv, _ = _workspace(sys.argv[1:])
     from silva_pipeline.definitions import workspace_resources
     from silva_pipeline.tracking.store import open_store
@@ -236,7 +249,7 @@ def mlflow_ui() -> None:
     open_store(uri)  # created or migrated here, under its lock, not by the UI's workers
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--workers", "1", *argv]
-    raise SystemExit(supervise(command))
+    return supervise(command)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from silva_app.home import silva_home
 from silva_pipeline.instance import ensure_gpu_pool, postgres_instance, write_instance_yaml
-from silva_pipeline.stopping import stop_group, stoppable, supervise
+from silva_pipeline.stopping import finishing, stop_group, stoppable, supervise
 
 DATABASES = ("dagster", "mlflow")
 
@@ -91,7 +91,12 @@ def start_mlflow_server(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/health", proc, 120, "mlflow server")
+    try:
+        wait_for_http(f"{url}/health", proc, 120, "mlflow server")
+    except BaseException:  # Ctrl-C while it starts included: it is in a session of its own
+        stop_group(proc.pid, 10)
+        proc.wait()
+        raise
     return proc, url
 
 
@@ -134,7 +139,8 @@ def run_on_postgres(command: list[str], dagster_home: Path) -> int:
         except KeyboardInterrupt:
             return 130
         finally:
-            if mlflow is not None:
-                stop_group(mlflow.pid, 30)
-                mlflow.wait()
-            pg.stop()
+            with finishing():
+                if mlflow is not None:
+                    stop_group(mlflow.pid, 30)
+                    mlflow.wait()
+                pg.stop()

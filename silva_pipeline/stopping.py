@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -50,10 +50,11 @@ def stoppable() -> Iterator[None]:
 
 
 def stop_group(pgid: int, grace: float) -> None:
-    """SIGTERM to every process of the group, then SIGKILL to what is left after `grace` seconds
-    (at once on another Ctrl-C)."""
+    """SIGTERM to every process of the group (and SIGCONT, for one a terminal stopped), then
+    SIGKILL to what is left after `grace` seconds (at once on another Ctrl-C)."""
     try:
         os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
@@ -64,6 +65,27 @@ def stop_group(pgid: int, grace: float) -> None:
         pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+@contextmanager
+def finishing() -> Iterator[None]:
+    """Stop signals wait while what was started is stopped: a Ctrl-C repeated then would cut the
+    cleanup short (PostgreSQL left running); it takes effect after."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOPS))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def until_stopped(main: Callable[[], int]) -> int:
+    """A command's `main` inside `stoppable`: Ctrl-C or SIGTERM at any point, its server up or
+    still starting, ends it quietly with 130."""
+    with stoppable():
+        try:
+            return main()
+        except KeyboardInterrupt:
+            return 130
 
 
 def supervise(command: Sequence[str], env: dict[str, str] | None = None, grace: float = 70.0) -> int:
@@ -78,6 +100,8 @@ def supervise(command: Sequence[str], env: dict[str, str] | None = None, grace: 
                 return child.wait()
             except KeyboardInterrupt:
                 child.send_signal(signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGCONT)  # `stty tostop` stops a writer out of the foreground
             try:
                 child.wait(timeout=grace)
             except (KeyboardInterrupt, subprocess.TimeoutExpired):

@@ -137,9 +137,7 @@ def command(
     the project's own `.data`, and DAGSTER_HOME where set (a hint printed without them opened
     another workspace or instance); `--project` when `cwd` is outside the project (uv finds none)."""
     env = os.environ if env is None else env
-    cwd = Path.cwd() if cwd is None else cwd
-    inside = cwd.resolve().is_relative_to(PROJECT_ROOT.resolve())
-    uv = "uv run" if inside else f"uv run --project {shlex.quote(str(PROJECT_ROOT))}"
+    uv = "uv run" if _inside_project(cwd) else f"uv run --project {shlex.quote(str(PROJECT_ROOT))}"
     if demo:
         where = [(DEMO_VARIABLE, demo_root(env))] if env.get(DEMO_VARIABLE) else []
         flag = "" if name == "silva-demo" else " --demo"
@@ -149,6 +147,18 @@ def command(
         where += [("DAGSTER_HOME", dagster_home(env=env))] if env.get("DAGSTER_HOME") else []
         flag = ""
     return " ".join([*(f"{k}={shlex.quote(str(v))}" for k, v in where), f"{uv} {name}{flag}"])
+
+
+def _inside_project(cwd: Path | None) -> bool:
+    """Whether `uv run` finds the project from `cwd` (the current folder): inside it, or silva is
+    installed rather than checked out (no project to name); a folder deleted since is outside."""
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():
+        return True
+    try:
+        cwd = Path.cwd() if cwd is None else cwd
+        return cwd.resolve().is_relative_to(PROJECT_ROOT.resolve())
+    except FileNotFoundError:
+        return False
 
 
 def forced(again: str, training_env: Mapping[str, str], epochs: int | None) -> str:

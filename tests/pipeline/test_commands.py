@@ -191,3 +191,39 @@ def test_silva_run_backgrounded_by_a_script_stops_on_either_signal_and_says_so(t
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_silva_run_stopped_inside_a_step_exits_as_interrupted(tiny_backbone, tmp_path):
+    """Walker's finding: stopped inside a step, silva-run said "interrupted" but exited 1, as for a
+    failed step; between steps it exited 130. Both are 130 now."""
+    from pipeline_support import make_ratings_file
+
+    env = {
+        **os.environ,
+        "SILVA_HOME": str(tmp_path / "silva"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "SILVA_SOURCE": "file",
+        "SILVA_RATINGS": str(make_ratings_file(tmp_path / "rated", 60)),
+        "SILVA_BACKBONE": str(tiny_backbone),
+        "PYTHONUNBUFFERED": "1",
+    }
+    run = subprocess.Popen(
+        [str(Path(sys.executable).with_name("silva-run"))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for line in run.stdout:
+            if "image_embeddings.pending_shards" in line:  # the next step embeds: stop it there
+                break
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 130
+        err = run.stderr.read()
+        assert "interrupted (Ctrl-C or SIGTERM); run it again" in err, err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ import time
 import pytest
 from helpers import alive, as_a_script_backgrounds_it
 
-from silva_pipeline.stopping import stoppable
+from silva_pipeline.stopping import finishing, stoppable, until_stopped
 
 STUBBORN = "import signal, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15)]; time.sleep(600)"
 SERVER = f"""
@@ -64,3 +64,48 @@ def test_nohup_keeps_its_meaning():
             assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_a_stop_while_a_command_starts_ends_it_quietly_though_the_shell_ignored_ctrl_c():
+    """Breaker's finding: `kill -INT` in the seconds `silva-ui` spent before its server started (a
+    script's `&`: SIGINT ignored) was lost, and the UI came up anyway."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def starting() -> int:
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(5)  # the server would start here
+        return 0
+
+    try:
+        assert until_stopped(starting) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_stop_repeated_while_finishing_waits_for_the_cleanup():
+    """Breaker's finding: SIGTERM repeated while `silva-ui --postgres` stopped PostgreSQL cut that
+    short with a traceback. Inside `finishing` it waits, and interrupts after."""
+    done = []
+    with pytest.raises(KeyboardInterrupt), stoppable():
+        with finishing():
+            signal.raise_signal(signal.SIGTERM)
+            done.append("cleaned up")
+        done.append("not reached")
+    assert done == ["cleaned up"]
+
+
+def test_an_mlflow_server_stopped_while_it_starts_is_not_left_running(tmp_path, monkeypatch):
+    """Breaker's finding: SIGTERM to `silva-ui --postgres` while its MLflow server started left
+    that server running (in a session of its own, and not yet handed back to be stopped)."""
+    import silva_pipeline.local_services as services
+
+    started = []
+
+    def interrupted(url, proc, timeout, what):
+        started.append(proc.pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(services, "wait_for_http", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        services.start_mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    assert started and not alive(started[0])

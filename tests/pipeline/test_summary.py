@@ -94,3 +94,24 @@ def test_the_hints_name_the_project_when_the_run_was_started_from_another_folder
     assert command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={}, cwd=PROJECT_ROOT / "docs") == (
         "uv run silva-ui"  # inside the project, uv finds it
     )
+
+
+def test_the_hints_survive_a_deleted_working_folder_and_an_installed_silva(tmp_path, monkeypatch):
+    """Breaker's findings: a run whose working folder was deleted meanwhile ended its summary in a
+    traceback (Path.cwd()); installed from a wheel, the hint named site-packages as the project."""
+    import os
+
+    import silva_pipeline.summary as summary
+    from silva_app.home import PROJECT_ROOT
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    project = shlex.quote(str(PROJECT_ROOT))
+    hint = command("silva-ui", PROJECT_ROOT / ".data", demo=False, env={})
+    assert hint == f"uv run --project {project} silva-ui"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(summary, "PROJECT_ROOT", tmp_path / "site-packages")  # no pyproject.toml there
+    assert command("silva-ui", tmp_path / "data", demo=False, env={}).endswith(" uv run silva-ui")
+    assert os.getcwd() == str(tmp_path)
