@@ -22,6 +22,7 @@ import dagster as dg
 
 from silva_pipeline.assets import MODEL_ASSETS, library_shards
 from silva_pipeline.dead_runs import PROCESS_TAG, reap_dead_runs, this_process
+from silva_pipeline.stopping import raise_if_stopped
 
 POOL = "gpu"
 EMBEDDING_STEPS = ("image_embeddings", "library_embeddings")
@@ -192,6 +193,7 @@ class Runner:
             failed = first_failure(result)
             failed.result = result
             raise failed
+        raise_if_stopped()  # a stop the run took over and forgot: the chain goes no further
         return result
 
 

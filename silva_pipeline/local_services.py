@@ -94,7 +94,7 @@ def start_mlflow_server(
     try:
         wait_for_http(f"{url}/health", proc, 120, "mlflow server")
     except BaseException:  # Ctrl-C while it starts included: it is in a session of its own
-        stop_group(proc.pid, 10)
+        stop_group(proc.pid, 5)
         proc.wait()
         raise
     return proc, url

@@ -30,15 +30,24 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+_WAKEUPS: list[int] = []  # the read end of each active `stoppable`'s wakeup pipe, innermost last
+
+
 @contextmanager
 def stoppable() -> Iterator[None]:
     """Inside, Ctrl-C and SIGTERM raise KeyboardInterrupt, even where the caller ignored or
     blocked them, and so does SIGHUP unless ignored (`nohup`); the caller's state is back after.
     A command started inside gets them at their defaults (an ignored signal is inherited across
-    exec, a handler is not)."""
+    exec, a handler is not). Each stop that arrives is also noted, whoever handles it
+    (`raise_if_stopped`)."""
     stops = STOPS if signal.getsignal(HANGUP) == signal.SIG_IGN else (*STOPS, HANGUP)
     before = {stop: signal.getsignal(stop) for stop in stops}
     mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, set(stops))
+    read, write = os.pipe()
+    for end in (read, write):
+        os.set_blocking(end, False)
+    wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    _WAKEUPS.append(read)
     for stop in stops:
         signal.signal(stop, _interrupt)
     try:
@@ -47,6 +56,24 @@ def stoppable() -> Iterator[None]:
         for stop, handler in before.items():
             signal.signal(stop, signal.SIG_DFL if handler is None else handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.set_wakeup_fd(wakeup)
+        _WAKEUPS.pop()
+        os.close(read)
+        os.close(write)
+
+
+def raise_if_stopped() -> None:
+    """KeyboardInterrupt if a stop arrived since the last look. Dagster's in-process run takes
+    Ctrl-C and SIGTERM over and, where one lands outside a step, forgets it when the run ends (its
+    `capture_interrupts`): the run succeeds and the command would go on to the next."""
+    if not _WAKEUPS:
+        return
+    arrived = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(_WAKEUPS[-1], 512):
+            arrived += chunk
+    if any(stop in arrived for stop in (*STOPS, HANGUP)):
+        raise KeyboardInterrupt
 
 
 def stop_group(pgid: int, grace: float) -> None:
