@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None, prog: str = "silva-demo") -> int:
     embedded, the library scored and the rating queue chosen; then a summary, also on failure."""
     a = _parser(prog).parse_args(argv)
     with stoppable():  # Ctrl-C and SIGTERM interrupt, whatever the shell passed on
-        return _main(a, prog)
+        try:
+            return _main(a, prog)
+        except KeyboardInterrupt:  # at any point: its first seconds of imports, a step, the summary
+            print(f"\n{prog}: interrupted; run it again to go on from where it stopped", file=sys.stderr)
+            return 130
 
 
 def _main(a: argparse.Namespace, prog: str) -> int:
@@ -153,9 +157,6 @@ def _main(a: argparse.Namespace, prog: str) -> int:
     except WorkspaceBusy as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; run it again to go on from where it stopped", file=sys.stderr)
-        return 130
     from silva_pipeline.summary import print_summary
 
     print_summary(prog, ws, chain, a.verbose, time.perf_counter() - started, a.epochs, shell)

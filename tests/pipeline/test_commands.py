@@ -209,3 +209,16 @@ def test_silva_run_stopped_inside_a_step_exits_as_interrupted(tiny_backbone, tmp
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_a_stop_in_silva_runs_first_seconds_is_said_not_a_traceback(monkeypatch, capsys):
+    """Found re-walking the stops: SIGTERM 4 s after start landed in the imports that setting up
+    the workspace does and ended in a traceback (exit -2); it is an interruption like any other."""
+    import silva_pipeline.commands as commands
+
+    def importing(a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "own_workspace", importing)
+    assert commands.run_own([]) == 130
+    assert "silva-run: interrupted; run it again" in capsys.readouterr().err
