@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
+import psutil
+
 STOPS = (signal.SIGINT, signal.SIGTERM)
 HANGUP = signal.SIGHUP  # a closed terminal: it reaches silva alone, not the server's own group
 
@@ -84,7 +86,8 @@ def stop_group(pgid: int, grace: float) -> None:
         os.killpg(pgid, signal.SIGCONT)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
+            if not _running(pgid):
+                return
             time.sleep(0.1)
     except ProcessLookupError:
         return
@@ -92,6 +95,17 @@ def stop_group(pgid: int, grace: float) -> None:
         pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _running(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. A zombie does not: the caller's own child
+    stays one, and in its group, until the caller reaps it after the stop."""
+    os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
+    for process in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                return True
+    return False
 
 
 @contextmanager

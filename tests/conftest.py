@@ -18,6 +18,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the Hub
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first, then the other slow ones: with -n auto the long tests start
+    while the short ones can still fill in around them, so no worker is left running one alone
+    at the end (the README's, one group, go first of all: --dist loadgroup)."""
+    items.sort(key=lambda item: ("/e2e/" not in item.nodeid, item.get_closest_marker("slow") is None))
+
+
 @pytest.fixture(autouse=True)
 def silva_home(tmp_path, monkeypatch) -> Path:
     """Every test's own data root (one setting moves every file silva writes) and demo workspace.

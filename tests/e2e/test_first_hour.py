@@ -1,7 +1,7 @@
 """The README's own-images path, walked as a person walks it: a fresh copy of the project, images
 they made, a shell with nothing set; the trial backbone; the own-images command; a second run
-refused while one runs; a run killed in embedding and started again; rating on the page; a retrain
-from a fresh shell that uses the new ratings (`silva-run`, then `dg launch --job retrain`, with new
+refused while one runs; rating on the page; a retrain from a fresh shell killed while it embeds and
+started again, which uses the new ratings (`silva-run`, then `dg launch --job retrain`, with new
 library images scored); and `silva score` from another folder."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def _one_at_a_time(sh: Shell, project: Path) -> None:
 
 def _killed_while_embedding(sh: Shell, project: Path, tmp_path: Path) -> None:
     """SIGKILL a retrain while it embeds new library images, holding the `gpu` pool (large photos,
-    so the step lasts): the next run reaps it (failed, its slot freed) and finishes."""
-    make_images(project / "my_library" / "more", 120, seed=7, rated=False, size=(1600, 2400))
-    first = sh.start("uv run silva-run", tmp_path / "killed.log")
+    so the step lasts): the next run (the caller's) reaps it, failed, its slot freed."""
+    make_images(project / "my_library" / "more", 40, seed=7, rated=False, size=(1600, 2400))
+    first = sh.start(RETRAIN, tmp_path / "killed.log")
     with _instance(project) as instance:
         end = time.monotonic() + 900
         while not _embedding(instance):
@@ -64,8 +64,9 @@ def _killed_while_embedding(sh: Shell, project: Path, tmp_path: Path) -> None:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         assert instance.event_log_storage.get_concurrency_info("gpu").claimed_slots  # left held
-    out = sh.ok("uv run silva-run")
-    assert "silva-run: done" in out.stdout
+
+
+def _reaped(project: Path) -> None:
     with _instance(project) as instance:
         killed = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
         assert len(killed) == 1 and "gone" in str(instance.all_logs(killed[0].dagster_run.run_id)[-1].message)
@@ -110,10 +111,12 @@ def test_the_readme_own_images_path_from_a_fresh_clone(tmp_path, browser):
     assert (project / ".data" / "setup.yaml").read_text().count(str(project / "my_ratings")) == 1
 
     _one_at_a_time(sh, project)
-    _killed_while_embedding(sh, project, tmp_path)
     rated_new = _rate_on_the_page(sh, project, browser)
+    _killed_while_embedding(sh, project, tmp_path)
 
     retrained = sh.ok(RETRAIN)  # a fresh shell: no SILVA_* variable, no DAGSTER_HOME
+    assert "silva-run: done" in retrained.stdout
+    _reaped(project)
     manifest = pq.read_table(project / ".data" / "latest" / "manifest.parquet", columns=["image_sha256"])
     assert manifest.num_rows == len(made) + len(rated_new), retrained.stdout
     assert set(rated_new) <= set(manifest.column("image_sha256").to_pylist())

@@ -23,7 +23,8 @@ from world import World, no_warnings
 
 from silva_pipeline.local_services import free_port, wait_for_http
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole README (with -n auto): the demo they build on runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme")]
 
 
 # The README and every page of docs/: each command block runs, wherever it is.

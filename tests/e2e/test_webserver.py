@@ -14,6 +14,8 @@ from helpers import ROOT, stop_process_group
 from silva_pipeline.assets import MODEL_ASSETS
 from silva_pipeline.local_services import free_port, wait_for_http
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def dagster_dev(tmp_path):

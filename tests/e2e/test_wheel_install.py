@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import (
     TINY_DIM,
     write_images,
@@ -17,6 +18,8 @@ from silva_model.head import HeadConfig, OrdinalHead
 from silva_model.manifest import build_manifest
 from silva_model.parquet import write_parquet
 from silva_model.release import save_pretrained
+
+pytestmark = pytest.mark.slow
 
 
 def _run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess:

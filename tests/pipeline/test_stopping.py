@@ -11,7 +11,7 @@ import time
 import pytest
 from helpers import alive, as_a_script_backgrounds_it
 
-from silva_pipeline.stopping import finishing, raise_if_stopped, stoppable, until_stopped
+from silva_pipeline.stopping import finishing, raise_if_stopped, stop_group, stoppable, until_stopped
 
 STUBBORN = "import signal, time; [signal.signal(s, signal.SIG_IGN) for s in (2, 15)]; time.sleep(600)"
 SERVER = f"""
@@ -130,3 +130,14 @@ def test_a_stop_dagster_took_over_and_forgot_is_still_raised():
         with pytest.raises(KeyboardInterrupt):
             raise_if_stopped()
         raise_if_stopped()  # once
+
+
+def test_a_group_whose_leader_is_stopped_but_not_yet_reaped_is_over_at_once():
+    """The caller reaps its own child after `stop_group` returns: until then the child is a zombie
+    and still a member of its group, which is no reason to wait out the grace (every server's stop
+    took its full 30 s, and MLflow's was SIGKILLed after it had ended)."""
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    started = time.monotonic()
+    stop_group(leader.pid, 30)
+    assert time.monotonic() - started < 10
+    assert leader.wait(timeout=5) == -signal.SIGTERM  # it was asked, not killed

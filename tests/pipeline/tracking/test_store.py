@@ -26,6 +26,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_two_first_uses_at_once_both_open_the_store(tmp_path):
     """What `silva-demo` twice at once did to MLflow's migrations, made to collide: three processes
     start their first use of one new store at the same moment (their imports done)."""
