@@ -23,6 +23,17 @@ LABELS = np.arange(1, 6)
 MIN_EVAL_ROWS = 10  # fewer test (or val) images than this say nothing about a head
 
 
+def unmeasured(metrics: dict) -> str | None:
+    """Why a split's metrics say nothing about a head, in the words the summary, the card and the
+    registry use (and no number beside them); None when they do. 2 images "score" a Spearman of
+    0 or 1, and images that all carry one rating (`ratings_given`) have no order to find."""
+    if metrics.get("n", 0) < MIN_EVAL_ROWS:
+        return f"too few to measure (it takes {MIN_EVAL_ROWS})"
+    if metrics.get("ratings_given", 2) < 2:
+        return "all given one rating: no order to measure"
+    return None
+
+
 def _f64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).ravel()
 

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from silva_model.atomic import atomic_path, atomic_write_text
 from silva_model.head import CALIBRATION_KEYS, HeadConfig, OrdinalHead
 from silva_model.interop import SILVA_SCORER, SilvaScorerHead, is_silva_scorer_config
-from silva_model.metrics import MIN_EVAL_ROWS
+from silva_model.metrics import unmeasured
 from silva_model.provenance import sha256_file
 from silva_model.select import describe
 from silva_model.tables import md_table
@@ -122,8 +122,8 @@ def _evaluation_table(config: dict[str, Any]) -> str:
     for split, m in metrics.items():
         if isinstance(m, dict):
             n, rho, *rest = (m.get(k, float("nan")) for k in keys)
-            if n < MIN_EVAL_ROWS:  # as the run's summary says it: no number that means nothing
-                rows.append([split, n, f"too few to measure (it takes {MIN_EVAL_ROWS})", *[""] * 6])
+            if unmeasured(m):  # as the run's summary says it: no number that means nothing
+                rows.append([split, n, unmeasured(m), *[""] * 6])
             else:
                 rows.append([split, n, rho, ci(split), *rest])
     headers = ["split", "n", "Spearman", "Spearman 95 % CI", "Pearson", "QWK", "MAE", "RMSE"]

@@ -242,6 +242,7 @@ def mlflow_ui() -> None:
 def _mlflow_ui() -> int:
     argv, _ = _workspace(sys.argv[1:])
     from silva_pipeline.definitions import workspace_resources
+    from silva_pipeline.local_services import mlflow_server_env
     from silva_pipeline.tracking.store import open_store
 
     uri = workspace_resources(silva_home())["mlflow"].uri()
@@ -250,7 +251,7 @@ def _mlflow_ui() -> int:
     open_store(uri)  # created or migrated here, under its lock, not by the UI's workers
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--workers", "1", *argv]
-    return supervise(command)
+    return supervise(command, mlflow_server_env())
 
 
 if __name__ == "__main__":

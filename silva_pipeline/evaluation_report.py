@@ -14,7 +14,7 @@ from silva_model.active import OutOfFold
 from silva_model.evaluate import Evaluation, evaluate, evaluation_of, format_judge, format_report, judge_share
 from silva_model.head import expected_rating
 from silva_model.manifest import to_arrays
-from silva_model.metrics import MIN_EVAL_ROWS, spearman
+from silva_model.metrics import spearman, unmeasured
 from silva_model.release import TrainedHead
 from silva_pipeline.records import EvaluationReport
 from silva_pipeline.report import md_table, plot_calibration, plot_score_histograms, png_markdown
@@ -36,19 +36,19 @@ class Built:
 
 
 def _measured(metrics: dict) -> dict[str, dict]:
-    """The splits with metrics of their own, each with enough images to measure on (2 images
-    "score" a Spearman of 0 or 1: such a split gets its n and no number)."""
+    """The splits with metrics of their own that say something (`unmeasured`): the others get
+    their n and no number."""
     return {
         split: m
         for split, m in metrics.items()
-        if isinstance(m, dict) and "spearman" in m and m.get("n", 0) >= MIN_EVAL_ROWS
+        if isinstance(m, dict) and "spearman" in m and unmeasured(m) is None
     }
 
 
 def metric_lines(metrics: dict, intervals: dict) -> list[str]:
     """The evaluation's splits, out-of-fold first (what a small set can say), each with its n and,
-    where known, the 95 % interval of its Spearman; a split of fewer than MIN_EVAL_ROWS images is
-    named as too few rather than given a number."""
+    where known, the 95 % interval of its Spearman; a split that says nothing says why instead of
+    a number."""
     measured, lines = _measured(metrics), []
     for split in sorted(metrics, key=lambda s: s != OUT_OF_FOLD):
         m = metrics[split]
@@ -56,7 +56,7 @@ def metric_lines(metrics: dict, intervals: dict) -> list[str]:
             continue
         name = f"{OUT_OF_FOLDS}-fold out-of-fold" if split == OUT_OF_FOLD else split
         if split not in measured:
-            lines.append(f"{name}: {m['n']} image(s), too few to measure (it takes {MIN_EVAL_ROWS})")
+            lines.append(f"{name}: {m['n']} image(s), {unmeasured(m)}")
             continue
         low, high = (intervals.get(split) or {}).get("spearman", (None, None))
         ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
@@ -162,7 +162,8 @@ def build_evaluation(head: TrainedHead, manifest: pa.Table, raw: pa.Table, oof: 
     shas = manifest.column("image_sha256").to_numpy(zero_copy_only=False)
     metrics, intervals, files = {}, {}, {}
     for split, res, rows in results:
-        metrics[split], intervals[split] = res.metrics, {k: list(v) for k, v in res.intervals.items()}
+        metrics[split] = {**res.metrics, "ratings_given": sum(1 for n in res.class_counts.values() if n)}
+        intervals[split] = {k: list(v) for k, v in res.intervals.items()}
         hist, cal = f"{split}_histograms.png", f"{split}_calibration.png"
         files[hist] = plot_score_histograms(res.y_true, res.score, f"{split}: score by given rating")
         files[cal] = plot_calibration(res.y_true, res.score, f"{split}: calibration")
@@ -183,11 +184,12 @@ def build_evaluation(head: TrainedHead, manifest: pa.Table, raw: pa.Table, oof: 
     table, rater = consistency(raw)
     sections += ["### Your own consistency (the ceiling for any model)", table]
     report = EvaluationReport(metrics, "\n\n".join(sections), intervals)
+    measured = _measured(metrics)
     flat = {
         f"{s}_{k}": round(float(v), 4)
         for s, m in metrics.items()
         for k, v in m.items()
-        if k in (*HEADLINE_KEYS, "n")
+        if k == "n" or (k in HEADLINE_KEYS and s in measured)
     }
     metadata = {"headline": headline(metrics, intervals), **flat, **judge, **rater}
     return Built(report, files, metadata)

@@ -21,9 +21,18 @@ from pathlib import Path
 
 from silva_app.home import silva_home
 from silva_pipeline.instance import ensure_gpu_pool, postgres_instance, write_instance_yaml
-from silva_pipeline.stopping import finishing, stop_group, stoppable, supervise
+from silva_pipeline.stopping import finishing, stop_group, supervise
 
 DATABASES = ("dagster", "mlflow")
+# MLflow 3's server starts a job runner and eight huey consumers for its GenAI jobs (scorers,
+# trace rollups), which silva never submits: 9 more Python processes, about 1.6 GB, at each start.
+NO_SERVER_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def mlflow_server_env() -> dict[str, str]:
+    """The environment of an MLflow server (`mlflow server`, `mlflow ui`) started by silva: without
+    MLflow's job execution, unless the person's own environment asks for it."""
+    return {**NO_SERVER_JOBS, **os.environ}
 
 
 @dataclass
@@ -85,6 +94,7 @@ def start_mlflow_server(
             "--workers",
             "1",
         ],
+        env=mlflow_server_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -120,27 +130,25 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -
 
 def run_on_postgres(command: list[str], dagster_home: Path) -> int:
     """Start PostgreSQL and the MLflow server on it, point `dagster_home`'s instance at it, run
-    `command` with DAGSTER_HOME and MLFLOW_TRACKING_URI set, and stop both servers afterwards
-    (Ctrl+C or SIGTERM included, at any point)."""
+    `command` with DAGSTER_HOME and MLFLOW_TRACKING_URI set, and stop both servers afterwards.
+    Run it under `until_stopped`, which makes Ctrl+C or SIGTERM at any point a KeyboardInterrupt
+    (130) and lets `finishing` hold a repeated one until both are stopped."""
     import dagster as dg
 
-    with stoppable():
-        pg = start_postgres(silva_home().postgres)
-        mlflow = None
-        try:
-            write_instance_yaml(dagster_home, postgres_instance(pg.uri("dagster")))
-            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-                slots = ensure_gpu_pool(instance)
-            mlflow, url = start_mlflow_server(pg.uri("mlflow"), silva_home().mlflow_server_artifacts)
-            said = f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}"
-            print(f"{said}; gpu pool: {slots}", flush=True)
-            env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
-            return supervise(command, env)
-        except KeyboardInterrupt:
-            return 130
-        finally:
-            with finishing():
-                if mlflow is not None:
-                    stop_group(mlflow.pid, 30)
-                    mlflow.wait()
-                pg.stop()
+    pg = start_postgres(silva_home().postgres)
+    mlflow = None
+    try:
+        write_instance_yaml(dagster_home, postgres_instance(pg.uri("dagster")))
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            slots = ensure_gpu_pool(instance)
+        mlflow, url = start_mlflow_server(pg.uri("mlflow"), silva_home().mlflow_server_artifacts)
+        said = f"PostgreSQL: {pg.folder} (databases dagster, mlflow); MLflow server: {url}"
+        print(f"{said}; gpu pool: {slots}", flush=True)
+        env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MLFLOW_TRACKING_URI": url}
+        return supervise(command, env)
+    finally:
+        with finishing():
+            if mlflow is not None:
+                stop_group(mlflow.pid, 30)
+                mlflow.wait()
+            pg.stop()

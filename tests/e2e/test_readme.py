@@ -16,6 +16,7 @@ import pytest
 from helpers import (
     ROOT,
     TINY_DIM,
+    descendants,
     stop_process_group,
     write_images,
 )
@@ -114,6 +115,7 @@ def silva_mlflow(w: World, command: str) -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/health", proc, 120, "silva-mlflow")
+        assert not any("huey" in c or "_job_runner" in c for c in descendants(proc.pid))  # no job runners
         req = urllib.request.Request(f"{url}/api/2.0/mlflow/registered-models/search", method="GET")
         with urllib.request.urlopen(req, timeout=10) as r:
             names = [m["name"] for m in json.loads(r.read()).get("registered_models", [])]

@@ -155,12 +155,18 @@ def test_the_card_gives_no_number_for_a_split_too_small_to_measure(tmp_path):
     """Walker: the run said "val: 6 image(s), too few to measure" while the card gave val a
     Spearman of 0.9710 and an interval; the card now says what the summary says."""
     head = OrdinalHead(HeadConfig(embed_dim=32, hidden=(16,)))
-    metrics = {"val": {"n": 6, "spearman": 0.971, "qwk": 0.9}, "test": {"n": 40, "spearman": 0.612}}
+    metrics = {
+        "val": {"n": 6, "spearman": 0.971, "qwk": 0.9},
+        "test": {"n": 40, "spearman": 0.612},
+        "oof": {"n": 15, "spearman": 0.0, "ratings_given": 1},  # walker: 15 images, all rated 4
+    }
     intervals = {"val": {"spearman": (0.0, 1.0)}, "test": {"spearman": (0.4, 0.78)}}
     folder = save_pretrained(head, tmp_path / "r", metrics=metrics, extra={"intervals": intervals})
     card = (folder / "README.md").read_text()
     val = next(line for line in card.splitlines() if line.startswith("| val |"))
     assert f"too few to measure (it takes {MIN_EVAL_ROWS})" in val
     assert "0.971" not in val and "1.000" not in val
+    one = next(line for line in card.splitlines() if line.startswith("| oof |"))
+    assert "all given one rating: no order to measure" in one and "0.0000" not in one
     test = next(line for line in card.splitlines() if line.startswith("| test |"))
     assert "0.612" in test and "0.400 – 0.780" in test

@@ -21,6 +21,17 @@ def test_a_split_too_small_to_measure_is_named_not_scored():
     assert lines[2] == f"test: spearman 0.6100 [0.200, 0.800]  qwk 0.5000  mae 0.4000  (n={MIN_EVAL_ROWS})"
 
 
+def test_a_split_whose_images_all_carry_one_rating_has_no_order_to_measure():
+    """Walker's finding: a test split of 15 images all rated 4 printed "spearman 0.0000"."""
+    one = {**_m(15, 0.0), "ratings_given": 1}
+    report = EvaluationReport({"test": one, "oof": {**_m(120, 0.8), "ratings_given": 5}}, intervals={})
+    lines = metric_lines(report.metrics, report.intervals)
+    assert lines[1] == "test: 15 image(s), all given one rating: no order to measure"
+    assert lines[0].startswith("5-fold out-of-fold: spearman 0.8000")
+    tracked = tracked_metrics(report)
+    assert tracked["eval_test_n"] == 15 and "eval_test_spearman" not in tracked
+
+
 def test_mlflow_and_the_registry_get_no_number_for_a_split_too_small_to_measure():
     """Walker's finding: the card said "too few to measure" of a 6-image test split while its MLflow
     run and registry version recorded Spearman 0.0000 for it."""

@@ -3,6 +3,7 @@ images in every mode, and stopping a server's process group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -45,6 +46,18 @@ def stop_process_group(proc: subprocess.Popen) -> None:
 
     stop_group(proc.pid, 30)
     proc.wait()
+
+
+def descendants(pid: int) -> list[str]:
+    """The command lines of the running processes `pid` started, and those they started."""
+    import psutil
+
+    commands = []
+    for process in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                commands.append(" ".join(process.cmdline()))
+    return commands
 
 
 def as_a_script_backgrounds_it() -> None:

@@ -10,6 +10,7 @@ from pipeline_support import (
 )
 
 from silva_app.ratings_log import RatingsLog
+from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.provenance import sha256_file
 
 
@@ -48,7 +49,11 @@ def test_the_evaluation_shows_the_raters_own_consistency_and_the_judge(tiny_back
     assert "Your own consistency" in meta["report"].value and "images rated twice" in meta["report"].value
     report = meta["report"].value
     assert "The judge" in report and "Spearman, judge alone" in report
-    assert "test_judge_alone_spearman" in meta and isinstance(meta["judge_weight"].value, float)
+    assert "oof_judge_alone_spearman" in meta and isinstance(meta["judge_weight"].value, float)
+    # a test split of a few images gets its n and no number, here as in MLflow and the summary
+    assert meta["test_n"].value < MIN_EVAL_ROWS and "test_spearman" not in meta
+    assert "test_judge_alone_n" in meta and "test_judge_alone_spearman" not in meta
+    assert r.asset_value("evaluation").metrics["oof"]["ratings_given"] == 5
     release = r.asset_value("hub_release")
     scorer = Scorer.from_pretrained(release.path, device="cpu")
     assert scorer.head.has_judge and scorer.meta["head_config"]["prior"]["source"] == str(judge)
