@@ -21,7 +21,7 @@ import torch
 from silva_model.active import out_of_fold
 from silva_model.head import NUM_CLASSES, OrdinalHead, predict
 from silva_model.manifest import ManifestArrays, ManifestError, load_manifest
-from silva_model.metrics import bootstrap_intervals, compute_metrics, confusion_matrix, level_bias
+from silva_model.metrics import bootstrap_intervals, compute_metrics, confusion_matrix, level_bias, unmeasured
 from silva_model.release import load_head
 from silva_model.select import describe
 from silva_model.tables import md_table
@@ -83,7 +83,7 @@ def evaluation_of(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray
     labels = np.arange(1, NUM_CLASSES + 1)
     return Evaluation(
         split=split,
-        metrics=compute_metrics(y, score, pred),
+        metrics={**compute_metrics(y, score, pred), "ratings_given": int(np.unique(y).size)},
         intervals=bootstrap_intervals(y, score, pred),
         level_bias=level_bias(y, score),
         confusion=confusion_matrix(y, pred, labels).tolist(),
@@ -180,7 +180,9 @@ def format_report(result: Evaluation) -> str:
             f"### {result.split} (n = {m['n']})",
             "",
             *([describe(result.selection), ""] if result.selection else []),
-            md_table(["metric", "value", "95 % CI low", "high"], rows),
+            f"No metrics: {unmeasured(m)}."
+            if unmeasured(m)
+            else md_table(["metric", "value", "95 % CI low", "high"], rows),
             "",
             confusion,
             "",

@@ -162,8 +162,7 @@ def build_evaluation(head: TrainedHead, manifest: pa.Table, raw: pa.Table, oof: 
     shas = manifest.column("image_sha256").to_numpy(zero_copy_only=False)
     metrics, intervals, files = {}, {}, {}
     for split, res, rows in results:
-        metrics[split] = {**res.metrics, "ratings_given": sum(1 for n in res.class_counts.values() if n)}
-        intervals[split] = {k: list(v) for k, v in res.intervals.items()}
+        metrics[split], intervals[split] = res.metrics, {k: list(v) for k, v in res.intervals.items()}
         hist, cal = f"{split}_histograms.png", f"{split}_calibration.png"
         files[hist] = plot_score_histograms(res.y_true, res.score, f"{split}: score by given rating")
         files[cal] = plot_calibration(res.y_true, res.score, f"{split}: calibration")

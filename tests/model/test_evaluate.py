@@ -39,3 +39,19 @@ def test_evaluate_report_and_release_roundtrip(manifest_path, tmp_path):
     x_bad[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"rows \[1\] contain NaN"):
         scorer.score_embeddings(x_bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [([4] * 15, "all given one rating: no order to measure"), ([1, 3, 5, 4], "too few to measure")],
+)
+def test_a_split_that_says_nothing_gets_a_reason_not_a_table_of_zeros(given, why):
+    """Walker: the evaluation report gave a test split of 5 images, all rated 4, "spearman 0.0000",
+    "pearson 0.0000" and "qwk 0.0000 [0, 0]": undefined, not zero."""
+    y = np.array(given)
+    score = np.linspace(0.2, 0.8, len(y))
+    result = evaluate_mod.evaluation_of("test", y, score, np.full(len(y), 4))
+    assert result.metrics["ratings_given"] == len(set(given))
+    report = evaluate_mod.format_report(result)
+    assert why in report and "| spearman |" not in report
+    assert "given \\ predicted" in report  # what was given and predicted is still shown
