@@ -78,12 +78,18 @@ def evaluate_out_of_fold(
     return evaluation_of(f"{folds}-fold out-of-fold", arrays.scores, oof.score, oof.pred)
 
 
+def split_metrics(y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The metrics of held-out predictions, with how many ratings the images were given (one says
+    nothing about order: `metrics.unmeasured`)."""
+    return {**compute_metrics(y, score, pred), "ratings_given": int(np.unique(y).size)}
+
+
 def evaluation_of(split: str, y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> Evaluation:
     """The evaluation of held-out predictions already made (a split, or out-of-fold scores)."""
     labels = np.arange(1, NUM_CLASSES + 1)
     return Evaluation(
         split=split,
-        metrics={**compute_metrics(y, score, pred), "ratings_given": int(np.unique(y).size)},
+        metrics=split_metrics(y, score, pred),
         intervals=bootstrap_intervals(y, score, pred),
         level_bias=level_bias(y, score),
         confusion=confusion_matrix(y, pred, labels).tolist(),
@@ -116,7 +122,7 @@ def judge_share(head: OrdinalHead, x: np.ndarray, result: Evaluation) -> JudgeSh
     share = float(part.var() / latent.var().clamp_min(1e-12)) if len(x) > 1 else float("nan")
     return JudgeShare(
         result.split,
-        compute_metrics(result.y_true, score, pred),
+        split_metrics(result.y_true, score, pred),
         result.metrics,
         head.learned_judge_weight,
         share,

@@ -135,9 +135,10 @@ def run_on_postgres(command: list[str], dagster_home: Path) -> int:
     (130) and lets `finishing` hold a repeated one until both are stopped."""
     import dagster as dg
 
-    pg = start_postgres(silva_home().postgres)
-    mlflow = None
+    pg = mlflow = None
     try:
+        with finishing():  # a stop while PostgreSQL starts waits for the start, then stops it below
+            pg = start_postgres(silva_home().postgres)
         write_instance_yaml(dagster_home, postgres_instance(pg.uri("dagster")))
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             slots = ensure_gpu_pool(instance)
@@ -151,4 +152,5 @@ def run_on_postgres(command: list[str], dagster_home: Path) -> int:
             if mlflow is not None:
                 stop_group(mlflow.pid, 30)
                 mlflow.wait()
-            pg.stop()
+            if pg is not None:
+                pg.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from silva_model.metrics import unmeasured
+
 
 @dataclass
 class Release:
@@ -46,5 +48,7 @@ class EvaluationReport:
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def heldout_spearman(self) -> float | None:
-        """The number releases are compared on; None when the test split was empty."""
-        return (self.metrics.get("test") or {}).get("spearman")
+        """The number releases are compared on; None when the test split was empty or says
+        nothing (`unmeasured`: too few images, or all given one rating)."""
+        test = self.metrics.get("test") or {}
+        return None if not test or unmeasured(test) else test.get("spearman")

@@ -181,6 +181,14 @@ def _verdict(
     if len(h.rows) < MIN_EVAL_ROWS:
         return _too_few(len(h.rows), f"images that neither head learned from ({h.how})", evaluation)
     y = arrays.scores[h.rows]
+    if np.unique(y).size < 2:
+        return Verdict(
+            True,
+            f"the {len(h.rows)} images that neither head learned from ({h.how}) all carry one "
+            "rating: no order to compare the heads on, so this head is released without a "
+            "comparison; rate more images",
+            n=len(h.rows),
+        )
     old_scores = predict(model, arrays.embeddings[h.rows])[0]
     diff, low, high = paired_spearman_difference(y, h.scores, old_scores)
     new, old = spearman(y, h.scores), spearman(y, old_scores)

@@ -80,14 +80,13 @@ def raise_if_stopped() -> None:
 
 def stop_group(pgid: int, grace: float) -> None:
     """SIGTERM to every process of the group (and SIGCONT, for one a terminal stopped), then
-    SIGKILL to what is left after `grace` seconds (at once on another Ctrl-C)."""
+    SIGKILL to what is left once only zombies remain or after `grace` seconds (at once on another
+    Ctrl-C): a process whose main thread ended shows as a zombie while its other threads run."""
     try:
         os.killpg(pgid, signal.SIGTERM)
         os.killpg(pgid, signal.SIGCONT)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _running(pgid):
-                return
+        while time.monotonic() < deadline and _running(pgid):
             time.sleep(0.1)
     except ProcessLookupError:
         return

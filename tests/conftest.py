@@ -16,6 +16,7 @@ from helpers import ROOT, save_tiny_siglip
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the Hub
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.pop("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", None)  # the tests check silva's own default
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

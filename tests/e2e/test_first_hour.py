@@ -53,7 +53,7 @@ def _one_at_a_time(sh: Shell, project: Path) -> None:
 def _killed_while_embedding(sh: Shell, project: Path, tmp_path: Path) -> None:
     """SIGKILL a retrain while it embeds new library images, holding the `gpu` pool (large photos,
     so the step lasts): the next run (the caller's) reaps it, failed, its slot freed."""
-    make_images(project / "my_library" / "more", 40, seed=7, rated=False, size=(1600, 2400))
+    make_images(project / "my_library" / "more", 60, seed=7, rated=False, size=(1600, 2400))
     first = sh.start(RETRAIN, tmp_path / "killed.log")
     with _instance(project) as instance:
         end = time.monotonic() + 900

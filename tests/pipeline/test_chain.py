@@ -104,8 +104,8 @@ with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
 
 def _as_a_shell_starts_it() -> None:
     """Ctrl-C and SIGTERM at their defaults and unblocked, as a person's shell starts silva: in the
-        whole suite the pytest worker running this test had passed both on ignored or blocked (an
-        earlier test's state; the child waited out its 30 s). A script's `&` passes SIGINT on ignored
+    whole suite the pytest worker running this test had passed both on ignored or blocked (an
+    earlier test's state; the child waited out its 30 s). A script's `&` passes SIGINT on ignored
     too: silva's commands undo that themselves (`stoppable`), but this bare script does not."""
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_DFL)

@@ -1,9 +1,11 @@
 """What the evaluation says of each split, wherever it is shown: the run's summary, the MLflow run
 and the registry version."""
 
+import numpy as np
+
 from silva_model.metrics import MIN_EVAL_ROWS
 from silva_model.train_config import TrainConfig
-from silva_pipeline.evaluation_report import metric_lines, tracked_metrics
+from silva_pipeline.evaluation_report import headline, metric_lines, tracked_metrics
 from silva_pipeline.records import EvaluationReport
 
 
@@ -30,6 +32,25 @@ def test_a_split_whose_images_all_carry_one_rating_has_no_order_to_measure():
     assert lines[0].startswith("5-fold out-of-fold: spearman 0.8000")
     tracked = tracked_metrics(report)
     assert tracked["eval_test_n"] == 15 and "eval_test_spearman" not in tracked
+
+
+def test_the_headline_and_a_judges_split_give_no_number_where_the_split_says_nothing():
+    """Breaker: with every test image rated 3, the judge-alone row, the headline (the registry
+    version's description, the Dagster metadata) and the held-out number still said 0.0000."""
+    from silva_model.evaluate import evaluation_of, split_metrics
+
+    y, score = np.full(12, 3), np.linspace(0.1, 0.9, 12)
+    judged = split_metrics(y, score, np.full(12, 3))
+    report = EvaluationReport(
+        {"test": evaluation_of("test", y, score, np.full(12, 3)).metrics, "test_judge_alone": judged}
+    )
+    assert judged["ratings_given"] == 1
+    assert not any("0.0000" in line for line in metric_lines(report.metrics, {}))
+    assert not any(k.endswith("spearman") for k in tracked_metrics(report))
+    said = headline(report.metrics, {})
+    assert said == "no Spearman on 12 test images: all given one rating: no order to measure", said
+    assert report.heldout_spearman() is None
+    assert headline({"test": _m(9, 1.0)}, {}).startswith("no Spearman on 9 test images: too few")
 
 
 def test_mlflow_and_the_registry_get_no_number_for_a_split_too_small_to_measure():

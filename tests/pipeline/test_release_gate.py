@@ -151,3 +151,27 @@ def test_the_gate_leaves_out_images_the_release_in_force_learned_from_and_their_
         f"scored out of fold; {len(left_out)} test image(s) it learned from, or a copy of, left out"
     )
     assert np.array_equal(h.scores[np.isin(h.rows, since)], oof.score[since])  # out of fold
+
+
+def test_images_that_all_carry_one_rating_compare_no_heads(tmp_path):
+    """Breaker: with every held-out image rated 4 the gate compared Spearman 0.0000 with 0.0000 and
+    replaced the release in force "beyond noise"; there is no order to compare heads on."""
+    import numpy as np
+
+    from silva_model.active import OutOfFold
+    from silva_model.head import HeadConfig, OrdinalHead
+    from silva_model.manifest import build_manifest
+    from silva_model.release import TrainedHead, save_pretrained
+    from silva_model.train_config import TrainConfig
+    from silva_pipeline.records import EvaluationReport
+    from silva_pipeline.release_gate import _verdict
+
+    rng = np.random.default_rng(0)
+    table = build_manifest(rng.standard_normal((120, 16)).astype(np.float32), np.full(120, 4), dim=16)
+    head = OrdinalHead(HeadConfig(embed_dim=16, hidden=(8,)))
+    released = save_pretrained(head, tmp_path / "release")
+    trained = TrainedHead(head, 0, {}, TrainConfig(), "", 0, 0)
+    oof = OutOfFold(np.full(120, 3.0), [], rng.random(120).astype(np.float32), np.full(120, 3))
+    verdict = _verdict({"release": str(released)}, EvaluationReport(), trained, table, oof)
+    assert verdict.passed and "all carry one rating" in verdict.why and "released without" in verdict.why
+    assert "0.0000" not in verdict.why

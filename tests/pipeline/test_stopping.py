@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from helpers import alive, as_a_script_backgrounds_it
 
@@ -141,3 +142,30 @@ def test_a_group_whose_leader_is_stopped_but_not_yet_reaped_is_over_at_once():
     stop_group(leader.pid, 30)
     assert time.monotonic() - started < 10
     assert leader.wait(timeout=5) == -signal.SIGTERM  # it was asked, not killed
+
+
+MAIN_THREAD_ENDS = """
+import ctypes, signal, sys, threading, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+threading.Thread(target=lambda: time.sleep(600)).start()
+print("up", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends; the process runs on in its other one
+"""
+
+
+def test_a_process_that_looks_like_a_zombie_but_runs_is_still_killed():
+    """Breaker: a process whose main thread has ended shows as a zombie while its other threads
+    run; `stop_group` took it for gone and never sent SIGKILL."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", MAIN_THREAD_ENDS], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert leader.stdout.readline().strip() == "up"
+        deadline = time.monotonic() + 10
+        while psutil.Process(leader.pid).status() != psutil.STATUS_ZOMBIE:  # its main thread ended
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stop_group(leader.pid, 30)
+        assert leader.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        leader.kill()
