@@ -186,8 +186,8 @@ def format_report(result: Evaluation) -> str:
             f"### {result.split} (n = {m['n']})",
             "",
             *([describe(result.selection), ""] if result.selection else []),
-            f"No metrics: {unmeasured(m)}."
-            if unmeasured(m)
+            f"No metrics: {why}."
+            if (why := unmeasured(m))
             else md_table(["metric", "value", "95 % CI low", "high"], rows),
             "",
             confusion,

@@ -122,8 +122,8 @@ def _evaluation_table(config: dict[str, Any]) -> str:
     for split, m in metrics.items():
         if isinstance(m, dict):
             n, rho, *rest = (m.get(k, float("nan")) for k in keys)
-            if unmeasured(m):  # as the run's summary says it: no number that means nothing
-                rows.append([split, n, unmeasured(m), *[""] * 6])
+            if why := unmeasured(m):  # as the run's summary says it: no number that means nothing
+                rows.append([split, n, why, *[""] * 6])
             else:
                 rows.append([split, n, rho, ci(split), *rest])
     headers = ["split", "n", "Spearman", "Spearman 95 % CI", "Pearson", "QWK", "MAE", "RMSE"]

@@ -128,8 +128,8 @@ def headline(metrics: dict, intervals: dict) -> str:
     m = metrics[split]
     low, high = (intervals.get(split) or {}).get("spearman", (float("nan"), float("nan")))
     where = f"out of fold over all {m['n']} ratings" if split == OUT_OF_FOLD else f"on {m['n']} test images"
-    if unmeasured(m):
-        return f"no Spearman {where}: {unmeasured(m)}"
+    if why := unmeasured(m):
+        return f"no Spearman {where}: {why}"
     return f"Spearman {m['spearman']:.4f} (95 % CI {low:.3f} to {high:.3f}) {where}"
 
 

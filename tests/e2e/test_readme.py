@@ -16,7 +16,7 @@ import pytest
 from helpers import (
     ROOT,
     TINY_DIM,
-    descendants,
+    mlflow_job_runners,
     stop_process_group,
     write_images,
 )
@@ -115,7 +115,7 @@ def silva_mlflow(w: World, command: str) -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/health", proc, 120, "silva-mlflow")
-        assert not any("huey" in c or "_job_runner" in c for c in descendants(proc.pid))  # no job runners
+        assert not mlflow_job_runners(proc.pid)
         req = urllib.request.Request(f"{url}/api/2.0/mlflow/registered-models/search", method="GET")
         with urllib.request.urlopen(req, timeout=10) as r:
             names = [m["name"] for m in json.loads(r.read()).get("registered_models", [])]

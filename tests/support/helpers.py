@@ -60,6 +60,11 @@ def descendants(pid: int) -> list[str]:
     return commands
 
 
+def mlflow_job_runners(pid: int) -> list[str]:
+    """MLflow's job runner and huey consumers among what `pid` started (silva's servers have none)."""
+    return [c for c in descendants(pid) if "huey" in c or "_job_runner" in c]
+
+
 def as_a_script_backgrounds_it() -> None:
     """A `preexec_fn`: `command &` in a script, where a shell without job control starts background
     commands with Ctrl-C's signal ignored (and a child inherits that)."""
